@@ -1,0 +1,50 @@
+# Two commands make a fresh clone usable: `make demo` and `make test`.
+# Both are idempotent: the stamp files skip installation when nothing changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.reelforge-installed
+DEV_STAMP := $(VENV)/.reelforge-dev-installed
+DEMO_DIR := demo-output
+DEMO_PROMPT := a red circle moving left on a white background
+
+.PHONY: install dev demo test bench constraints clean
+
+install: $(STAMP)
+dev: $(DEV_STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+
+# torch is named first and pinned so pip takes the local CPU wheel instead of a CUDA build.
+$(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) install -c constraints.txt torch
+	$(PIP) install -c constraints.txt -e .
+	@touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) install -c constraints.txt -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)
+	@mkdir -p $(DEMO_DIR)
+	$(BIN)/reelforge generate --model reelforge-tiny "$(DEMO_PROMPT)" \
+		--seed 0 -o $(DEMO_DIR)/demo.mp4 --preview $(DEMO_DIR)/demo.gif --strip $(DEMO_DIR)/demo-frames.png
+	$(BIN)/python -c "import av; c = av.open('$(DEMO_DIR)/demo.mp4'); s = c.streams.video[0]; \
+	n = sum(1 for _ in c.decode(s)); print(f'demo.mp4: {n} frames, {s.width}x{s.height}')"
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench
+
+# Re-pin every installed version after an intentional upgrade.
+constraints: $(DEV_STAMP)
+	@{ head -2 constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^reelforge' \
+		| sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,162 @@
+"""The `reelforge` command: one entry point, a subcommand per job.
+
+Errors a user can cause (`UserInputError`) print one line and exit with code 2; this module is
+the only place that maps reelforge errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reelforge.errors import InvalidGenerationSettingsError, ReelforgeError
+from reelforge.settings import Settings
+
+app = typer.Typer(
+    name="reelforge",
+    help=(
+        "Fine-tune open text-to-video diffusion transformers on your own footage with LoRA and "
+        "generate videos with them.\n\nStart with `reelforge models` to see which models this machine "
+        "has, then `reelforge generate \"a red circle moving left on a white background\" -o out.mp4`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+stdout = Console()
+logger = logging.getLogger("reelforge")
+
+
+@app.callback()
+def _configure(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    """Set up logging once for every subcommand."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=stderr, show_path=False)]
+    )
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    # Third-party load bars would interleave with ours; their warnings still come through logging.
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video should show.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the MP4.")] = Path("out.mp4"),
+    model: Annotated[str, typer.Option("--model", "-m", help="Preset name (see `reelforge models`) or a diffusers model directory.")] = "reelforge-tiny",
+    model_path: Annotated[Optional[Path], typer.Option(help="Local directory of the preset's checkpoint.")] = None,
+    adapter: Annotated[Optional[Path], typer.Option(help="Directory of a LoRA adapter (pytorch_lora_weights.safetensors).")] = None,
+    adapter_scale: Annotated[float, typer.Option(help="Strength of the adapter.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same seed and settings give identical frames.")] = 0,
+    steps: Annotated[Optional[int], typer.Option(help="Denoising steps (default: the model's).")] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale; 1 disables it.")] = None,
+    frames: Annotated[Optional[int], typer.Option(help="Frame count; Wan models need 4k+1.")] = None,
+    size: Annotated[Optional[str], typer.Option(help="WIDTHxHEIGHT, multiples of the model's patch size.")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Frame rate of the written MP4.")] = None,
+    negative_prompt: Annotated[Optional[str], typer.Option(help="What to steer away from.")] = None,
+    preview: Annotated[Optional[Path], typer.Option(help="Also write an animated GIF preview here.")] = None,
+    strip: Annotated[Optional[Path], typer.Option(help="Also write a PNG strip of frames here.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")] = None,
+) -> None:
+    """Generate one video from a text prompt and write it as an H.264 MP4."""
+    from reelforge.models.loading import load_model
+    from reelforge.models.lora import activate_adapter, load_adapter
+    from reelforge.models.sampling import GenerationSettings, generate as run_generation, parse_size, resolve_settings
+    from reelforge.models.video_io import write_frame_strip, write_mp4, write_preview
+
+    if output.suffix.lower() != ".mp4":
+        raise InvalidGenerationSettingsError(f"--output {output} must end in .mp4")
+    width, height = parse_size(size) if size else (None, None)
+    started = time.perf_counter()
+    loaded = load_model(model, Settings.from_env(), model_path=model_path, device=device)
+    settings = resolve_settings(
+        loaded,
+        GenerationSettings(
+            prompt=prompt, negative_prompt=negative_prompt, num_frames=frames, height=height, width=width,
+            steps=steps, guidance=guidance, seed=seed, fps=fps,
+        ),
+    )
+    if adapter is not None:
+        load_adapter(loaded, adapter, "cli")
+        activate_adapter(loaded, "cli", adapter_scale)
+    with Progress(
+        TextColumn("[bold]denoising"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(), console=stderr, transient=True,
+    ) as bar:
+        task = bar.add_task("denoise", total=settings.steps)
+        video = run_generation(loaded, settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    # Write next to the target and rename, so an interrupted run never leaves a half-written MP4.
+    partial = output.with_name(f".{output.name}.partial.mp4")
+    write_mp4(video, partial)
+    os.replace(partial, output)
+    if preview:
+        write_preview(video, preview)
+    if strip:
+        write_frame_strip(video, strip)
+    stderr.print(
+        f"wrote {output} ({video.num_frames} frames, {video.width}x{video.height}, {video.fps:g} fps, "
+        f"seed {settings.seed}) in {time.perf_counter() - started:.1f}s"
+    )
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """List the model presets and whether each is available on this machine."""
+    from reelforge.models.presets import preset_statuses
+
+    statuses = preset_statuses(Settings.from_env())
+    if as_json:
+        rows = [
+            {
+                "name": s.preset.name, "architecture": s.preset.architecture, "available": s.available,
+                "path": str(s.path) if s.path else None, "detail": s.detail, "description": s.preset.description,
+            }
+            for s in statuses
+        ]
+        stdout.print_json(json.dumps(rows))
+        return
+    table = Table(title="reelforge models")
+    table.add_column("name", no_wrap=True)
+    table.add_column("available")
+    table.add_column("where / how to get it")
+    for s in statuses:
+        where = str(s.path) if s.path else s.detail
+        table.add_row(s.preset.name, "yes" if s.available else "no", where)
+    stdout.print(table)
+
+
+def main() -> None:
+    """Console-script entry point: run the app and map reelforge errors to exit codes."""
+    try:
+        app()
+    except ReelforgeError as exc:
+        stderr.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Typed errors raised at reelforge's boundaries.
+
+Every error a user can cause derives from `UserInputError`; the CLI maps it to exit code 2
+and the API to a 4xx response, once, in one place each. Anything else is a bug (exit code 1).
+"""
+
+from __future__ import annotations
+
+
+class ReelforgeError(Exception):
+    """Base class of every error reelforge raises on purpose."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UserInputError(ReelforgeError):
+    """The request, file or setting given by the user is not acceptable; the message says why."""
+
+    exit_code = 2
+    http_status = 400
+    code = "invalid_request_error"
+
+
+class UnknownModelError(UserInputError):
+    """A model name is neither a preset nor a diffusers-format directory."""
+
+    http_status = 404
+    code = "model_not_found"
+
+
+class CheckpointNotFoundError(UserInputError):
+    """A preset's checkpoint is not on this machine; the message says what to download and where."""
+
+    code = "model_not_available"
+
+
+class InvalidGenerationSettingsError(UserInputError):
+    """Size, frame count, steps or guidance do not fit the model."""
+
+    code = "invalid_generation_settings"
+
+
+class VideoDecodeError(UserInputError):
+    """A file is missing, corrupt, or holds no decodable video stream."""
+
+    code = "invalid_video"
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot read video {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class InvalidLoraConfigError(UserInputError):
+    """LoRA rank, alpha, dropout or target modules are not usable."""
+
+    code = "invalid_lora_config"
+
+
+class AdapterError(UserInputError):
+    """A LoRA adapter is missing, unreadable, or does not fit the base model."""
+
+    code = "invalid_adapter"

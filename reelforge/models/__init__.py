@@ -1,0 +1,1 @@
+"""What a video model is: specs, presets, loading, objectives, sampling, LoRA and video I/O."""

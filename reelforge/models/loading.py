@@ -1,0 +1,71 @@
+"""Load a model by name: resolve the preset, pick its spec, load the pipeline onto a device."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline
+
+from reelforge.models.presets import ResolvedModel, read_model_dir_info, resolve_model
+from reelforge.models.spec import ModelDefaults, VideoModelSpec
+from reelforge.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def default_device() -> torch.device:
+    """The first GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs that support it, fp32 elsewhere (CPU bf16 is slow and gains nothing here)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+@dataclass
+class VideoModel:
+    """A loaded text-to-video model: its spec, diffusers pipeline and generation defaults."""
+
+    name: str
+    path: Path
+    spec: VideoModelSpec
+    pipeline: DiffusionPipeline
+    defaults: ModelDefaults
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        return self.pipeline.transformer
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """Prompts -> text states (B, L, D) with this model's token budget."""
+        return self.spec.encode_text(self.pipeline, prompts, self.defaults.max_text_tokens)
+
+
+def load_model(
+    name: str,
+    settings: Settings | None = None,
+    model_path: str | Path | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> VideoModel:
+    """Resolve `name` (preset or directory) and load it; raises typed errors for bad names/paths."""
+    settings = settings or Settings.from_env()
+    resolved: ResolvedModel = resolve_model(name, settings, model_path)
+    spec, card_defaults = read_model_dir_info(resolved.path)
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or default_dtype(device)
+    logger.info("loading %s from %s (%s, %s on %s)", resolved.name, resolved.path, spec.architecture, dtype, device)
+    pipeline = spec.load_pipeline(resolved.path, dtype).to(device)
+    defaults = card_defaults or (resolved.preset.defaults if resolved.preset else None) or spec.default_defaults
+    return VideoModel(
+        name=resolved.name, path=resolved.path, spec=spec, pipeline=pipeline,
+        defaults=defaults, device=device, dtype=dtype,
+    )

@@ -1,0 +1,197 @@
+"""LoRA adapters on the video transformer: attach, save in diffusers format, load by name, switch.
+
+Saved adapters are `pytorch_lora_weights.safetensors` in diffusers' LoRA format (what
+`WanPipeline.load_lora_weights` reads, with the peft config in the safetensors metadata so alpha
+survives the round trip) plus `reelforge_adapter.json`, which names the base model it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import peft
+import torch
+from peft.utils import get_peft_model_state_dict
+
+from reelforge.errors import AdapterError, InvalidLoraConfigError
+from reelforge.models.loading import VideoModel
+
+logger = logging.getLogger(__name__)
+
+LORA_WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
+ADAPTER_CARD_FILE = "reelforge_adapter.json"
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """Rank, scale, dropout and target modules of a LoRA adapter (targets default to the spec's)."""
+
+    rank: int = 16
+    alpha: float | None = None
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rank, int) or isinstance(self.rank, bool) or not 1 <= self.rank <= 1024:
+            raise InvalidLoraConfigError(f"lora rank must be an integer between 1 and 1024, got {self.rank!r}")
+        if self.alpha is not None and not self.alpha > 0:
+            raise InvalidLoraConfigError(f"lora alpha must be positive, got {self.alpha!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InvalidLoraConfigError(f"lora dropout must be in [0, 1), got {self.dropout!r}")
+        if self.target_modules is not None and not self.target_modules:
+            raise InvalidLoraConfigError("lora target_modules is empty; leave it unset for the model's defaults")
+
+    @property
+    def effective_alpha(self) -> float:
+        """alpha, or rank when unset (scale 1)."""
+        return float(self.alpha if self.alpha is not None else self.rank)
+
+    def to_peft(self, default_targets: Sequence[str]) -> peft.LoraConfig:
+        """The peft config; gaussian init of A and zero B so a fresh adapter leaves outputs unchanged."""
+        return peft.LoraConfig(
+            r=self.rank,
+            lora_alpha=self.effective_alpha,
+            lora_dropout=self.dropout,
+            target_modules=list(self.target_modules or default_targets),
+            init_lora_weights="gaussian",
+        )
+
+
+@dataclass(frozen=True)
+class AdapterCard:
+    """What `reelforge_adapter.json` records about an adapter."""
+
+    base_model: str
+    architecture: str
+    rank: int
+    alpha: float
+    target_modules: list[str]
+    extra: dict = field(default_factory=dict)
+
+
+def attach_lora(
+    model: VideoModel, config: LoraConfig, adapter_name: str = "default"
+) -> list[torch.nn.Parameter]:
+    """Freeze the transformer, add a trainable adapter, return the LoRA parameters (only those train)."""
+    transformer = model.transformer
+    targets = list(config.target_modules or model.spec.default_lora_targets)
+    names = [name for name, _ in transformer.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        raise InvalidLoraConfigError(
+            f"lora target_modules {missing} match no module of {model.name}'s transformer; "
+            f"the default targets are {list(model.spec.default_lora_targets)}"
+        )
+    transformer.requires_grad_(False)
+    transformer.add_adapter(config.to_peft(targets), adapter_name=adapter_name)
+    transformer.set_adapter(adapter_name)
+    params = [p for n, p in transformer.named_parameters() if "lora_" in n and f".{adapter_name}." in n]
+    for p in params:
+        p.requires_grad_(True)
+    logger.info(
+        "attached LoRA %r (rank %d, alpha %g) to %d modules: %d trainable parameters",
+        adapter_name, config.rank, config.effective_alpha, len(params) // 2, sum(p.numel() for p in params),
+    )
+    return params
+
+
+def adapter_state_dict(model: VideoModel, adapter_name: str = "default") -> dict[str, torch.Tensor]:
+    """The adapter's tensors keyed like diffusers expects (without the `transformer.` prefix)."""
+    return get_peft_model_state_dict(model.transformer, adapter_name=adapter_name)
+
+
+def save_adapter(
+    model: VideoModel,
+    directory: str | Path,
+    adapter_name: str = "default",
+    state_dict: dict[str, torch.Tensor] | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write the adapter in diffusers LoRA format plus its card; `state_dict` overrides (e.g. ZeRO-3 gathered)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    peft_config = model.transformer.peft_config[adapter_name]
+    tensors = state_dict if state_dict is not None else adapter_state_dict(model, adapter_name)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
+    metadata = peft_config.to_dict()
+    metadata["target_modules"] = sorted(metadata["target_modules"])
+    type(model.pipeline).save_lora_weights(
+        str(directory),
+        transformer_lora_layers=tensors,
+        transformer_lora_adapter_metadata=metadata,
+        weight_name=LORA_WEIGHTS_FILE,
+    )
+    card = AdapterCard(
+        base_model=model.name,
+        architecture=model.spec.architecture,
+        rank=int(peft_config.r),
+        alpha=float(peft_config.lora_alpha),
+        target_modules=metadata["target_modules"],
+        extra=extra or {},
+    )
+    (directory / ADAPTER_CARD_FILE).write_text(json.dumps(asdict(card), indent=2) + "\n")
+    return directory
+
+
+def read_adapter_card(directory: str | Path) -> AdapterCard | None:
+    """The adapter's card, or None for a plain diffusers LoRA from elsewhere."""
+    path = Path(directory) / ADAPTER_CARD_FILE
+    if not path.is_file():
+        return None
+    try:
+        return AdapterCard(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise AdapterError(f"adapter card {path} is unreadable: {exc}") from exc
+
+
+def loaded_adapters(model: VideoModel) -> list[str]:
+    """Names of the adapters currently loaded into the transformer."""
+    return list(model.pipeline.get_list_adapters().get("transformer", []))
+
+
+def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) -> None:
+    """Load a diffusers-format LoRA from `directory` under `adapter_name` (not activated)."""
+    directory = Path(directory)
+    weights = directory / LORA_WEIGHTS_FILE
+    if not directory.is_dir():
+        raise AdapterError(f"adapter directory {directory} does not exist")
+    if not weights.is_file():
+        raise AdapterError(f"adapter directory {directory} has no {LORA_WEIGHTS_FILE}")
+    if adapter_name in loaded_adapters(model):
+        raise AdapterError(f"an adapter named {adapter_name!r} is already loaded; unload it first")
+    card = read_adapter_card(directory)
+    if card is not None and card.architecture != model.spec.architecture:
+        raise AdapterError(
+            f"adapter {directory} was trained for a {card.architecture} model ({card.base_model}); "
+            f"{model.name} is {model.spec.architecture}"
+        )
+    try:
+        model.pipeline.load_lora_weights(str(directory), adapter_name=adapter_name, weight_name=LORA_WEIGHTS_FILE)
+    except (ValueError, RuntimeError, KeyError, OSError) as exc:
+        # A failed load can leave a half-registered adapter behind; remove it so the model stays usable.
+        if adapter_name in loaded_adapters(model):
+            model.pipeline.delete_adapters(adapter_name)
+        raise AdapterError(f"adapter {directory} does not fit {model.name}: {exc}") from exc
+
+
+def activate_adapter(model: VideoModel, adapter_name: str | None, scale: float = 1.0) -> None:
+    """Make `adapter_name` the only active adapter at `scale`; None runs the base model."""
+    if adapter_name is None:
+        if loaded_adapters(model):
+            model.pipeline.disable_lora()
+        return
+    if adapter_name not in loaded_adapters(model):
+        raise AdapterError(f"no adapter named {adapter_name!r} is loaded (loaded: {loaded_adapters(model)})")
+    model.pipeline.enable_lora()
+    model.pipeline.set_adapters([adapter_name], adapter_weights=[scale])
+
+
+def unload_adapter(model: VideoModel, adapter_name: str) -> None:
+    """Remove `adapter_name` and free its weights."""
+    if adapter_name not in loaded_adapters(model):
+        raise AdapterError(f"no adapter named {adapter_name!r} is loaded")
+    model.pipeline.delete_adapters(adapter_name)

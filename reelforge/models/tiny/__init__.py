@@ -1,0 +1,1 @@
+"""The embedded default model, reelforge-tiny, and the tools that build it."""

@@ -1,0 +1,150 @@
+"""Build a small Wan pipeline from configs with seeded random weights.
+
+Used by tests (the `for_tests` sizes) and as the architecture of reelforge-tiny. Every component
+is built in code (transformer, Wan VAE, UMT5 encoder, word-level tokenizer, flow-match scheduler),
+so nothing is fetched from a hub, and the same seed gives bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+from reelforge.models.spec import ModelDefaults
+from reelforge.models.tiny.vocabulary import EOS, PAD, UNK, caption_vocabulary
+
+MODEL_CARD_CONFIG = "reelforge.json"
+
+
+@dataclass(frozen=True)
+class TinyWanConfig:
+    """Sizes of a small Wan pipeline; `reelforge_tiny()` and `for_tests()` are the two in use."""
+
+    # Wan VAE: len(vae_dim_mult) - 1 downsampling stages, each 2x in space.
+    vae_base_dim: int = 16
+    vae_dim_mult: tuple[int, ...] = (1, 2, 4)
+    vae_num_res_blocks: int = 1
+    vae_temporal_downsample: tuple[bool, ...] = (True, True)
+    latent_channels: int = 16
+    # Transformer
+    num_layers: int = 4
+    num_heads: int = 4
+    head_dim: int = 32
+    ffn_dim: int = 512
+    freq_dim: int = 64
+    # UMT5 text encoder
+    text_dim: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+    text_ff: int = 128
+    # Scheduler and generation defaults
+    flow_shift: float = 3.0
+    defaults: ModelDefaults = field(
+        default_factory=lambda: ModelDefaults(
+            height=64, width=64, num_frames=17, fps=8.0, steps=20, guidance=4.0, max_text_tokens=16,
+            max_height=256, max_width=256, max_frames=65,
+        )
+    )
+
+    @classmethod
+    def reelforge_tiny(cls) -> "TinyWanConfig":
+        """The embedded default's architecture: 64x64, 17 frames, about 2M transformer parameters."""
+        return cls()
+
+    @classmethod
+    def for_tests(cls) -> "TinyWanConfig":
+        """Smallest sizes that exercise every code path; a forward pass takes milliseconds."""
+        return cls(
+            vae_base_dim=4, latent_channels=4, num_layers=2, num_heads=2, head_dim=8, ffn_dim=32,
+            freq_dim=16, text_dim=16, text_layers=1, text_heads=2, text_ff=32,
+            defaults=ModelDefaults(
+                height=32, width=32, num_frames=9, fps=8.0, steps=4, guidance=3.0, max_text_tokens=12,
+                max_height=128, max_width=128, max_frames=33,
+            ),
+        )
+
+    @property
+    def spatial_compression(self) -> int:
+        return 2 ** (len(self.vae_dim_mult) - 1)
+
+    @property
+    def temporal_compression(self) -> int:
+        return 2 ** sum(self.vae_temporal_downsample)
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over the caption vocabulary: lowercase, split on whitespace and punctuation."""
+    vocab = caption_vocabulary()
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, vocab[EOS])])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, unk_token=UNK)
+
+
+def build_random_wan_pipeline(config: TinyWanConfig, seed: int = 0) -> WanPipeline:
+    """A WanPipeline with every component built from `config` and weights drawn from `seed`."""
+    tokenizer = build_tokenizer()
+    z = config.latent_channels
+    torch.manual_seed(seed)
+    vae = AutoencoderKLWan(
+        base_dim=config.vae_base_dim,
+        z_dim=z,
+        dim_mult=list(config.vae_dim_mult),
+        num_res_blocks=config.vae_num_res_blocks,
+        temperal_downsample=list(config.vae_temporal_downsample),
+        # Identity normalisation until a trained VAE's latent statistics are measured.
+        latents_mean=[0.0] * z,
+        latents_std=[1.0] * z,
+        scale_factor_spatial=config.spatial_compression,
+        scale_factor_temporal=config.temporal_compression,
+    )
+    torch.manual_seed(seed + 1)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=config.num_heads,
+        attention_head_dim=config.head_dim,
+        in_channels=z,
+        out_channels=z,
+        text_dim=config.text_dim,
+        freq_dim=config.freq_dim,
+        ffn_dim=config.ffn_dim,
+        num_layers=config.num_layers,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=256,
+    )
+    torch.manual_seed(seed + 2)
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=config.text_dim,
+            d_kv=config.text_dim // config.text_heads,
+            d_ff=config.text_ff,
+            num_layers=config.text_layers,
+            num_heads=config.text_heads,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=32,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=config.flow_shift)
+    return WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
+    )
+
+
+def save_model_dir(pipeline: WanPipeline, path: Path, defaults: ModelDefaults, card: dict | None = None) -> Path:
+    """Write `pipeline` in diffusers format plus `reelforge.json` (generation defaults, provenance)."""
+    path.mkdir(parents=True, exist_ok=True)
+    pipeline.save_pretrained(str(path), safe_serialization=True)
+    payload = {"architecture": "wan", "defaults": asdict(defaults), **(card or {})}
+    (path / MODEL_CARD_CONFIG).write_text(json.dumps(payload, indent=2) + "\n")
+    return path

@@ -1,0 +1,105 @@
+"""Wan 2.1 text-to-video (diffusers format): the `VideoModelSpec` for WanPipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
+
+from reelforge.models.objectives import FlowMatchingObjective
+from reelforge.models.spec import ModelDefaults, VideoModelSpec, register_spec
+
+
+@register_spec
+class WanSpec(VideoModelSpec):
+    """Wan 2.1 T2V: UMT5 text states, causal 3D VAE (4x temporal), flow-matching DiT."""
+
+    architecture = "wan"
+    pipeline_class_names = ("WanPipeline",)
+    # Self- and cross-attention projections of every block: what finetrainers and musubi-tuner target.
+    default_lora_targets = ("to_q", "to_k", "to_v", "to_out.0")
+    default_defaults = ModelDefaults(
+        height=480, width=832, num_frames=81, fps=16.0, steps=50, guidance=5.0, max_text_tokens=512
+    )
+
+    def load_pipeline(self, path: Path, dtype: torch.dtype) -> DiffusionPipeline:
+        # The Wan VAE loses detail in reduced precision; keep it in fp32 as the model card advises.
+        vae = AutoencoderKLWan.from_pretrained(str(path), subfolder="vae", dtype=torch.float32, local_files_only=True)
+        pipeline = WanPipeline.from_pretrained(str(path), vae=vae, dtype=dtype, local_files_only=True)
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    def encode_text(self, pipeline: DiffusionPipeline, prompts: list[str], max_tokens: int) -> torch.Tensor:
+        states, _ = pipeline.encode_prompt(
+            prompt=prompts,
+            do_classifier_free_guidance=False,
+            max_sequence_length=max_tokens,
+            device=pipeline.transformer.device,
+        )
+        return states.to(pipeline.transformer.dtype)  # (B, L, D)
+
+    def _latent_stats(self, pipeline: DiffusionPipeline, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        config = pipeline.vae.config
+        shape = (1, config.z_dim, 1, 1, 1)
+        mean = torch.tensor(config.latents_mean, device=like.device, dtype=like.dtype).view(shape)
+        std = torch.tensor(config.latents_std, device=like.device, dtype=like.dtype).view(shape)
+        return mean, std
+
+    def encode_video(
+        self, pipeline: DiffusionPipeline, pixels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        vae = pipeline.vae
+        posterior = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+        z = posterior.sample(generator) if generator is not None else posterior.mode()  # (B, C, F', H', W')
+        mean, std = self._latent_stats(pipeline, z)
+        return (z - mean) / std
+
+    def decode_latents(self, pipeline: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+        vae = pipeline.vae
+        z = latents.to(vae.device, vae.dtype)
+        mean, std = self._latent_stats(pipeline, z)
+        return vae.decode(z * std + mean, return_dict=False)[0].clamp(-1.0, 1.0)  # (B, 3, F, H, W)
+
+    def predict(
+        self,
+        transformer: torch.nn.Module,
+        noisy: torch.Tensor,
+        model_timesteps: torch.Tensor,
+        text_states: torch.Tensor,
+    ) -> torch.Tensor:
+        return transformer(
+            hidden_states=noisy.to(transformer.dtype),
+            timestep=model_timesteps,
+            encoder_hidden_states=text_states,
+            return_dict=False,
+        )[0]  # (B, C, F', H', W')
+
+    def objective(self, pipeline: DiffusionPipeline) -> FlowMatchingObjective:
+        config = pipeline.scheduler.config
+        # FlowMatchEuler stores `shift`, UniPC (the official Wan repos) stores `flow_shift`.
+        shift = float(config.get("flow_shift") or config.get("shift") or 1.0)
+        return FlowMatchingObjective(
+            sampling="logit_normal", shift=shift, num_train_timesteps=int(config.num_train_timesteps)
+        )
+
+    def latent_shape(
+        self, pipeline: DiffusionPipeline, num_frames: int, height: int, width: int
+    ) -> tuple[int, int, int, int]:
+        vae = pipeline.vae.config
+        return (
+            int(vae.z_dim),
+            (num_frames - 1) // int(vae.scale_factor_temporal) + 1,
+            height // int(vae.scale_factor_spatial),
+            width // int(vae.scale_factor_spatial),
+        )
+
+    def frame_count_error(self, pipeline: DiffusionPipeline, num_frames: int) -> str | None:
+        k = int(pipeline.vae.config.scale_factor_temporal)
+        if num_frames >= 1 and (num_frames - 1) % k == 0:
+            return None
+        below = max(1, (max(num_frames, 1) - 1) // k * k + 1)
+        return f"frame count must be {k}k+1 (the causal VAE encodes 1 + {k}k frames), e.g. {below} or {below + k}"
+
+    def size_multiple(self, pipeline: DiffusionPipeline) -> int:
+        return int(pipeline.vae.config.scale_factor_spatial) * int(pipeline.transformer.config.patch_size[1])
