@@ -149,7 +149,7 @@ def models(
 def main() -> None:
     """Console-script entry point: run the app and map reelforge errors to exit codes."""
     try:
-        app()
+        app(prog_name="reelforge")
     except ReelforgeError as exc:
         stderr.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

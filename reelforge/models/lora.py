@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -170,7 +171,10 @@ def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) ->
             f"{model.name} is {model.spec.architecture}"
         )
     try:
-        model.pipeline.load_lora_weights(str(directory), adapter_name=adapter_name, weight_name=LORA_WEIGHTS_FILE)
+        with warnings.catch_warnings():
+            # Several adapters on one transformer is the point of multiplexed serving, not a mistake.
+            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+            model.pipeline.load_lora_weights(str(directory), adapter_name=adapter_name, weight_name=LORA_WEIGHTS_FILE)
     except (ValueError, RuntimeError, KeyError, OSError) as exc:
         # A failed load can leave a half-registered adapter behind; remove it so the model stays usable.
         if adapter_name in loaded_adapters(model):
@@ -194,4 +198,7 @@ def unload_adapter(model: VideoModel, adapter_name: str) -> None:
     """Remove `adapter_name` and free its weights."""
     if adapter_name not in loaded_adapters(model):
         raise AdapterError(f"no adapter named {adapter_name!r} is loaded")
-    model.pipeline.delete_adapters(adapter_name)
+    with warnings.catch_warnings():
+        # peft warns when the active adapter goes; callers choose the next one with activate_adapter.
+        warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
+        model.pipeline.delete_adapters(adapter_name)

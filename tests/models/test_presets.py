@@ -1,0 +1,91 @@
+"""Resolving model names to local directories; nothing is ever downloaded."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from reelforge.errors import CheckpointNotFoundError, UnknownModelError
+from reelforge.models.presets import EMBEDDED_MODEL, PRESETS, preset_statuses, read_model_dir_info, resolve_model
+from reelforge.settings import Settings, model_path_env_var
+
+
+def test_unknown_name_lists_the_presets(settings: Settings):
+    with pytest.raises(UnknownModelError) as info:
+        resolve_model("sora-2", settings)
+    message = str(info.value)
+    assert "'sora-2'" in message
+    for name in PRESETS:
+        assert name in message
+
+
+def test_missing_checkpoint_says_what_to_download_and_where(settings: Settings):
+    with pytest.raises(CheckpointNotFoundError) as info:
+        resolve_model("wan2.1-t2v-1.3b", settings)
+    message = str(info.value)
+    assert "Wan-AI/Wan2.1-T2V-1.3B-Diffusers" in message
+    assert str(settings.models_dir / "wan2.1-t2v-1.3b") in message
+    assert "REELFORGE_MODEL_PATH_WAN2_1_T2V_1_3B" in message
+    assert "--model-path" in message
+
+
+def test_model_path_without_model_index_is_rejected(settings: Settings, tmp_path: Path):
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    with pytest.raises(CheckpointNotFoundError, match="no model_index.json"):
+        resolve_model("wan2.1-t2v-14b", settings, model_path=empty)
+
+
+def test_preset_resolves_from_flag_env_and_home(
+    settings: Settings, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    assert resolve_model("wan2.1-t2v-1.3b", settings, model_path=tiny_model_dir).path == tiny_model_dir.resolve()
+
+    monkeypatch.setenv(model_path_env_var("wan2.1-t2v-1.3b"), str(tiny_model_dir))
+    assert resolve_model("wan2.1-t2v-1.3b", Settings.from_env()).path == tiny_model_dir.resolve()
+
+    monkeypatch.delenv(model_path_env_var("wan2.1-t2v-1.3b"))
+    home_copy = settings.models_dir / "wan2.1-t2v-1.3b"
+    home_copy.parent.mkdir(parents=True)
+    home_copy.symlink_to(tiny_model_dir)
+    resolved = resolve_model("wan2.1-t2v-1.3b", settings)
+    assert resolved.preset is PRESETS["wan2.1-t2v-1.3b"]
+    statuses = {s.preset.name: s for s in preset_statuses(settings)}
+    assert statuses["wan2.1-t2v-1.3b"].available and not statuses["wan2.1-t2v-14b"].available
+
+
+def test_a_diffusers_directory_is_accepted_as_a_name(settings: Settings, tiny_model_dir: Path):
+    resolved = resolve_model(str(tiny_model_dir), settings)
+    assert resolved.preset is None and resolved.path == tiny_model_dir.resolve()
+
+
+def test_a_plain_directory_is_not_a_model(settings: Settings, tmp_path: Path):
+    with pytest.raises(UnknownModelError, match="not a diffusers pipeline"):
+        resolve_model(str(tmp_path), settings)
+
+
+def test_unsupported_pipeline_class_is_named(tmp_path: Path):
+    (tmp_path / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    with pytest.raises(UnknownModelError, match="StableDiffusionPipeline.*WanPipeline"):
+        read_model_dir_info(tmp_path)
+
+
+def _weights_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*.safetensors")):
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.slow
+def test_embedded_model_is_a_deterministic_build(tmp_path: Path):
+    first = resolve_model(EMBEDDED_MODEL, Settings(home=tmp_path / "a")).path
+    second = resolve_model(EMBEDDED_MODEL, Settings(home=tmp_path / "b")).path
+    assert first != second
+    assert _weights_digest(first) == _weights_digest(second)
+    # A second resolve reuses the build instead of rebuilding it.
+    mtime = (first / "model_index.json").stat().st_mtime_ns
+    assert resolve_model(EMBEDDED_MODEL, Settings(home=tmp_path / "a")).path == first
+    assert (first / "model_index.json").stat().st_mtime_ns == mtime

@@ -1,0 +1,137 @@
+"""The `reelforge` command: generate writes real MP4s; bad input exits 2 with a one-line reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+
+from reelforge.settings import Settings
+from tests.conftest import run_cli
+
+PROMPT = "a red circle moving left on a white background"
+
+
+def _decode(path: Path) -> tuple[int, int, int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for _ in container.decode(stream)), stream.width, stream.height
+
+
+def test_help_explains_the_commands(monkeypatch, capsys):
+    code, out, _ = run_cli(["--help"], monkeypatch, capsys)
+    assert code == 0
+    for command in ("generate", "models"):
+        assert command in out
+
+
+def test_generate_writes_requested_mp4_preview_and_strip(tiny_model_dir, tmp_path, settings, monkeypatch, capsys):
+    out = tmp_path / "out" / "video.mp4"
+    out.parent.mkdir()
+    code, _, err = run_cli(
+        ["generate", PROMPT, "--model", str(tiny_model_dir), "-o", str(out), "--frames", "13", "--size", "40x24",
+         "--steps", "2", "--seed", "5", "--preview", str(tmp_path / "p.gif"), "--strip", str(tmp_path / "s.png")],
+        monkeypatch, capsys,
+    )
+    assert code == 0, err
+    assert _decode(out) == (13, 40, 24)
+    assert (tmp_path / "p.gif").stat().st_size > 0 and (tmp_path / "s.png").stat().st_size > 0
+    assert "wrote" in err and "13 frames" in err
+    assert not list(out.parent.glob(".*partial*"))  # no temp file left behind
+
+
+def test_generate_is_deterministic_per_seed(tiny_model_dir, tmp_path, settings, monkeypatch, capsys):
+    paths = []
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        path = tmp_path / f"{name}.mp4"
+        code, _, err = run_cli(["generate", PROMPT, "-m", str(tiny_model_dir), "-o", str(path), "--steps", "2", "--seed", seed], monkeypatch, capsys)
+        assert code == 0, err
+        paths.append(path.read_bytes())
+    assert paths[0] == paths[1] and paths[0] != paths[2]
+
+
+def test_generate_with_adapter(tiny_model_dir, tmp_path, settings, monkeypatch, capsys):
+    from reelforge.models.loading import load_model
+    from reelforge.models.lora import LoraConfig, attach_lora, save_adapter
+
+    model = load_model(str(tiny_model_dir), device="cpu")
+    attach_lora(model, LoraConfig(rank=2))
+    adapter = save_adapter(model, tmp_path / "adapter")
+    out = tmp_path / "v.mp4"
+    code, _, err = run_cli(["generate", PROMPT, "-m", str(tiny_model_dir), "-o", str(out), "--steps", "1", "--adapter", str(adapter)], monkeypatch, capsys)
+    assert code == 0, err
+    assert out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-m", "sora-2"], "unknown model 'sora-2'"),
+        (["-m", "wan2.1-t2v-1.3b"], "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"),
+        (["--size", "65x64"], "width 65"),
+        (["--size", "big"], "WIDTHxHEIGHT"),
+        (["--frames", "16"], "frames 16: frame count must be 4k+1"),
+        (["--steps", "0"], "steps 0"),
+        (["-o", "video.gif"], "must end in .mp4"),
+        (["--adapter", "/nonexistent/adapter"], "adapter directory /nonexistent/adapter does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(args, expected, tiny_model_dir, settings, tmp_path, monkeypatch, capsys):
+    base = ["generate", PROMPT, "-o", str(tmp_path / "x.mp4")]
+    if "-m" not in args:
+        base += ["-m", str(tiny_model_dir)]
+    code, _, err = run_cli(base + args, monkeypatch, capsys)
+    assert code == 2
+    assert expected in " ".join(err.split())
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_missing_checkpoint_path_exits_2(settings, tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["generate", PROMPT, "-m", "wan2.1-t2v-14b", "--model-path", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2
+    assert "no model_index.json" in " ".join(err.split())
+
+
+def test_missing_prompt_is_a_usage_error(monkeypatch, capsys):
+    code, _, err = run_cli(["generate"], monkeypatch, capsys)
+    assert code == 2 and "Missing argument 'prompt'" in err
+
+
+def test_models_lists_presets_with_availability(settings, tiny_model_dir, monkeypatch, capsys):
+    monkeypatch.setenv("REELFORGE_MODEL_PATH_WAN2_1_T2V_1_3B", str(tiny_model_dir))
+    code, out, _ = run_cli(["models", "--json"], monkeypatch, capsys)
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["reelforge-tiny"]["available"] is True
+    assert rows["wan2.1-t2v-1.3b"]["available"] is True
+    assert rows["wan2.1-t2v-1.3b"]["path"] == str(tiny_model_dir)
+    assert rows["wan2.1-t2v-14b"]["available"] is False
+    code, out, _ = run_cli(["models"], monkeypatch, capsys)
+    assert code == 0 and "wan2.1-t2v-14b" in out
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_console_script_generates_with_the_embedded_model(tmp_path: Path):
+    """The installed `reelforge` entry point, in a fresh process, on the embedded default."""
+    out = tmp_path / "demo.mp4"
+    env = {**os.environ, "REELFORGE_HOME": str(tmp_path / "home")}
+    script = Path(sys.executable).with_name("reelforge")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "reelforge"]
+    result = subprocess.run(
+        [*command, "generate", PROMPT, "-o", str(out), "--steps", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    defaults_frames, defaults_size = 17, (64, 64)
+    assert _decode(out) == (defaults_frames, *defaults_size)
+    assert Settings(home=tmp_path / "home").cache_dir.is_dir()
+
+    bad = subprocess.run([*command, "generate", PROMPT, "-m", "nope"], env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
