@@ -115,7 +115,7 @@ def denoise(
     latents = initial_noise(model, s)  # (1, C, F', H', W')
     total = len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
-        model_input = latents.expand(len(prompts), *latents.shape[1:])  # (2 or 1, C, F', H', W')
+        model_input = latents.repeat(len(prompts), 1, 1, 1, 1)  # (2 or 1, C, F', H', W'): contiguous for conv
         timestep = t.expand(len(prompts)).to(model.device)
         prediction = model.spec.predict(model.transformer, model_input, timestep, text).float()
         if guided:

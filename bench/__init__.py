@@ -1,0 +1,1 @@
+"""Benchmarks: side-by-side ratios against a baseline in the same process, never timed assertions."""

@@ -1,0 +1,16 @@
+"""`python -m bench` (or `make bench`): run every benchmark at its CPU defaults and print the ratios."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import sampling_vs_pipeline
+
+
+def main() -> None:
+    """Run each benchmark in turn; each prints its own table and writes JSON under bench-output/."""
+    sampling_vs_pipeline.main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
