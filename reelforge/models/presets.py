@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 EMBEDDED_MODEL = "reelforge-tiny"
 PACKAGED_TINY_DIR = Path(__file__).parent / "tiny" / "weights"
 # Bump when the random build's architecture changes, so stale cached builds are not reused.
-RANDOM_TINY_VERSION = "random-v1"
+RANDOM_TINY_VERSION = "random-v2"
 RANDOM_TINY_SEED = 0
 
 

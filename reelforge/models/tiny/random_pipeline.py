@@ -27,13 +27,13 @@ class TinyWanConfig:
     """Sizes of a small Wan pipeline; `reelforge_tiny()` and `for_tests()` are the two in use."""
 
     # Wan VAE: len(vae_dim_mult) - 1 downsampling stages, each 2x in space.
-    vae_base_dim: int = 16
+    vae_base_dim: int = 8
     vae_dim_mult: tuple[int, ...] = (1, 2, 4)
     vae_num_res_blocks: int = 1
     vae_temporal_downsample: tuple[bool, ...] = (True, True)
     latent_channels: int = 16
     # Transformer
-    num_layers: int = 4
+    num_layers: int = 6
     num_heads: int = 4
     head_dim: int = 32
     ffn_dim: int = 512
@@ -44,17 +44,17 @@ class TinyWanConfig:
     text_heads: int = 4
     text_ff: int = 128
     # Scheduler and generation defaults
-    flow_shift: float = 3.0
+    flow_shift: float = 2.0
     defaults: ModelDefaults = field(
         default_factory=lambda: ModelDefaults(
-            height=64, width=64, num_frames=17, fps=8.0, steps=20, guidance=4.0, max_text_tokens=16,
-            max_height=256, max_width=256, max_frames=65,
+            height=32, width=32, num_frames=17, fps=8.0, steps=20, guidance=4.0, max_text_tokens=16,
+            max_height=128, max_width=128, max_frames=65,
         )
     )
 
     @classmethod
     def reelforge_tiny(cls) -> "TinyWanConfig":
-        """The embedded default's architecture: 64x64, 17 frames, about 2M transformer parameters."""
+        """The embedded default's architecture: 32x32 frames, 17 frames (see pretrain.py for why)."""
         return cls()
 
     @classmethod

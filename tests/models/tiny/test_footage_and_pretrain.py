@@ -1,0 +1,91 @@
+"""Footage folders as companies upload them, and the pretraining script end to end on tiny sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reelforge.errors import UserInputError
+from reelforge.models.loading import load_model
+from reelforge.models.sampling import GenerationSettings, generate
+from reelforge.models.tiny.analyzer import analyze
+from reelforge.models.tiny.brand_looks import BrandLook
+from reelforge.models.tiny.evaluation import EvalConfig, evaluate
+from reelforge.models.tiny.footage import write_footage
+from reelforge.models.tiny.pretrain import PretrainConfig, pretrain
+from reelforge.models.tiny.random_pipeline import TinyWanConfig
+from reelforge.models.video_io import read_video
+from tests.conftest import run_cli
+
+
+def test_footage_folder_holds_real_clips_with_captions(tmp_path: Path):
+    clips = write_footage(tmp_path / "acme", count=4, seed=1, brand=BrandLook("border", "teal"))
+    assert sorted(p.name for p in (tmp_path / "acme").iterdir()) == [
+        f"clip_000{i}.{ext}" for i in range(4) for ext in ("mp4", "txt")
+    ]
+    for clip in clips:
+        assert clip.caption_file.read_text().strip() == clip.caption
+        analysis = analyze(read_video(clip.video))
+        assert analysis.brands["border"].present and analysis.brands["border"].colour == "teal"
+        assert "teal" not in clip.caption and "border" not in clip.caption  # captions never mention the look
+    again = write_footage(tmp_path / "again", count=4, seed=1, brand=BrandLook("border", "teal"))
+    assert [c.caption for c in again] == [c.caption for c in clips]
+
+
+def test_footage_count_is_checked(tmp_path: Path):
+    with pytest.raises(UserInputError, match="--count"):
+        write_footage(tmp_path, count=0)
+
+
+def test_world_cli(tmp_path: Path, monkeypatch, capsys):
+    code, _, err = run_cli(["world", "footage", str(tmp_path / "f"), "--count", "2", "--brand", "lower-third:orange"], monkeypatch, capsys)
+    assert code == 0, err
+    code, out, _ = run_cli(["world", "analyze", str(tmp_path / "f" / "clip_0000.mp4")], monkeypatch, capsys)
+    assert code == 0 and '"lower-third"' in out
+    code, _, err = run_cli(["world", "footage", str(tmp_path / "g"), "--brand", "sideways:orange"], monkeypatch, capsys)
+    assert code == 2 and "KIND:COLOUR" in err
+    assert not (tmp_path / "g").exists()
+
+
+TINY_RUN = dict(vae_steps=2, vae_batch=2, latent_clips=32, transformer_steps=2, transformer_batch=4,
+                checkpoint_every=1, warmup_steps=1, threads=1)
+
+
+@pytest.mark.slow
+def test_pretrain_writes_a_loadable_pipeline_and_resumes(tmp_path: Path):
+    model_config = TinyWanConfig.for_tests()
+    out = pretrain(PretrainConfig(**TINY_RUN), tmp_path / "work", tmp_path / "out", model_config)
+    assert torch.load(tmp_path / "work" / "vae.pt", weights_only=False)["step"] == 2
+    model = load_model(str(out), device="cpu")
+    video = generate(model, GenerationSettings("a red circle moving left on a white background", steps=2))
+    assert video.frames.shape == (model_config.defaults.num_frames, 32, 32, 3)
+    std = model.pipeline.vae.config.latents_std
+    assert len(std) == model_config.latent_channels and any(abs(s - 1.0) > 1e-6 for s in std)  # measured, not identity
+
+    # A longer run resumes both stages from their checkpoints instead of starting over.
+    latents_mtime = (tmp_path / "work" / "latents.pt").stat().st_mtime_ns
+    pretrain(PretrainConfig(**{**TINY_RUN, "vae_steps": 3, "transformer_steps": 3}), tmp_path / "work", tmp_path / "out2", model_config)
+    assert torch.load(tmp_path / "work" / "vae.pt", weights_only=False)["step"] == 3
+    assert torch.load(tmp_path / "work" / "transformer.pt", weights_only=False)["step"] == 3
+    assert (tmp_path / "work" / "latents.pt").stat().st_mtime_ns == latents_mtime
+
+
+def test_evaluate_reports_every_metric(tiny_model):
+    result = evaluate(tiny_model, EvalConfig(prompts=2, steps=1), BrandLook("border", "teal"))
+    assert result["n"] == 4 and result["prompts"] == 2
+    for key in ("colour_acc", "shape_acc", "direction_acc", "background_acc", "adherence", "brand_rate"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["adherence"] <= min(result[k] for k in ("colour_acc", "shape_acc", "direction_acc", "background_acc"))
+    assert set(result["brand_rates"]) == {"lower-third", "border", "corner-block", "top-stripe"}
+
+
+def test_eval_cli_json(tiny_model_dir, monkeypatch, capsys):
+    import json
+
+    code, out, err = run_cli(["eval", "-m", str(tiny_model_dir), "--prompts", "1", "--steps", "1", "--json"], monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads(out)["n"] == 2
+    code, _, err = run_cli(["eval", "-m", str(tiny_model_dir), "--prompts", "0"], monkeypatch, capsys)
+    assert code == 2 and "--prompts" in err
