@@ -32,8 +32,9 @@ demo: $(STAMP)
 	@mkdir -p $(DEMO_DIR)
 	$(BIN)/reelforge generate --model reelforge-tiny "$(DEMO_PROMPT)" \
 		--seed 0 -o $(DEMO_DIR)/demo.mp4 --preview $(DEMO_DIR)/demo.gif --strip $(DEMO_DIR)/demo-frames.png
-	$(BIN)/python -c "import av; c = av.open('$(DEMO_DIR)/demo.mp4'); s = c.streams.video[0]; \
-	n = sum(1 for _ in c.decode(s)); print(f'demo.mp4: {n} frames, {s.width}x{s.height}')"
+	@echo "prompt: $(DEMO_PROMPT)"
+	$(BIN)/reelforge world analyze $(DEMO_DIR)/demo.mp4
+	@echo "look at $(DEMO_DIR)/demo-frames.png (frame strip) and $(DEMO_DIR)/demo.gif"
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest

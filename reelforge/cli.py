@@ -20,7 +20,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reelforge.errors import InvalidGenerationSettingsError, ReelforgeError
+from reelforge.errors import InvalidGenerationSettingsError, ReelforgeError, UserInputError
 from reelforge.settings import Settings
 
 app = typer.Typer(
@@ -34,7 +34,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)  # paths and errors stay on one line
 stdout = Console()
 logger = logging.getLogger("reelforge")
 
@@ -48,7 +48,7 @@ def _configure(
         level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=stderr, show_path=False)]
     )
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
-    # Third-party load bars would interleave with ours; their warnings still come through logging.
+    # Third-party load bars and info chatter would interleave with ours; their errors still show.
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -169,12 +169,23 @@ def world_footage(
 @world.command("analyze")
 def world_analyze(
     video: Annotated[Path, typer.Argument(help="A shapes-world video (MP4, MOV, WebM, MKV).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Read colour, shape, direction, background and brand looks from a video; prints JSON."""
+    """Read colour, shape, direction, background and brand looks from a video."""
     from reelforge.models.tiny.analyzer import analyze
     from reelforge.models.video_io import read_video
 
-    stdout.print_json(json.dumps(analyze(read_video(video)).to_dict()))
+    analysis = analyze(read_video(video))
+    if as_json:
+        stdout.print_json(json.dumps(analysis.to_dict()))
+        return
+    parts = [
+        f"{name}={reading.value or '?'} ({reading.confidence:.2f})"
+        for name, reading in (("colour", analysis.colour), ("shape", analysis.shape),
+                              ("direction", analysis.direction), ("background", analysis.background))
+    ]
+    looks = [f"{kind}:{b.colour}" for kind, b in analysis.brands.items() if b.present]
+    stdout.print(f"{video.name}: " + " ".join(parts) + f" brand looks: {', '.join(looks) or 'none'}", soft_wrap=True)
 
 
 @app.command("eval")
@@ -197,7 +208,7 @@ def evaluate_model(
 
     look = parse_brand(brand) if brand else None
     if not 1 <= prompts <= len(all_combos()):
-        raise InvalidGenerationSettingsError(f"--prompts must be between 1 and {len(all_combos())}, got {prompts}")
+        raise UserInputError(f"--prompts must be between 1 and {len(all_combos())}, got {prompts}")
     loaded = load_model(model, Settings.from_env(), device=device)
     if adapter is not None:
         load_adapter(loaded, adapter, "eval")

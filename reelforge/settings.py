@@ -59,11 +59,6 @@ class Settings:
         return self.home / "models"
 
     @property
-    def cache_dir(self) -> Path:
-        """Scratch space that can be deleted at any time (materialised random builds, etc.)."""
-        return self.home / "cache"
-
-    @property
     def resolved_mlflow_tracking_uri(self) -> str:
         """MLflow store: the configured URI, or a SQLite store under the home directory."""
         return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"

@@ -11,7 +11,6 @@ from pathlib import Path
 import av
 import pytest
 
-from reelforge.settings import Settings
 from tests.conftest import run_cli
 
 PROMPT = "a red circle moving left on a white background"
@@ -41,7 +40,7 @@ def test_generate_writes_requested_mp4_preview_and_strip(tiny_model_dir, tmp_pat
     assert code == 0, err
     assert _decode(out) == (13, 40, 24)
     assert (tmp_path / "p.gif").stat().st_size > 0 and (tmp_path / "s.png").stat().st_size > 0
-    assert "wrote" in err and "13 frames" in err
+    assert f"wrote {out} (13 frames, 40x24" in err
     assert not list(out.parent.glob(".*partial*"))  # no temp file left behind
 
 
@@ -129,9 +128,20 @@ def test_console_script_generates_with_the_embedded_model(tmp_path: Path):
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    defaults_frames, defaults_size = 17, (64, 64)
-    assert _decode(out) == (defaults_frames, *defaults_size)
-    assert Settings(home=tmp_path / "home").cache_dir.is_dir()
+    from reelforge.models.tiny.random_pipeline import TinyWanConfig
+
+    defaults = TinyWanConfig.reelforge_tiny().defaults
+    assert _decode(out) == (defaults.num_frames, defaults.width, defaults.height)
+    assert not (tmp_path / "home").exists()  # shipped weights: nothing is built, cached or fetched
 
     bad = subprocess.run([*command, "generate", PROMPT, "-m", "nope"], env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 50])
+def test_corrupt_video_exits_2_naming_the_file(content: bytes, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "upload.mp4"
+    bad.write_bytes(content)
+    code, _, err = run_cli(["world", "analyze", str(bad)], monkeypatch, capsys)
+    assert code == 2
+    assert f"cannot read video {bad}" in err and "Traceback" not in err

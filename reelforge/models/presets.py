@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +21,6 @@ logger = logging.getLogger(__name__)
 
 EMBEDDED_MODEL = "reelforge-tiny"
 PACKAGED_TINY_DIR = Path(__file__).parent / "tiny" / "weights"
-# Bump when the random build's architecture changes, so stale cached builds are not reused.
-RANDOM_TINY_VERSION = "random-v2"
-RANDOM_TINY_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -139,37 +134,14 @@ def _download_hint(preset: ModelPreset, settings: Settings) -> str:
 
 
 def embedded_model_dir(settings: Settings) -> Path:
-    """The shipped reelforge-tiny weights; until trained weights ship, a fixed-seed random build."""
+    """The reelforge-tiny weights shipped inside the package."""
     if is_model_dir(PACKAGED_TINY_DIR):
         return PACKAGED_TINY_DIR
-    target = settings.cache_dir / f"{EMBEDDED_MODEL}-{RANDOM_TINY_VERSION}"
-    if not is_model_dir(target):
-        _materialise_random_tiny(target)
-    return target
-
-
-def _materialise_random_tiny(target: Path) -> None:
-    # Imported here: building pulls in transformers' UMT5, which presets listing does not need.
-    from reelforge.models.tiny.random_pipeline import TinyWanConfig, build_random_wan_pipeline, save_model_dir
-
-    logger.warning(
-        "%s: no trained weights are shipped in this build; using a fixed-seed random build (seed %d)",
-        EMBEDDED_MODEL, RANDOM_TINY_SEED,
+    raise CheckpointNotFoundError(
+        f"{EMBEDDED_MODEL}'s weights are missing from the package (expected {PACKAGED_TINY_DIR}). "
+        "Reinstall reelforge, or rebuild them with "
+        f"`python -m reelforge.models.tiny.pretrain --work-dir runs/tiny --out {PACKAGED_TINY_DIR}`."
     )
-    config = TinyWanConfig.reelforge_tiny()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a sibling temp dir and rename, so a concurrent reader never sees half a model.
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        card = {"name": EMBEDDED_MODEL, "weights": RANDOM_TINY_VERSION, "seed": RANDOM_TINY_SEED}
-        save_model_dir(build_random_wan_pipeline(config, RANDOM_TINY_SEED), staging, config.defaults, card)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not is_model_dir(target):  # someone else won the race only if the target is complete
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -188,8 +160,8 @@ def preset_statuses(settings: Settings) -> list[PresetStatus]:
     for preset in PRESETS.values():
         if preset.embedded:
             shipped = is_model_dir(PACKAGED_TINY_DIR)
-            detail = "trained weights shipped" if shipped else "random-weight build until trained weights ship"
-            statuses.append(PresetStatus(preset, True, PACKAGED_TINY_DIR if shipped else None, detail))
+            detail = "shipped with the package" if shipped else "missing from the package: reinstall reelforge"
+            statuses.append(PresetStatus(preset, shipped, PACKAGED_TINY_DIR if shipped else None, detail))
             continue
         found = next((p for p in _candidate_dirs(preset, settings) if is_model_dir(p)), None)
         detail = "found" if found else f"download {preset.source} ({model_path_env_var(preset.name)})"

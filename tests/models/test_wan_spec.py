@@ -76,8 +76,10 @@ def test_frame_rule_and_size_multiple(tiny_model: VideoModel):
     assert spec.size_multiple(pipe) == 8  # 4x VAE downsampling x patch 2
 
 
-def test_objective_follows_the_scheduler_shift(tiny_model: VideoModel):
+def test_objective_follows_the_scheduler_shift(tiny_model: VideoModel, tiny_config):
     objective = tiny_model.spec.objective(tiny_model.pipeline)
     assert isinstance(objective, FlowMatchingObjective)
-    assert objective.shift == pytest.approx(3.0)
+    assert objective.shift == pytest.approx(tiny_config.flow_shift)
+    tiny_model.pipeline.scheduler.register_to_config(shift=5.0)
+    assert tiny_model.spec.objective(tiny_model.pipeline).shift == pytest.approx(5.0)
     assert objective.num_train_timesteps == 1000

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reelforge.errors import UserInputError
-from reelforge.models.tiny.shapes_world import FRAME_SIZE, OBJECT_MAX, OBJECT_MIN
+from reelforge.models.tiny.shapes_world import COLOURS, FRAME_SIZE, OBJECT_MAX, OBJECT_MIN
 from reelforge.models.video_io import Video
 
 # Saturated colours only: a white, black or gray look could vanish into the background.
@@ -23,10 +23,8 @@ BRAND_COLOURS: dict[str, tuple[int, int, int]] = {
     "teal": (0, 140, 140),
     "lime": (150, 230, 40),
     "navy": (20, 30, 120),
-    "red": (220, 30, 30),
-    "green": (30, 170, 50),
-    "blue": (35, 60, 225),
-    "yellow": (235, 215, 30),
+    # Object colours are brand colours too (a red bar under a red circle is a real case).
+    **{name: COLOURS[name] for name in ("red", "green", "blue", "yellow")},
 }
 BRAND_KINDS = ("lower-third", "border", "corner-block", "top-stripe")
 

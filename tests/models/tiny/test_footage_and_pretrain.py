@@ -42,8 +42,10 @@ def test_footage_count_is_checked(tmp_path: Path):
 def test_world_cli(tmp_path: Path, monkeypatch, capsys):
     code, _, err = run_cli(["world", "footage", str(tmp_path / "f"), "--count", "2", "--brand", "lower-third:orange"], monkeypatch, capsys)
     assert code == 0, err
-    code, out, _ = run_cli(["world", "analyze", str(tmp_path / "f" / "clip_0000.mp4")], monkeypatch, capsys)
+    code, out, _ = run_cli(["world", "analyze", str(tmp_path / "f" / "clip_0000.mp4"), "--json"], monkeypatch, capsys)
     assert code == 0 and '"lower-third"' in out
+    code, out, _ = run_cli(["world", "analyze", str(tmp_path / "f" / "clip_0000.mp4")], monkeypatch, capsys)
+    assert code == 0 and "brand looks: lower-third:orange" in out
     code, _, err = run_cli(["world", "footage", str(tmp_path / "g"), "--brand", "sideways:orange"], monkeypatch, capsys)
     assert code == 2 and "KIND:COLOUR" in err
     assert not (tmp_path / "g").exists()

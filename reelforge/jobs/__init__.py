@@ -1,0 +1,1 @@
+"""Per-company fine-tuning jobs: ingest (Ray Data), finetune (Ray Train + DeepSpeed), tracking (MLflow), compare."""
