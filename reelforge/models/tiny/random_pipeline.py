@@ -47,7 +47,7 @@ class TinyWanConfig:
     flow_shift: float = 2.0
     defaults: ModelDefaults = field(
         default_factory=lambda: ModelDefaults(
-            height=32, width=32, num_frames=17, fps=8.0, steps=20, guidance=4.0, max_text_tokens=16,
+            height=32, width=32, num_frames=17, fps=8.0, steps=20, guidance=6.0, max_text_tokens=16,
             max_height=128, max_width=128, max_frames=65,
         )
     )
