@@ -1,0 +1,262 @@
+"""List and validate a company's footage: the first stage of ingestion.
+
+A source is a folder or a .zip / .tar / .tar.gz archive of videos with captions in any format
+finetrainers, diffusion-pipe or musubi-tuner users already have:
+
+* a same-stem `.txt` sidecar per video (`clip.mp4` + `clip.txt`);
+* `metadata.jsonl` or `metadata.csv` with a file-name column and a caption column;
+* `prompts.txt` + `videos.txt`, line by line.
+
+Every file is accounted for: accepted (with its caption, content hash and decoded size) or rejected
+with a reason. Archive members with absolute paths, `..` or links are never written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import tarfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path, PurePosixPath
+
+from reelforge.errors import UserInputError, VideoDecodeError
+from reelforge.models.video_io import VIDEO_SUFFIXES, read_video
+
+CAPTION_FILES = ("metadata.jsonl", "metadata.csv", "prompts.txt", "videos.txt")
+FILE_COLUMNS = ("file_name", "file", "video", "path", "video_path")
+CAPTION_COLUMNS = ("caption", "text", "prompt")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+
+
+class RejectReason(str, Enum):
+    """Why a file was not accepted; the values are what reports show."""
+
+    UNREADABLE = "unreadable or corrupt video"
+    NOT_A_VIDEO = "not a video"
+    NO_CAPTION = "no caption"
+    EMPTY_CAPTION = "empty caption"
+    TOO_SHORT = "too short"
+    TOO_SMALL = "too small"
+    DUPLICATE = "duplicate content"
+    CAPTION_WITHOUT_VIDEO = "caption without video"
+    UNSAFE_ARCHIVE_MEMBER = "unsafe archive member"
+
+
+@dataclass(frozen=True)
+class FootageRequirements:
+    """What a clip must have for the model: enough frames at its fps, and enough pixels."""
+
+    min_frames: int
+    min_width: int
+    min_height: int
+    fps: float
+
+
+@dataclass(frozen=True)
+class AcceptedVideo:
+    """A video that passed validation, with its caption and what decoding found."""
+
+    file: str
+    caption: str
+    sha256: str
+    frames: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class RejectedFile:
+    """A file that was not accepted, and why."""
+
+    file: str
+    reason: RejectReason
+    detail: str = ""
+
+
+@dataclass
+class FootageInventory:
+    """Every input file, accepted or rejected."""
+
+    root: Path
+    accepted: list[AcceptedVideo] = field(default_factory=list)
+    rejected: list[RejectedFile] = field(default_factory=list)
+
+    def report(self) -> dict:
+        """JSON-ready summary (file paths relative to the source)."""
+        return {
+            "accepted": [asdict(a) for a in self.accepted],
+            "rejected": [{"file": r.file, "reason": r.reason.value, "detail": r.detail} for r in self.rejected],
+        }
+
+
+def _safe_member_path(name: str) -> PurePosixPath | None:
+    """The member's relative path, or None when it is absolute or climbs out with `..`."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or name.startswith(("/", "\\")) or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        return None
+    return path
+
+
+def extract_archive(archive: Path, dest: Path) -> list[RejectedFile]:
+    """Extract the archive's safe regular files into `dest`; return the members refused."""
+    dest.mkdir(parents=True, exist_ok=True)
+    refused: list[RejectedFile] = []
+    if archive.name.lower().endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                rel = _safe_member_path(info.filename)
+                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                if rel is None or is_link:
+                    refused.append(RejectedFile(info.filename, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..' or link"))
+                    continue
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    out.write(src.read())
+        return refused
+    with tarfile.open(archive) as tf:
+        for member in tf.getmembers():
+            if member.isdir():
+                continue
+            rel = _safe_member_path(member.name)
+            if rel is None or not member.isfile():
+                refused.append(RejectedFile(member.name, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..', link or device"))
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tf.extractfile(member)
+            if source is not None:
+                target.write_bytes(source.read())
+    return refused
+
+
+def _read_caption_tables(root: Path) -> dict[str, str]:
+    """Captions from metadata.jsonl / metadata.csv / prompts.txt+videos.txt, keyed by relative path."""
+    captions: dict[str, str] = {}
+
+    def pick(row: dict, columns: tuple[str, ...]) -> str | None:
+        for column in columns:
+            if row.get(column) is not None:
+                return str(row[column])
+        return None
+
+    jsonl = root / "metadata.jsonl"
+    if jsonl.is_file():
+        for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserInputError(f"metadata.jsonl line {number} is not JSON: {exc.msg}") from exc
+            file, text = pick(row, FILE_COLUMNS), pick(row, CAPTION_COLUMNS)
+            if file is None or text is None:
+                raise UserInputError(
+                    f"metadata.jsonl line {number} needs a file column ({'/'.join(FILE_COLUMNS)}) "
+                    f"and a caption column ({'/'.join(CAPTION_COLUMNS)})"
+                )
+            captions[file] = text
+    table = root / "metadata.csv"
+    if table.is_file():
+        with open(table, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            if not any(c in columns for c in FILE_COLUMNS) or not any(c in columns for c in CAPTION_COLUMNS):
+                raise UserInputError(f"metadata.csv has columns {columns}; it needs a file column and a caption column")
+            for row in reader:
+                captions[pick(row, FILE_COLUMNS) or ""] = pick(row, CAPTION_COLUMNS) or ""
+    prompts, videos = root / "prompts.txt", root / "videos.txt"
+    if prompts.is_file() and videos.is_file():
+        p_lines = prompts.read_text(encoding="utf-8").splitlines()
+        v_lines = [v for v in videos.read_text(encoding="utf-8").splitlines() if v.strip()]
+        if len(p_lines) < len(v_lines):
+            raise UserInputError(f"prompts.txt has {len(p_lines)} lines but videos.txt lists {len(v_lines)} videos")
+        captions.update({v.strip(): p for v, p in zip(v_lines, p_lines)})
+    return captions
+
+
+def _looks_like_video(path: Path) -> bool:
+    """Container magic: MP4/MOV `ftyp`, Matroska/WebM EBML, AVI RIFF."""
+    head = path.read_bytes()[:12] if path.stat().st_size else b""
+    return head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free") or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"RIFF"
+
+
+def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageInventory:
+    """Validate every file under `root` (already extracted) against `requirements`."""
+    inventory = FootageInventory(root)
+    table = _read_caption_tables(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+    video_rel = {p.relative_to(root).as_posix() for p in videos}
+    sidecars_used: set[Path] = set()
+    seen_hashes: dict[str, str] = {}
+    for path in videos:
+        rel = path.relative_to(root).as_posix()
+        sidecar = path.with_suffix(".txt")
+        caption = table.get(rel, table.get(path.name))
+        if caption is None and sidecar.is_file():
+            caption = sidecar.read_text(encoding="utf-8")
+            sidecars_used.add(sidecar)
+        elif sidecar.is_file():
+            sidecars_used.add(sidecar)
+        try:
+            video = read_video(path, fps=requirements.fps)
+        except VideoDecodeError as exc:
+            reason = RejectReason.UNREADABLE if path.stat().st_size and _looks_like_video(path) else RejectReason.NOT_A_VIDEO
+            inventory.rejected.append(RejectedFile(rel, reason, exc.reason))
+            continue
+        if caption is None:
+            inventory.rejected.append(RejectedFile(rel, RejectReason.NO_CAPTION, "no sidecar .txt and no metadata entry"))
+            continue
+        if not caption.strip():
+            inventory.rejected.append(RejectedFile(rel, RejectReason.EMPTY_CAPTION))
+            continue
+        if video.num_frames < requirements.min_frames:
+            inventory.rejected.append(RejectedFile(
+                rel, RejectReason.TOO_SHORT, f"{video.num_frames} frames at {requirements.fps:g} fps; needs {requirements.min_frames}"))
+            continue
+        if video.width < requirements.min_width or video.height < requirements.min_height:
+            inventory.rejected.append(RejectedFile(
+                rel, RejectReason.TOO_SMALL, f"{video.width}x{video.height}; needs {requirements.min_width}x{requirements.min_height}"))
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen_hashes:
+            inventory.rejected.append(RejectedFile(rel, RejectReason.DUPLICATE, f"same bytes as {seen_hashes[digest]}"))
+            continue
+        seen_hashes[digest] = rel
+        inventory.accepted.append(AcceptedVideo(rel, caption.strip(), digest, video.num_frames, video.width, video.height))
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        if path in videos or path in sidecars_used or (path.parent == root and path.name in CAPTION_FILES):
+            continue
+        if path.suffix.lower() == ".txt" and not any(v.startswith(rel[: -len(".txt")] + ".") for v in video_rel):
+            inventory.rejected.append(RejectedFile(rel, RejectReason.CAPTION_WITHOUT_VIDEO))
+        else:
+            inventory.rejected.append(RejectedFile(rel, RejectReason.NOT_A_VIDEO, f"extension {path.suffix or '(none)'} is not a video"))
+    for rel in table:
+        if rel not in video_rel and not any(v.endswith("/" + rel) or v == rel for v in video_rel):
+            inventory.rejected.append(RejectedFile(rel, RejectReason.CAPTION_WITHOUT_VIDEO, "listed in a caption file, not found"))
+    return inventory
+
+
+def inventory_source(source: Path, work_dir: Path, requirements: FootageRequirements) -> FootageInventory:
+    """Folder or archive -> inventory; archives are extracted safely under `work_dir` first."""
+    if not source.exists():
+        raise UserInputError(f"footage source {source} does not exist")
+    if source.is_dir():
+        return inventory_folder(source, requirements)
+    if not source.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise UserInputError(f"footage source {source} is neither a folder nor a {', '.join(ARCHIVE_SUFFIXES)} archive")
+    dest = work_dir / "extracted"
+    try:
+        refused = extract_archive(source, dest)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise UserInputError(f"archive {source} is unreadable: {exc}") from exc
+    inventory = inventory_folder(dest, requirements)
+    inventory.rejected.extend(refused)
+    return inventory
