@@ -199,11 +199,10 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
         rel = path.relative_to(root).as_posix()
         sidecar = path.with_suffix(".txt")
         caption = table.get(rel, table.get(path.name))
-        if caption is None and sidecar.is_file():
-            caption = sidecar.read_text(encoding="utf-8")
-            sidecars_used.add(sidecar)
-        elif sidecar.is_file():
-            sidecars_used.add(sidecar)
+        if sidecar.is_file():
+            sidecars_used.add(sidecar)  # metadata tables win over sidecars when both exist
+            if caption is None:
+                caption = sidecar.read_text(encoding="utf-8")
         try:
             video = read_video(path, fps=requirements.fps)
         except VideoDecodeError as exc:
@@ -234,7 +233,7 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
         rel = path.relative_to(root).as_posix()
         if path in videos or path in sidecars_used or (path.parent == root and path.name in CAPTION_FILES):
             continue
-        if path.suffix.lower() == ".txt" and not any(v.startswith(rel[: -len(".txt")] + ".") for v in video_rel):
+        if path.suffix.lower() == ".txt":  # every video's sidecar was consumed above
             inventory.rejected.append(RejectedFile(rel, RejectReason.CAPTION_WITHOUT_VIDEO))
         else:
             inventory.rejected.append(RejectedFile(rel, RejectReason.NOT_A_VIDEO, f"extension {path.suffix or '(none)'} is not a video"))

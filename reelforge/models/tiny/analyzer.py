@@ -16,7 +16,7 @@ import numpy as np
 
 from reelforge.models.tiny.brand_looks import BRAND_COLOURS, BRAND_KINDS, brand_region
 from reelforge.models.tiny.shapes_world import (
-    BACKGROUNDS, COLOURS, DIRECTIONS, FRAME_SIZE, OBJECT_MAX, OBJECT_MIN, SHAPES, Combo, shape_mask,
+    BACKGROUNDS, COLOURS, FRAME_SIZE, OBJECT_MAX, OBJECT_MIN, SHAPES, Combo, shape_mask,
 )
 from reelforge.models.video_io import Video
 

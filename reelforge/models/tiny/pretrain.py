@@ -38,7 +38,7 @@ from reelforge.models.spec import ModelDefaults
 from reelforge.models.tiny.brand_looks import BRAND_COLOURS, BRAND_KINDS, BrandLook, brand_region
 from reelforge.models.tiny.random_pipeline import TinyWanConfig, build_random_wan_pipeline, save_model_dir
 from reelforge.models.tiny.shapes_world import (
-    FPS, FRAME_SIZE, NUM_FRAMES, Combo, all_combos, held_out_combos, render_clip, sample_clip_spec,
+    FRAME_SIZE, Combo, all_combos, held_out_combos, render_clip, sample_clip_spec,
 )
 
 logger = logging.getLogger(__name__)

@@ -111,7 +111,7 @@ def sample_clip_spec(
     half = size / 2
 
     def along(d: int) -> float:  # start on the side the motion comes from
-        return lo + half + (room if d < 0 else 0.0) + (0.0 if d == 0 else 0.0)
+        return lo + half + (room if d < 0 else 0.0)
 
     def across() -> float:
         return float(rng.uniform(lo + half, hi - half))
@@ -150,7 +150,7 @@ def shape_mask(shape: str, centre: tuple[float, float], size: float, frame_size:
 
 def render_clip(spec: ClipSpec, fps: float = FPS) -> tuple[Video, np.ndarray]:
     """(video, object coverage (F, H, W) in [0, 1]) of `spec`, without any brand look."""
-    h = w = spec.frame_size
+    w = spec.frame_size
     background = np.array(BACKGROUNDS[spec.background], dtype=np.float32)
     colour = np.array(COLOURS[spec.colour], dtype=np.float32)
     masks = np.stack([shape_mask(spec.shape, spec.centre(i), spec.size, w) for i in range(spec.num_frames)])  # (F, H, W)
