@@ -227,6 +227,36 @@ def evaluate_model(
     stdout.print(table)
 
 
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="Folder or .zip/.tar(.gz) of videos with captions.")],
+    tenant: Annotated[str, typer.Option(help="Company the footage belongs to.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model whose VAE and text encoder encode it.")] = "reelforge-tiny",
+    out: Annotated[Optional[Path], typer.Option(help="Shards and manifest (default: under REELFORGE_HOME).")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail if any file is rejected.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Validate footage, cut clips and encode them to latent shards on Ray Data (cached per video)."""
+    from reelforge.jobs.ingest import IngestConfig, ingest as run_ingest
+    from reelforge.jobs.ray_cluster import ensure_ray
+
+    settings = Settings.from_env()
+    config = IngestConfig(tenant=tenant, model=model, source=source,
+                          out_dir=out or settings.home / "tenants" / tenant / "ingest", strict=strict)
+    ensure_ray(settings)
+    report = run_ingest(config)
+    if as_json:
+        stdout.print_json(json.dumps({k: v for k, v in report.items() if k != "settings"}))
+        return
+    stderr.print(
+        f"{len(report['accepted'])} accepted, {len(report['rejected'])} rejected, {report['clips']} clips in "
+        f"{report['shards']} shards ({'cache hit' if report['cache_hit'] else str(report['encoded_videos']) + ' videos encoded'}) "
+        f"-> {config.out_dir}"
+    )
+    for rejected in report["rejected"]:
+        stderr.print(f"  rejected {rejected['file']}: {rejected['reason']}")
+
+
 def main() -> None:
     """Console-script entry point: run the app and map reelforge errors to exit codes."""
     try:

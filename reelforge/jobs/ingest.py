@@ -1,0 +1,165 @@
+"""Ingest a company's footage: validate, decode, cut clips, encode on Ray Data, write latent shards.
+
+    inventory (every file accepted or rejected) -> Ray Data: decode + resample + cut + bucket
+    -> VAE / text encoder in an actor pool (`map_batches`) -> one Parquet shard per video + manifest
+
+Each video's shard is keyed by the hash of its bytes, its caption, the model and the settings, so a
+re-run reuses every unchanged shard and re-encodes exactly the videos whose key changed (a new
+caption re-encodes that one video, a new model re-encodes all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reelforge.errors import UserInputError
+from reelforge.jobs.clip_preparation import cut_clips
+from reelforge.jobs.footage_inventory import FootageInventory, FootageRequirements, inventory_source
+from reelforge.models.video_io import read_video
+
+logger = logging.getLogger(__name__)
+
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """One ingestion job: whose footage, for which model, where the shards go."""
+
+    tenant: str
+    model: str
+    source: Path
+    out_dir: Path
+    strict: bool = False
+    max_clips_per_video: int = 8
+    encode_batch: int = 4
+    encoder_concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if not TENANT_PATTERN.match(self.tenant):
+            raise UserInputError(f"tenant {self.tenant!r} must be 2-63 lowercase letters, digits or dashes")
+        if not 1 <= self.max_clips_per_video <= 1000:
+            raise UserInputError(f"max_clips_per_video must be between 1 and 1000, got {self.max_clips_per_video}")
+
+
+def _video_key(sha256: str, caption: str, settings_hash: str) -> str:
+    return hashlib.sha256(f"{sha256}\0{caption}\0{settings_hash}".encode()).hexdigest()[:32]
+
+
+class ClipEncoder:
+    """Ray Data actor: loads the model once, encodes clip pixels and captions in batches."""
+
+    def __init__(self, model: str, model_path: str | None) -> None:
+        from reelforge.models.loading import load_model
+
+        self.model = load_model(model, model_path=model_path)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        frames = np.stack(batch["frames"])  # (B, F, H, W, 3) uint8
+        pixels = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, F, H, W)
+        with torch.no_grad():
+            latents = self.model.spec.encode_video(self.model.pipeline, pixels.to(self.model.device)).float().cpu()
+            text = self.model.encode_text([str(c) for c in batch["caption"]]).float().cpu()  # (B, L, D)
+        return {
+            "key": batch["key"], "file": batch["file"], "clip": batch["clip"], "caption": batch["caption"],
+            "latents": [x.numpy().tobytes() for x in latents], "latent_shape": [list(latents.shape[1:])] * len(latents),
+            "text_states": [t.numpy().tobytes() for t in text], "text_shape": [list(text.shape[1:])] * len(text),
+        }
+
+
+def _cut(row: dict, fps: float, num_frames: int, buckets: list[tuple[int, int]], max_clips: int) -> list[dict]:
+    video = read_video(row["path"], fps=fps)
+    return [
+        {"key": row["key"], "file": row["file"], "clip": i, "caption": row["caption"], "frames": clip.frames}
+        for i, clip in enumerate(cut_clips(video, num_frames, buckets, max_clips))
+    ]
+
+
+def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
+    """Run the job; returns the report (also written into the manifest)."""
+    import ray
+    import ray.data
+
+    from reelforge.models.loading import load_model
+
+    started = time.perf_counter()
+    model = load_model(config.model, model_path=model_path, device="cpu")
+    d = model.defaults
+    requirements = FootageRequirements(min_frames=d.num_frames, min_width=d.width // 2, min_height=d.height // 2, fps=d.fps)
+    inventory: FootageInventory = inventory_source(config.source, config.out_dir / "work", requirements)
+    if config.strict and inventory.rejected:
+        first = inventory.rejected[0]
+        raise UserInputError(f"--strict: {len(inventory.rejected)} file(s) rejected, first {first.file}: {first.reason.value}")
+    settings = {"model": model.name, "model_dir": str(model.path), "fps": d.fps, "frames": d.num_frames,
+                "bucket": [d.width, d.height], "max_clips": config.max_clips_per_video, "max_text_tokens": d.max_text_tokens}
+    settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    shard_dir = config.out_dir / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    items = [
+        {"key": _video_key(a.sha256, a.caption, settings_hash), "file": a.file, "caption": a.caption,
+         "path": str(inventory.root / a.file)}
+        for a in inventory.accepted
+    ]
+    todo = [item for item in items if not (shard_dir / f"{item['key']}.parquet").exists()]
+    if todo:
+        buckets = [(d.width, d.height)]
+        dataset = ray.data.from_items(todo).flat_map(
+            _cut, fn_kwargs={"fps": d.fps, "num_frames": d.num_frames, "buckets": buckets, "max_clips": config.max_clips_per_video}
+        ).map_batches(
+            ClipEncoder, fn_constructor_kwargs={"model": config.model, "model_path": model_path},
+            batch_size=config.encode_batch, concurrency=config.encoder_concurrency, batch_format="numpy",
+        )
+        rows: dict[str, list[dict]] = {}
+        for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
+            for row in batch.to_dict("records"):
+                rows.setdefault(row["key"], []).append(row)
+        for key, clip_rows in rows.items():
+            table = pa.Table.from_pylist(sorted(clip_rows, key=lambda r: r["clip"]))
+            tmp = shard_dir / f".{key}.parquet.tmp"
+            pq.write_table(table, tmp)
+            tmp.replace(shard_dir / f"{key}.parquet")  # atomic: a crash never leaves half a shard
+    current = {f"{item['key']}.parquet" for item in items}
+    for stale in shard_dir.glob("*.parquet"):
+        if stale.name not in current:  # a changed caption or video superseded this shard
+            stale.unlink()
+    shards = [f"shards/{item['key']}.parquet" for item in items if (shard_dir / f"{item['key']}.parquet").exists()]
+    clips = sum(pq.read_metadata(config.out_dir / s).num_rows for s in shards)
+    dataset_hash = hashlib.sha256("".join(sorted(shards)).encode()).hexdigest()[:16]
+    report = {
+        "tenant": config.tenant, "model": model.name, "dataset_hash": dataset_hash,
+        "accepted": [a.file for a in inventory.accepted], **{"rejected": inventory.report()["rejected"]},
+        "clips": clips, "shards": len(shards), "encoded_videos": len(todo), "cache_hit": not todo,
+        "seconds": round(time.perf_counter() - started, 2), "settings": settings,
+    }
+    (config.out_dir / MANIFEST_FILE).write_text(json.dumps({**report, "shard_files": shards}, indent=2))
+    return report
+
+
+def read_latents(out_dir: Path):
+    """The ingested clips as a Ray Dataset (one row per clip), for training."""
+    import ray.data
+
+    manifest = json.loads((out_dir / MANIFEST_FILE).read_text())
+    return ray.data.read_parquet([str(out_dir / s) for s in manifest["shard_files"]])
+
+
+def row_tensors(row: dict):
+    """(latents (C, F', H', W'), text states (L, D)) of one shard row as float32 tensors."""
+    import torch
+
+    latents = np.frombuffer(row["latents"], dtype=np.float32).reshape(row["latent_shape"])
+    text = np.frombuffer(row["text_states"], dtype=np.float32).reshape(row["text_shape"])
+    return torch.from_numpy(latents.copy()), torch.from_numpy(text.copy())
