@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import sampling_vs_pipeline
+from bench import ingest_throughput, sampling_vs_pipeline
 
 
 def main() -> None:
     """Run each benchmark in turn; each prints its own table and writes JSON under bench-output/."""
     sampling_vs_pipeline.main(sys.argv[1:])
+    ingest_throughput.main([])
 
 
 if __name__ == "__main__":
