@@ -257,6 +257,22 @@ def ingest(
         stderr.print(f"  rejected {rejected['file']}: {rejected['reason']}")
 
 
+@app.command("decode-latents")
+def decode_latents(
+    ingested: Annotated[Path, typer.Argument(help="The --out folder of `reelforge ingest`.")],
+    file: Annotated[str, typer.Option(help="Source video as listed in the report.")],
+    clip: Annotated[int, typer.Option(help="Clip index within that video.")] = 0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="MP4 to write.")] = Path("decoded.mp4"),
+) -> None:
+    """Decode an ingested clip's latents back to video, to check what training will see."""
+    from reelforge.jobs.ingest import decode_clip
+    from reelforge.models.video_io import write_mp4
+
+    video = decode_clip(ingested, file, clip)
+    write_mp4(video, output)
+    stderr.print(f"wrote {output} ({video.num_frames} frames, {video.width}x{video.height})")
+
+
 def main() -> None:
     """Console-script entry point: run the app and map reelforge errors to exit codes."""
     try:

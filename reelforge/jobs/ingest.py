@@ -68,15 +68,24 @@ class ClipEncoder:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        frames = np.stack(batch["frames"])  # (B, F, H, W, 3) uint8
-        pixels = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, F, H, W)
+        count = len(batch["key"])
+        latents: list = [None] * count
+        # A batch can hold clips of several buckets; each shape is encoded as its own tensor.
+        by_shape: dict[tuple, list[int]] = {}
+        for i, frames in enumerate(batch["frames"]):
+            by_shape.setdefault(tuple(frames.shape), []).append(i)
         with torch.no_grad():
-            latents = self.model.spec.encode_video(self.model.pipeline, pixels.to(self.model.device)).float().cpu()
+            for indices in by_shape.values():
+                frames = np.stack([batch["frames"][i] for i in indices])  # (b, F, H, W, 3) uint8
+                pixels = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (b, 3, F, H, W)
+                encoded = self.model.spec.encode_video(self.model.pipeline, pixels.to(self.model.device)).float().cpu()
+                for i, z in zip(indices, encoded):
+                    latents[i] = z
             text = self.model.encode_text([str(c) for c in batch["caption"]]).float().cpu()  # (B, L, D)
         return {
             "key": batch["key"], "file": batch["file"], "clip": batch["clip"], "caption": batch["caption"],
-            "latents": [x.numpy().tobytes() for x in latents], "latent_shape": [list(latents.shape[1:])] * len(latents),
-            "text_states": [t.numpy().tobytes() for t in text], "text_shape": [list(text.shape[1:])] * len(text),
+            "latents": [z.numpy().tobytes() for z in latents], "latent_shape": [list(z.shape) for z in latents],
+            "text_states": [t.numpy().tobytes() for t in text], "text_shape": [list(text.shape[1:])] * count,
         }
 
 
@@ -98,13 +107,16 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     started = time.perf_counter()
     model = load_model(config.model, model_path=model_path, device="cpu")
     d = model.defaults
-    requirements = FootageRequirements(min_frames=d.num_frames, min_width=d.width // 2, min_height=d.height // 2, fps=d.fps)
+    # Clips are upscaled at most 2x into their bucket; smaller footage would be mostly interpolation.
+    smallest_w, smallest_h = min(w for w, _ in d.training_buckets), min(h for _, h in d.training_buckets)
+    requirements = FootageRequirements(min_frames=d.num_frames, min_width=smallest_w // 2, min_height=smallest_h // 2, fps=d.fps)
     inventory: FootageInventory = inventory_source(config.source, config.out_dir / "work", requirements)
     if config.strict and inventory.rejected:
         first = inventory.rejected[0]
         raise UserInputError(f"--strict: {len(inventory.rejected)} file(s) rejected, first {first.file}: {first.reason.value}")
+    buckets = d.training_buckets
     settings = {"model": model.name, "model_dir": str(model.path), "fps": d.fps, "frames": d.num_frames,
-                "bucket": [d.width, d.height], "max_clips": config.max_clips_per_video, "max_text_tokens": d.max_text_tokens}
+                "buckets": [list(b) for b in buckets], "max_clips": config.max_clips_per_video, "max_text_tokens": d.max_text_tokens}
     settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     shard_dir = config.out_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
@@ -115,12 +127,14 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     ]
     todo = [item for item in items if not (shard_dir / f"{item['key']}.parquet").exists()]
     if todo:
-        buckets = [(d.width, d.height)]
+        import torch
+
         dataset = ray.data.from_items(todo).flat_map(
             _cut, fn_kwargs={"fps": d.fps, "num_frames": d.num_frames, "buckets": buckets, "max_clips": config.max_clips_per_video}
         ).map_batches(
             ClipEncoder, fn_constructor_kwargs={"model": config.model, "model_path": model_path},
             batch_size=config.encode_batch, concurrency=config.encoder_concurrency, batch_format="numpy",
+            num_gpus=1 if torch.cuda.is_available() else 0,  # one GPU per encoder actor where there are GPUs
         )
         rows: dict[str, list[dict]] = {}
         for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
@@ -163,3 +177,26 @@ def row_tensors(row: dict):
     latents = np.frombuffer(row["latents"], dtype=np.float32).reshape(row["latent_shape"])
     text = np.frombuffer(row["text_states"], dtype=np.float32).reshape(row["text_shape"])
     return torch.from_numpy(latents.copy()), torch.from_numpy(text.copy())
+
+
+def decode_clip(out_dir: Path, file: str, clip: int = 0):
+    """Decode one ingested clip's latents back to a Video with the manifest's model, for inspection."""
+    import torch
+
+    from reelforge.models.loading import load_model
+    from reelforge.models.video_io import Video
+
+    manifest_path = out_dir / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise UserInputError(f"{out_dir} holds no ingestion manifest ({MANIFEST_FILE}); run `reelforge ingest` first")
+    manifest = json.loads(manifest_path.read_text())
+    for shard in manifest["shard_files"]:
+        for row in pq.read_table(out_dir / shard).to_pylist():
+            if row["file"] == file and row["clip"] == clip:
+                model = load_model(manifest["settings"]["model_dir"], device="cpu")
+                latents, _ = row_tensors(row)
+                with torch.no_grad():
+                    pixels = model.spec.decode_latents(model.pipeline, latents[None])[0]  # (3, F, H, W)
+                frames = ((pixels.permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+                return Video(frames, manifest["settings"]["fps"])
+    raise UserInputError(f"no clip {clip} of {file!r} in {out_dir}; ingested files: {', '.join(manifest['accepted'])}")

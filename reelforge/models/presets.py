@@ -54,7 +54,7 @@ PRESETS: dict[str, ModelPreset] = {
             download_size="about 30 GB",
             defaults=ModelDefaults(
                 height=480, width=832, num_frames=81, fps=16.0, steps=50, guidance=5.0, max_text_tokens=512,
-                max_height=720, max_width=1280, max_frames=129,
+                max_height=720, max_width=1280, max_frames=129, buckets=((832, 480), (480, 832), (624, 624)),
             ),
         ),
         ModelPreset(
@@ -66,6 +66,7 @@ PRESETS: dict[str, ModelPreset] = {
             defaults=ModelDefaults(
                 height=720, width=1280, num_frames=81, fps=16.0, steps=50, guidance=5.0, max_text_tokens=512,
                 max_height=720, max_width=1280, max_frames=129,
+                buckets=((1280, 720), (720, 1280), (960, 960), (832, 480), (480, 832)),
             ),
         ),
     )

@@ -34,6 +34,13 @@ class ModelDefaults:
     max_height: int = 1280
     max_width: int = 1280
     max_frames: int = 257
+    # (width, height) resolutions footage is bucketed into for training; empty: just the default size.
+    buckets: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def training_buckets(self) -> list[tuple[int, int]]:
+        """The buckets, or the default size alone."""
+        return [tuple(b) for b in self.buckets] or [(self.width, self.height)]
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelDefaults":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,29 @@ def test_ingest_cli(ray_cluster, footage: Path, tmp_path: Path, monkeypatch, cap
     assert report["clips"] == 3 and report["rejected"][0]["file"] == "broken.mp4"
     code, _, err = run_cli(["ingest", str(tmp_path / "missing"), "--tenant", "acme", "--out", str(tmp_path / "o2")], monkeypatch, capsys)
     assert code == 2 and "does not exist" in err
+    decoded = tmp_path / "decoded.mp4"
+    code, _, err = run_cli(["decode-latents", str(tmp_path / "o"), "--file", "clip_0001.mp4", "-o", str(decoded)], monkeypatch, capsys)
+    assert code == 0, err
+    assert read_video(decoded).frames.shape == (17, 32, 32, 3)
+    code, _, err = run_cli(["decode-latents", str(tmp_path / "o"), "--file", "broken.mp4"], monkeypatch, capsys)
+    assert code == 2 and "no clip 0 of 'broken.mp4'" in err
+
+
+def test_footage_of_several_aspect_ratios_lands_in_their_buckets(ray_cluster, tiny_model_dir: Path, tmp_path: Path):
+    """Wide and tall videos in one batch are bucketed by aspect ratio and encoded at their own shapes."""
+    from reelforge.models.video_io import Video, write_mp4
+
+    card_path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, card_path)
+    card = json.loads((card_path / "reelforge.json").read_text())
+    card["defaults"]["buckets"] = [[48, 32], [32, 48]]
+    (card_path / "reelforge.json").write_text(json.dumps(card))
+    footage = tmp_path / "mixed"
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"wide": (36, 64), "tall": (64, 36)}.items():
+        write_mp4(Video(rng.integers(0, 255, (9, h, w, 3), dtype=np.uint8), 8.0), footage / f"{name}.mp4")
+        (footage / f"{name}.txt").write_text(f"a {name} clip")
+    report = ingest(IngestConfig("acme", str(card_path), footage, tmp_path / "out", encode_batch=4))
+    assert report["clips"] == 2 and report["rejected"] == []
+    shapes = {row["file"]: tuple(row["latent_shape"]) for row in read_latents(tmp_path / "out").take_all()}
+    assert shapes == {"wide.mp4": (4, 3, 8, 12), "tall.mp4": (4, 3, 12, 8)}
