@@ -9,7 +9,6 @@ VAE + text encode, write a Parquet shard. Reported as clips/s of each and their 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from bench.report import save_result
 from reelforge.jobs.clip_preparation import cut_clips
 from reelforge.jobs.footage_inventory import FootageRequirements, inventory_folder
 from reelforge.jobs.ingest import IngestConfig, ingest
@@ -75,10 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_ray_over_plain": (report["clips"] / ray_seconds) / (plain_clips / plain_seconds),
         "ray_seconds": ray_seconds, "plain_seconds": plain_seconds,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return save_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ makes two calls per step.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from bench.report import save_result
 from reelforge.models.loading import VideoModel, default_dtype, load_model
 from reelforge.models.sampling import GenerationSettings, denoise, parse_size, resolve_settings
 from reelforge.models.spec import ModelDefaults
@@ -106,10 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_gib": peaks, "ratio_ours_over_pipeline": median["ours"] / median["pipeline"],
         "max_abs_latent_diff": max_diff,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return save_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -182,7 +182,8 @@ def _read_caption_tables(root: Path) -> dict[str, str]:
 
 def _looks_like_video(path: Path) -> bool:
     """Container magic: MP4/MOV `ftyp`, Matroska/WebM EBML, AVI RIFF."""
-    head = path.read_bytes()[:12] if path.stat().st_size else b""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
     return head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free") or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"RIFF"
 
 
@@ -223,7 +224,8 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
             inventory.rejected.append(RejectedFile(
                 rel, RejectReason.TOO_SMALL, f"{video.width}x{video.height}; needs {requirements.min_width}x{requirements.min_height}"))
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()  # streamed: videos can be GBs
         if digest in seen_hashes:
             inventory.rejected.append(RejectedFile(rel, RejectReason.DUPLICATE, f"same bytes as {seen_hashes[digest]}"))
             continue

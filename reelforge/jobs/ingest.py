@@ -102,10 +102,11 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     import ray
     import ray.data
 
-    from reelforge.models.loading import load_model
+    from reelforge.models.loading import describe_model
 
     started = time.perf_counter()
-    model = load_model(config.model, model_path=model_path, device="cpu")
+    # The driver only needs the model's defaults; weights load once per encoder actor.
+    model = describe_model(config.model, model_path=model_path)
     d = model.defaults
     # Clips are upscaled at most 2x into their bucket; smaller footage would be mostly interpolation.
     smallest_w, smallest_h = min(w for w, _ in d.training_buckets), min(h for _, h in d.training_buckets)

@@ -49,6 +49,25 @@ class VideoModel:
         return self.spec.encode_text(self.pipeline, prompts, self.defaults.max_text_tokens)
 
 
+@dataclass(frozen=True)
+class ModelDescription:
+    """What a model is without loading its weights: where it lives, its family and its defaults."""
+
+    name: str
+    path: Path
+    spec: VideoModelSpec
+    defaults: ModelDefaults
+
+
+def describe_model(name: str, settings: Settings | None = None, model_path: str | Path | None = None) -> ModelDescription:
+    """Resolve `name` and read its spec and defaults (reelforge.json > preset > family); no weights load."""
+    settings = settings or Settings.from_env()
+    resolved: ResolvedModel = resolve_model(name, settings, model_path)
+    spec, card_defaults = read_model_dir_info(resolved.path)
+    defaults = card_defaults or (resolved.preset.defaults if resolved.preset else None) or spec.default_defaults
+    return ModelDescription(resolved.name, resolved.path, spec, defaults)
+
+
 def load_model(
     name: str,
     settings: Settings | None = None,
@@ -57,15 +76,12 @@ def load_model(
     dtype: torch.dtype | None = None,
 ) -> VideoModel:
     """Resolve `name` (preset or directory) and load it; raises typed errors for bad names/paths."""
-    settings = settings or Settings.from_env()
-    resolved: ResolvedModel = resolve_model(name, settings, model_path)
-    spec, card_defaults = read_model_dir_info(resolved.path)
+    described = describe_model(name, settings, model_path)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
-    logger.info("loading %s from %s (%s, %s on %s)", resolved.name, resolved.path, spec.architecture, dtype, device)
-    pipeline = spec.load_pipeline(resolved.path, dtype).to(device)
-    defaults = card_defaults or (resolved.preset.defaults if resolved.preset else None) or spec.default_defaults
+    logger.info("loading %s from %s (%s, %s on %s)", described.name, described.path, described.spec.architecture, dtype, device)
+    pipeline = described.spec.load_pipeline(described.path, dtype).to(device)
     return VideoModel(
-        name=resolved.name, path=resolved.path, spec=spec, pipeline=pipeline,
-        defaults=defaults, device=device, dtype=dtype,
+        name=described.name, path=described.path, spec=described.spec, pipeline=pipeline,
+        defaults=described.defaults, device=device, dtype=dtype,
     )
