@@ -273,6 +273,10 @@ def decode_latents(
     stderr.print(f"wrote {output} ({video.num_frames} frames, {video.width}x{video.height})")
 
 
+# Fine-tuning commands live in their own module; importing it registers them on `app`.
+from reelforge import training_cli  # noqa: E402,F401
+
+
 def main() -> None:
     """Console-script entry point: run the app and map reelforge errors to exit codes."""
     try:

@@ -171,6 +171,13 @@ def read_latents(out_dir: Path):
     return ray.data.read_parquet([str(out_dir / s) for s in manifest["shard_files"]])
 
 
+def read_latent_shards(out_dir: Path, shard_files: list[str]):
+    """Some of the ingested shards (e.g. the training split) as a Ray Dataset."""
+    import ray.data
+
+    return ray.data.read_parquet([str(out_dir / s) for s in shard_files])
+
+
 def row_tensors(row: dict):
     """(latents (C, F', H', W'), text states (L, D)) of one shard row as float32 tensors."""
     import torch

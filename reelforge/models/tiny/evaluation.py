@@ -6,6 +6,7 @@ each video through an MP4 round trip as a user would receive it, and reads it wi
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from reelforge.models.loading import VideoModel
 from reelforge.models.sampling import GenerationSettings, generate
 from reelforge.models.tiny.analyzer import analyze
 from reelforge.models.tiny.brand_looks import BRAND_KINDS, BrandLook
-from reelforge.models.tiny.shapes_world import caption, held_out_combos
+from reelforge.models.tiny.shapes_world import Combo, caption, held_out_combos
 from reelforge.models.video_io import read_video, write_mp4
 
 EVAL_SEEDS = (0, 1)
@@ -33,46 +34,72 @@ class EvalConfig:
     guidance: float | None = None
 
 
-def evaluate(model: VideoModel, config: EvalConfig = EvalConfig(), brand: BrandLook | None = None, progress: bool = False) -> dict:
-    """Generate, round-trip and analyse; return the accuracy and brand metrics as a dict."""
-    combos = held_out_combos(config.prompts)
-    jobs = [(combo, seed) for combo in combos for seed in config.seeds]
-    correct = {"colour": 0, "shape": 0, "direction": 0, "background": 0}
-    adherent = 0
-    brand_hits = {kind: 0 for kind in BRAND_KINDS}
-    target_hits = 0
-    seconds = 0.0
+SCORE_KEYS = ("colour", "shape", "direction", "background", "adherent", "target_brand", *BRAND_KINDS)
+WORLD_CARD_KEY = "world"
+
+
+def is_shapes_world_model(model_dir: Path) -> bool:
+    """True when the model card says the model was trained on the shapes world (so `evaluate` means something)."""
+    card = Path(model_dir) / "reelforge.json"
+    return card.is_file() and json.loads(card.read_text()).get(WORLD_CARD_KEY) == "shapes"
+
+
+def eval_jobs(config: EvalConfig = EvalConfig()) -> list[tuple[Combo, int]]:
+    """Every (held-out combination, seed) pair the evaluation generates, in a fixed order."""
+    return [(combo, seed) for combo in held_out_combos(config.prompts) for seed in config.seeds]
+
+
+def score_videos(
+    model: VideoModel, jobs: list[tuple[Combo, int]], config: EvalConfig = EvalConfig(),
+    brand: BrandLook | None = None, progress: bool = False,
+) -> dict[str, float]:
+    """Generate `jobs`, round-trip each through MP4, analyse; counts per key of SCORE_KEYS plus n and seconds.
+
+    Counts (not rates) so that slices scored on different workers can simply be summed.
+    """
+    counts = {key: 0.0 for key in SCORE_KEYS} | {"n": 0.0, "seconds": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "eval.mp4"
         for combo, seed in tqdm(jobs, desc="eval", unit="video", disable=not progress):
             started = time.perf_counter()
             video = generate(model, GenerationSettings(caption(*combo), seed=seed, steps=config.steps, guidance=config.guidance))
-            seconds += time.perf_counter() - started
+            counts["seconds"] += time.perf_counter() - started
             analysis = analyze(read_video(write_mp4(video, path)))
             matches = analysis.matches(combo)
             for key, ok in matches.items():
-                correct[key] += ok
-            adherent += all(matches.values())
+                counts[key] += ok
+            counts["adherent"] += all(matches.values())
             for kind, reading in analysis.brands.items():
-                brand_hits[kind] += reading.present
+                counts[kind] += reading.present
             if brand is not None:
                 reading = analysis.brands[brand.kind]
-                target_hits += reading.present and reading.colour == brand.colour
-    n = len(jobs)
-    brand_rates = {kind: hits / n for kind, hits in brand_hits.items()}
+                counts["target_brand"] += reading.present and reading.colour == brand.colour
+            counts["n"] += 1
+    return counts
+
+
+def summarize(counts: dict[str, float], model_name: str, config: EvalConfig, brand: BrandLook | None) -> dict:
+    """The `reelforge eval` metrics from summed counts."""
+    n = max(counts["n"], 1)
+    brand_rates = {kind: counts[kind] / n for kind in BRAND_KINDS}
     return {
-        "model": model.name,
-        "n": n,
-        "prompts": len(combos),
+        "model": model_name,
+        "n": int(counts["n"]),
+        "prompts": config.prompts,
         "seeds": list(config.seeds),
-        "colour_acc": correct["colour"] / n,
-        "shape_acc": correct["shape"] / n,
-        "direction_acc": correct["direction"] / n,
-        "background_acc": correct["background"] / n,
-        "adherence": adherent / n,
-        # With --brand: the fraction showing that look in that colour; without: the most frequent look.
+        "colour_acc": counts["colour"] / n,
+        "shape_acc": counts["shape"] / n,
+        "direction_acc": counts["direction"] / n,
+        "background_acc": counts["background"] / n,
+        "adherence": counts["adherent"] / n,
+        # With a brand: the fraction showing that look in that colour; without: the most frequent look.
         "brand": brand.spec if brand else None,
-        "brand_rate": target_hits / n if brand else max(brand_rates.values()),
+        "brand_rate": counts["target_brand"] / n if brand else max(brand_rates.values()),
         "brand_rates": brand_rates,
-        "seconds_per_video": seconds / n,
+        "seconds_per_video": counts["seconds"] / n,
     }
+
+
+def evaluate(model: VideoModel, config: EvalConfig = EvalConfig(), brand: BrandLook | None = None, progress: bool = False) -> dict:
+    """Generate, round-trip and analyse every held-out prompt; return the accuracy and brand metrics as a dict."""
+    return summarize(score_videos(model, eval_jobs(config), config, brand, progress), model.name, config, brand)

@@ -267,7 +267,7 @@ def pretrain(config: PretrainConfig, work_dir: Path, out_dir: Path, model_config
     timings["transformer_seconds"] = time.perf_counter() - started
     for module in (pipeline.vae, pipeline.transformer, pipeline.text_encoder):
         module.eval()
-    card = {"name": "reelforge-tiny", "weights": "pretrained", "pretrain_config": asdict(config),
+    card = {"name": "reelforge-tiny", "weights": "pretrained", "world": "shapes", "pretrain_config": asdict(config),
             "data": "shapes world, held-out combinations excluded from transformer training", **timings}
     return save_model_dir(pipeline, out_dir, model_config.defaults, card)
 

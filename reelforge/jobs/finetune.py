@@ -1,0 +1,232 @@
+"""`reelforge finetune`: the driver of a LoRA fine-tune on Ray Train + DeepSpeed, tracked in MLflow.
+
+    validate config -> resolve model -> data (ingest raw footage, check tenant, split by video)
+    -> MLflow run (params, tags, dataset input) -> TorchTrainer (N workers, train_worker.py)
+    -> register the adapter (alias `candidate`) -> finish the run
+
+Everything before `TorchTrainer.fit` is a fast check; a bad config, path or dataset never starts
+a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reelforge.errors import ReelforgeError
+from reelforge.jobs.adapter_registry import adapter_sha256, register_adapter, registered_model_name
+from reelforge.jobs.finetune_config import FineTuneConfig
+from reelforge.jobs.run_tracking import TAG_PREFIX, flatten_params, tenant_experiment_id, tracking_client
+from reelforge.jobs.training_data import TrainingData, detect_brand, prepare_training_data
+from reelforge.jobs.train_worker import ADAPTER_DIR, COMFYUI_DIR
+from reelforge.models.loading import describe_model
+from reelforge.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class FineTuneFailedError(ReelforgeError):
+    """Training started but did not finish (after the allowed worker restarts)."""
+
+    code = "fine_tune_failed"
+
+
+@dataclass
+class FineTuneResult:
+    """What a finished fine-tune produced and where to find it."""
+
+    job_id: str
+    run_id: str
+    registered_model: str
+    version: int
+    fine_tuned_model: str
+    adapter_dir: Path
+    metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def new_job_id(tenant: str) -> str:
+    """`ft-acme-20261121-083000-1a2b3c`: sortable, unique, names the tenant."""
+    return f"ft-{tenant}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _validation_prompts(config: FineTuneConfig, data: TrainingData) -> list[str]:
+    if config.validation_prompts is not None:
+        return list(config.validation_prompts)[: max(config.validation_videos, len(config.validation_prompts))]
+    import pyarrow.parquet as pq
+
+    captions: list[str] = []
+    for shard in data.holdout_shards + data.train_shards:
+        for caption in pq.read_table(data.root / shard, columns=["caption"]).column("caption").to_pylist()[:1]:
+            if caption not in captions:
+                captions.append(caption)
+        if len(captions) >= config.validation_videos:
+            break
+    return captions[: config.validation_videos]
+
+
+def _precision(config: FineTuneConfig, use_gpu: bool) -> str:
+    from reelforge.jobs.deepspeed_config import resolve_precision
+
+    bf16 = False
+    if use_gpu:
+        import torch
+
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return resolve_precision(config.precision, use_gpu, bf16)
+
+
+def _follow_progress(client, run_id: str, total: int, stop: threading.Event, show: bool) -> None:
+    """Show training progress from the run's `train/step` metric (rank 0 logs it every step)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not show)
+    while not stop.wait(2.0):
+        try:
+            history = client.get_metric_history(run_id, "train/step")
+            loss = client.get_metric_history(run_id, "train/loss")
+        except Exception:  # noqa: BLE001 - progress display must never break training
+            continue
+        if history:
+            bar.n = int(max(m.value for m in history))
+            if loss:
+                bar.set_postfix(loss=f"{loss[-1].value:.4f}")
+            bar.refresh()
+    bar.close()
+
+
+def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | None = None, progress: bool = False,
+                 job_id: str | None = None, sweep_id: str | None = None) -> FineTuneResult:
+    """Run one fine-tune to completion and register its adapter; raises typed errors on bad input."""
+    started = time.perf_counter()
+    model = describe_model(config.model, settings, model_path)
+    if config.brand is not None:
+        from reelforge.models.tiny.brand_looks import parse_brand
+
+        parse_brand(config.brand)
+    data = prepare_training_data(config, settings, model, str(model.path))  # starts Ray only to ingest raw footage
+    from reelforge.models.tiny.evaluation import is_shapes_world_model
+
+    world = is_shapes_world_model(model.path)
+    brand = config.brand
+    if world and brand is None:
+        from reelforge.models.loading import load_model
+
+        brand = detect_brand(load_model(config.model, settings, str(model.path), device="cpu"), data)
+        logger.info("brand look detected in the training clips: %s", brand or "none")
+    total_steps = config.total_steps(data.train_clips)
+    job_id = job_id or new_job_id(config.tenant)
+
+    import ray
+    import ray.train
+
+    from reelforge.jobs.ray_cluster import ensure_ray
+
+    ensure_ray(settings)
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from reelforge.jobs.ingest import read_latent_shards
+    from reelforge.jobs.train_worker import train_loop_per_worker
+
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    use_gpu = config.use_gpu if config.use_gpu is not None else gpus >= config.workers
+    precision = _precision(config, use_gpu)
+
+    client = tracking_client(settings)
+    experiment_id = tenant_experiment_id(client, settings, config.tenant)
+    tags = {
+        f"{TAG_PREFIX}tenant": config.tenant, f"{TAG_PREFIX}base_model": model.name,
+        f"{TAG_PREFIX}dataset_hash": data.dataset_hash, f"{TAG_PREFIX}job_id": job_id,
+        f"{TAG_PREFIX}fine_tuned_model": config.fine_tuned_model_id, f"{TAG_PREFIX}suffix": config.suffix,
+        f"{TAG_PREFIX}brand": brand or "", "mlflow.runName": f"{config.suffix}-{job_id}",
+    }
+    if sweep_id:
+        tags[f"{TAG_PREFIX}sweep_id"] = sweep_id
+    run = client.create_run(experiment_id, run_name=f"{config.suffix}-{job_id}", tags=tags)
+    run_id = run.info.run_id
+    _log_run_inputs(client, run_id, config, data, model.path, total_steps, precision, use_gpu, brand)
+
+    status_dir = settings.home / "finetune" / job_id / "workers"
+    status_dir.mkdir(parents=True, exist_ok=True)
+    # Materialised once in the object store: every worker (and every restarted worker) then splits
+    # blocks instead of re-reading many small Parquet files, which costs minutes on a small machine.
+    datasets = {"train": read_latent_shards(data.root, data.train_shards).materialize()}
+    if data.holdout_shards:
+        datasets["holdout"] = read_latent_shards(data.root, data.holdout_shards).materialize()
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "job": config.model_dump(mode="json"), "model_dir": str(model.path), "total_steps": total_steps,
+            "precision": precision, "status_dir": str(status_dir), "tracking_uri": settings.resolved_mlflow_tracking_uri,
+            "run_id": run_id, "has_holdout": bool(data.holdout_shards), "world_eval": world, "brand": brand,
+            "validation_prompts": _validation_prompts(config, data),
+        },
+        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu),
+        run_config=RunConfig(
+            name=job_id, storage_path=str((settings.home / "ray-results").resolve()),
+            failure_config=FailureConfig(max_failures=config.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+    stop = threading.Event()
+    follower = threading.Thread(target=_follow_progress, args=(client, run_id, total_steps, stop, progress), daemon=True)
+    follower.start()
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; the run records the failure either way
+        client.set_terminated(run_id, "FAILED")
+        raise FineTuneFailedError(f"fine-tune {job_id} failed: {str(exc).splitlines()[0][:500]}") from exc
+    finally:
+        stop.set()
+        follower.join(timeout=5)
+    if result.error is not None or result.checkpoint is None:
+        client.set_terminated(run_id, "FAILED")
+        raise FineTuneFailedError(f"fine-tune {job_id} failed: {result.error}")
+
+    adapter_dir = settings.home / "adapters" / config.tenant / job_id
+    with result.checkpoint.as_directory() as directory:
+        shutil.copytree(Path(directory) / ADAPTER_DIR, adapter_dir / ADAPTER_DIR, dirs_exist_ok=True)
+        shutil.copytree(Path(directory) / COMFYUI_DIR, adapter_dir / COMFYUI_DIR, dirs_exist_ok=True)
+    metrics = dict(result.metrics or {})
+    version_tags = {
+        **{k: v for k, v in tags.items() if k.startswith(TAG_PREFIX)}, f"{TAG_PREFIX}run_id": run_id,
+        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(adapter_dir / ADAPTER_DIR), f"{TAG_PREFIX}steps": str(total_steps),
+        **{f"{TAG_PREFIX}{k}": f"{metrics[k]:.4f}" for k in ("eval_loss", "eval_brand_rate", "eval_adherence") if k in metrics},
+    }
+    name = registered_model_name(config.tenant, config.suffix, model.name)
+    version = register_adapter(
+        settings, name, source=f"{run.info.artifact_uri}/{ADAPTER_DIR}", run_id=run_id, tags=version_tags,
+        description=f"{config.fine_tuned_model_id} from job {job_id} ({total_steps} steps on {data.train_clips} clips)",
+    )
+    client.set_tag(run_id, f"{TAG_PREFIX}registered_version", f"{name}/{version.version}")
+    client.set_terminated(run_id, "FINISHED")
+    return FineTuneResult(job_id, run_id, name, version.version, config.fine_tuned_model_id, adapter_dir / ADAPTER_DIR,
+                          metrics, time.perf_counter() - started)
+
+
+def _log_run_inputs(client, run_id: str, config: FineTuneConfig, data: TrainingData, model_dir: Path,
+                    total_steps: int, precision: str, use_gpu: bool, brand: str | None) -> None:
+    """Params (the whole config, flattened), resolved values, and the dataset as an MLflow input."""
+    import mlflow.data
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag, Param
+
+    params = flatten_params(config.model_dump(mode="json")) | {
+        "resolved.total_steps": str(total_steps), "resolved.precision": precision, "resolved.use_gpu": str(use_gpu),
+        "resolved.train_clips": str(data.train_clips), "resolved.holdout_clips": str(data.holdout_clips),
+        "resolved.global_batch": str(config.global_batch), "resolved.model_dir": str(model_dir), "resolved.brand": str(brand),
+    }
+    items = [Param(k, v) for k, v in sorted(params.items())]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+    frame = pd.DataFrame(data.rows_summary())
+    dataset = mlflow.data.from_pandas(frame, source=str(data.root), name=f"{config.tenant}-footage-{data.dataset_hash}")
+    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])

@@ -1,0 +1,220 @@
+"""The per-worker training loop of a fine-tune (runs inside Ray Train's TorchTrainer).
+
+Each worker loads the base model, attaches LoRA (base frozen), hands only the LoRA parameters to
+`deepspeed.initialize` (ZeRO-2 or ZeRO-3 over the process group Ray Train set up), reads its shard
+of the ingested latents and trains with the base model's objective. Every `checkpoint_every`
+steps each worker writes its DeepSpeed state (LoRA weights + its optimizer partition), then all
+report together (`ray.train.report` is the barrier). A restarted worker group resumes from
+`ray.train.get_checkpoint()`; batches, noise and timesteps are functions of the step, so the
+replayed steps see the same data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reelforge.jobs.finetune_config import FineTuneConfig
+from reelforge.models.objectives import FlowMatchingObjective
+
+logger = logging.getLogger(__name__)
+
+STATE_TAG = "state"  # DeepSpeed checkpoint tag inside every Ray checkpoint
+STATE_FILE = "reelforge_state.json"
+ADAPTER_DIR = "adapter"
+COMFYUI_DIR = "adapter-comfyui"
+
+
+def _step_seed(seed: int, rank: int, micro_step: int) -> int:
+    return (seed * 1_000_003 + rank * 7919 + micro_step) % (2**63)
+
+
+class LatentBatches:
+    """This worker's clips in memory, grouped by latent shape; batch k is a pure function of k."""
+
+    def __init__(self, rows: list[tuple[torch.Tensor, torch.Tensor]], batch: int, seed: int, rank: int) -> None:
+        self.buckets: dict[tuple, list[int]] = {}
+        for i, (latents, _) in enumerate(rows):
+            self.buckets.setdefault(tuple(latents.shape), []).append(i)
+        self.keys = sorted(self.buckets)
+        self.weights = np.array([len(self.buckets[k]) for k in self.keys], dtype=np.float64)
+        self.weights /= self.weights.sum()
+        self.rows, self.batch, self.seed, self.rank = rows, batch, seed, rank
+
+    def __call__(self, micro_step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+        """(latents (B, C, F, H, W), text (B, L, D), a generator for this micro-step's noise)."""
+        rng = np.random.default_rng(_step_seed(self.seed, self.rank, micro_step))
+        members = self.buckets[self.keys[rng.choice(len(self.keys), p=self.weights)]]
+        picks = rng.choice(members, size=self.batch, replace=len(members) < self.batch)
+        latents = torch.stack([self.rows[i][0] for i in picks])  # (B, C, F, H, W)
+        text = torch.stack([self.rows[i][1] for i in picks])  # (B, L, D)
+        return latents, text, torch.Generator().manual_seed(_step_seed(self.seed, self.rank, micro_step))
+
+
+def configured_objective(objective, job: FineTuneConfig):
+    """The base model's objective with the job's timestep sampling and shift (flow matching only)."""
+    if isinstance(objective, FlowMatchingObjective):
+        return dataclasses.replace(objective, sampling=job.timestep_sampling, shift=job.timestep_shift or objective.shift)
+    return objective
+
+
+def _rows(dataset_shard) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    from reelforge.jobs.ingest import row_tensors
+
+    return [row_tensors(row) for row in dataset_shard.iter_rows()] if dataset_shard is not None else []
+
+
+def _heartbeat(status_dir: Path, rank: int, step: int, attempt_started: float) -> None:
+    """Per-rank liveness file (pid, step): what operators and the recovery test look at."""
+    path = status_dir / f"rank-{rank}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "step": step, "attempt_started": attempt_started, "time": time.time()}))
+    tmp.replace(path)
+
+
+def _gathered_adapter(model, engine, params: list[torch.nn.Parameter], zero_stage: int) -> dict[str, torch.Tensor]:
+    """The LoRA state dict with full tensors on every rank (ZeRO-3 partitions them; gather first)."""
+    from reelforge.models.lora import adapter_state_dict
+
+    if zero_stage == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            return {k: v.detach().clone().cpu() for k, v in adapter_state_dict(model).items()}
+    return {k: v.detach().clone().cpu() for k, v in adapter_state_dict(model).items()}
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Ray Train entry point: train, evaluate, checkpoint and report until `total_steps`."""
+    import deepspeed
+    import ray.train
+    import torch.distributed as dist
+    from ray.train import Checkpoint
+
+    from reelforge.jobs.comfyui_lora import write_comfyui_lora
+    from reelforge.jobs.deepspeed_config import deepspeed_config
+    from reelforge.jobs.lr_schedule import lr_factor
+    from reelforge.jobs.run_tracking import RankZeroLogger
+    from reelforge.jobs.train_evaluation import eval_loss, validation_videos, world_eval
+    from reelforge.models.loading import load_model
+    from reelforge.models.lora import attach_lora, save_adapter
+    from reelforge.models.objectives import diffusion_loss
+
+    job = FineTuneConfig.model_validate(loop_config["job"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    total_steps: int = loop_config["total_steps"]
+    precision: str = loop_config["precision"]
+    status_dir = Path(loop_config["status_dir"])
+    attempt_started = time.time()
+    torch.manual_seed(job.seed)
+
+    device = ray.train.torch.get_device()
+    model = load_model(job.model, model_path=loop_config["model_dir"], device=device, dtype=torch.float32)
+    params = attach_lora(model, job.lora.to_lora_config())
+    if job.gradient_checkpointing:
+        model.transformer.enable_gradient_checkpointing()
+    objective = configured_objective(model.spec.objective(model.pipeline), job)
+    optimizer = torch.optim.AdamW(params, lr=job.lr, weight_decay=job.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total_steps, job.warmup_steps, job.schedule)
+    )
+    engine, optimizer, _, scheduler = deepspeed.initialize(
+        model=model.transformer, model_parameters=params, optimizer=optimizer, lr_scheduler=scheduler,
+        config=deepspeed_config(job, precision), dist_init_required=False,
+    )
+
+    train_rows = _rows(ray.train.get_dataset_shard("train"))
+    holdout_rows = _rows(ray.train.get_dataset_shard("holdout")) if loop_config["has_holdout"] else []
+    batches = LatentBatches(train_rows, job.batch_per_worker, job.seed, rank)
+    empty_text = model.encode_text([""]).float().cpu()[0]  # (L, D): caption dropout target
+    tracker = RankZeroLogger(loop_config["tracking_uri"], loop_config["run_id"], enabled=rank == 0)
+
+    start_step = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            engine.load_checkpoint(directory, tag=STATE_TAG, load_module_strict=False)
+            start_step = json.loads((Path(directory) / STATE_FILE).read_text())["step"]
+        logger.info("rank %d resumed from step %d", rank, start_step)
+        tracker.metrics({"train/resumed_from_step": start_step}, step=start_step)
+    validation_prompts = list(loop_config["validation_prompts"])
+
+    def evaluate(step: int) -> dict[str, float]:
+        engine.eval()
+        metrics: dict[str, float] = {}
+        if holdout_rows:
+            metrics.update(eval_loss(model, engine, holdout_rows, job.eval_timesteps, rank, world))
+        if loop_config["world_eval"] and job.world_eval_prompts:
+            result = world_eval(model, job.world_eval_prompts, job.world_eval_seeds, loop_config["brand"], rank, world)
+            metrics.update({f"eval/{k}": result[k] for k in ("adherence", "brand_rate", "colour_acc", "shape_acc")})
+        if validation_prompts:
+            with tempfile.TemporaryDirectory() as tmp:
+                validation_videos(model, validation_prompts, Path(tmp), write=rank == 0)
+                tracker.artifacts(Path(tmp), f"validation/step-{step:06d}")
+        engine.train()
+        tracker.metrics(metrics, step=step)
+        return metrics
+
+    last_eval: dict[str, float] = {}
+    if start_step == 0:
+        last_eval = evaluate(0)  # the untouched base model (LoRA B starts at zero): every curve's origin
+    engine.train()
+    for step in range(start_step, total_steps):
+        started = time.perf_counter()
+        losses = []
+        for micro in range(job.grad_accum):
+            micro_step = step * job.grad_accum + micro
+            x0, text, generator = batches(micro_step)
+            if job.caption_dropout:
+                drop = torch.rand(x0.shape[0], generator=generator) < job.caption_dropout
+                text = torch.where(drop[:, None, None], empty_text.expand_as(text), text)
+            eps = torch.randn(x0.shape, generator=generator)  # (B, C, F, H, W)
+            t = objective.sample_timesteps(x0.shape[0], generator)  # (B,)
+            batch = objective.batch(x0, eps, t)
+            prediction = model.spec.predict(
+                engine, batch.noisy.to(device), batch.model_timesteps.to(device), text.to(device)
+            )  # (B, C, F, H, W)
+            loss = diffusion_loss(prediction.float(), batch.target.to(device))
+            engine.backward(loss)
+            engine.step()
+            losses.append(loss.item())
+        done = step + 1
+        loss_sum = torch.tensor([sum(losses) / len(losses)], dtype=torch.float64)
+        if world > 1:
+            dist.all_reduce(loss_sum)
+        seconds = time.perf_counter() - started
+        grad_norm = engine.get_global_grad_norm()
+        tracker.metrics({
+            "train/loss": loss_sum.item() / world, "train/lr": scheduler.get_last_lr()[0],
+            "train/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+            "train/samples_per_s": job.global_batch / max(seconds, 1e-9), "train/step": done,
+        }, step=done)
+        _heartbeat(status_dir, rank, done, attempt_started)
+        if done % job.eval_every == 0 or done == total_steps:
+            last_eval = evaluate(done)
+        if done % job.checkpoint_every == 0 or done == total_steps:
+            final = done == total_steps
+            adapter = _gathered_adapter(model, engine, params, job.deepspeed.zero_stage) if final else None
+            with tempfile.TemporaryDirectory() as tmp:
+                engine.save_checkpoint(tmp, tag=STATE_TAG, client_state={"step": done}, exclude_frozen_parameters=True)
+                if rank == 0:
+                    (Path(tmp) / STATE_FILE).write_text(json.dumps({"step": done, "total_steps": total_steps}))
+                    if final:
+                        card = {"tenant": job.tenant, "fine_tuned_model": job.fine_tuned_model_id, "run_id": loop_config["run_id"],
+                                "steps": done, "brand": loop_config["brand"]}
+                        adapter_dir = save_adapter(model, Path(tmp) / ADAPTER_DIR, state_dict=adapter, extra=card)
+                        write_comfyui_lora(adapter_dir, Path(tmp) / COMFYUI_DIR)
+                        tracker.artifacts(Path(tmp) / ADAPTER_DIR, ADAPTER_DIR)
+                        tracker.artifacts(Path(tmp) / COMFYUI_DIR, COMFYUI_DIR)
+                metrics = {"step": done, "loss": loss_sum.item() / world, "resumed_from_step": start_step,
+                           **{k.replace("/", "_"): v for k, v in last_eval.items()}}
+                ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp), checkpoint_dir_name=f"checkpoint-{done:07d}")

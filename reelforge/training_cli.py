@@ -1,0 +1,205 @@
+"""CLI commands of the fine-tuning loop: `finetune`, `adapters list|promote|rollback`, `compare`, `finetune-status`.
+
+Registered on the main `reelforge` app (see cli.py); errors are mapped to exit codes there.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from reelforge.cli import app, stderr, stdout
+from reelforge.settings import Settings
+
+adapters_app = typer.Typer(help="List, promote and roll back a tenant's registered adapters.", no_args_is_help=True)
+app.add_typer(adapters_app, name="adapters")
+
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set lora.rank=8 (repeatable).")]
+SweepOption = Annotated[Optional[list[str]], typer.Option("--sweep", help="Run a grid: --sweep lr=1e-4,3e-4 (repeatable; axes multiply).")]
+
+
+@app.command()
+def finetune(
+    tenant: Annotated[str, typer.Option(help="Whose adapter this is (lowercase letters, digits, dashes).")],
+    data: Annotated[Path, typer.Option(help="Footage folder or archive, or a directory `reelforge ingest` wrote.")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model preset or directory (default: reelforge-tiny).")] = None,
+    model_path: Annotated[Optional[Path], typer.Option(help="Local directory of the preset's checkpoint.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML job file; keys as in `--set`.")] = None,
+    overrides: SetOption = None,
+    sweeps: SweepOption = None,
+    address: Annotated[Optional[str], typer.Option(help="Submit to a running Ray cluster's Jobs API (http://HEAD:8265) instead of running here.")] = None,
+    follow: Annotated[bool, typer.Option(help="With --address: stream the job's logs until it ends.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Fine-tune a LoRA adapter on a tenant's footage (Ray Train + DeepSpeed), tracked and registered in MLflow."""
+    from reelforge.jobs.finetune import run_finetune
+    from reelforge.jobs.finetune_config import expand_sweep, read_config_file
+
+    base = read_config_file(config) if config else {}
+    base.update({"tenant": tenant, "data": str(data)})
+    if model is not None:
+        base["model"] = model
+    configs = expand_sweep(base, overrides or [], sweeps or [])  # validates every point before anything runs
+    if address:
+        _submit(address, follow)
+        return
+    settings = Settings.from_env()
+    sweep_id = None
+    if len(configs) > 1:
+        import secrets
+
+        sweep_id = f"sweep-{secrets.token_hex(4)}"
+        stderr.print(f"sweep {sweep_id}: {len(configs)} runs")
+    results = []
+    for index, job in enumerate(configs, 1):
+        if sweep_id:
+            stderr.print(f"[bold]run {index}/{len(configs)}[/bold]: " + " ".join(sweeps or []))
+        result = run_finetune(job, settings, model_path=str(model_path) if model_path else None, progress=not as_json, sweep_id=sweep_id)
+        results.append(result)
+        stderr.print(
+            f"{result.fine_tuned_model}: registered {result.registered_model} version {result.version} (alias candidate), "
+            f"run {result.run_id}, {result.seconds:.0f}s; brand_rate {result.metrics.get('eval_brand_rate', float('nan')):.3f}, "
+            f"adherence {result.metrics.get('eval_adherence', float('nan')):.3f}, eval loss {result.metrics.get('eval_loss', float('nan')):.4f}"
+        )
+    if as_json:
+        stdout.print_json(json.dumps([
+            {"job_id": r.job_id, "run_id": r.run_id, "registered_model": r.registered_model, "version": r.version,
+             "fine_tuned_model": r.fine_tuned_model, "adapter_dir": str(r.adapter_dir), "metrics": r.metrics,
+             "seconds": round(r.seconds, 1), "sweep_id": sweep_id}
+            for r in results
+        ]))
+    elif sweep_id:
+        stderr.print(f"compare them: reelforge compare --tenant {configs[0].tenant} --sweep {sweep_id}")
+
+
+def _submit(address: str, follow: bool) -> None:
+    """Re-submit this very command line (without --address) as a Ray Job."""
+    from reelforge.jobs.ray_job_submission import RayJobFailedError, follow_job, submit_finetune
+
+    args, skip = [], False
+    for arg in sys.argv[2:]:  # argv[1] is "finetune"
+        if skip:
+            skip = False
+            continue
+        if arg == "--address":
+            skip = True
+            continue
+        if arg.startswith("--address=") or arg in ("--follow", "--no-follow"):
+            continue
+        args.append(arg)
+    submission_id = submit_finetune(address, args)
+    stderr.print(f"submitted Ray Job {submission_id} to {address}; status: reelforge finetune-status {submission_id} --address {address}")
+    if follow:
+        status = follow_job(address, submission_id, on_log=lambda text: sys.stderr.write(text))
+        stderr.print(f"Ray Job {submission_id}: {status}")
+        if status != "SUCCEEDED":
+            raise RayJobFailedError(f"Ray Job {submission_id} ended {status}")
+
+
+@app.command("finetune-status")
+def finetune_status(
+    submission_id: Annotated[str, typer.Argument(help="The id `finetune --address` printed.")],
+    address: Annotated[str, typer.Option(help="The Ray cluster's Jobs API, http://HEAD:8265.")],
+) -> None:
+    """Show the status of a fine-tune submitted to a Ray cluster."""
+    from reelforge.jobs.ray_job_submission import job_status
+
+    stdout.print_json(json.dumps(job_status(address, submission_id)))
+
+
+def _adapter_name(tenant: str, adapter: str | None) -> str:
+    from reelforge.jobs.adapter_registry import resolve_adapter_name
+
+    return resolve_adapter_name(Settings.from_env(), tenant, adapter)
+
+
+TenantOption = Annotated[str, typer.Option(help="The tenant whose adapters to show or move.")]
+AdapterOption = Annotated[Optional[str], typer.Option(help="The adapter's suffix, when the tenant has several.")]
+
+
+@adapters_app.command("list")
+def adapters_list(
+    tenant: TenantOption, adapter: AdapterOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """List the tenant's adapter versions with their aliases and eval metrics."""
+    from reelforge.jobs.adapter_registry import list_versions, tenant_adapter_names
+
+    settings = Settings.from_env()
+    names = [_adapter_name(tenant, adapter)] if adapter else tenant_adapter_names(settings, tenant)
+    rows = [v for name in names for v in list_versions(settings, name)]
+    if as_json:
+        stdout.print_json(json.dumps([
+            {"name": v.name, "version": v.version, "aliases": list(v.aliases), "fine_tuned_model": v.fine_tuned_model,
+             "run_id": v.run_id, "source": v.source, "tags": v.tags} for v in rows
+        ]))
+        return
+    table = Table(title=f"adapters of {tenant}")
+    for column in ("registered model", "version", "aliases", "brand_rate", "adherence", "eval loss", "job"):
+        table.add_column(column)
+    for v in rows:
+        table.add_row(v.name, str(v.version), ", ".join(v.aliases), v.tags.get("reelforge.eval_brand_rate", "-"),
+                      v.tags.get("reelforge.eval_adherence", "-"), v.tags.get("reelforge.eval_loss", "-"), v.tags.get("reelforge.job_id", "-"))
+    stdout.print(table if rows else f"tenant {tenant} has no registered adapters")
+
+
+@adapters_app.command("promote")
+def adapters_promote(
+    tenant: TenantOption, adapter: AdapterOption = None,
+    version: Annotated[Optional[int], typer.Option(help="Version to serve (default: the `candidate`).")] = None,
+) -> None:
+    """Point `production` (what serving uses) at a version."""
+    from reelforge.jobs.adapter_registry import promote
+
+    moved = promote(Settings.from_env(), _adapter_name(tenant, adapter), version)
+    stderr.print(f"{moved.name}: production -> version {moved.version}")
+
+
+@adapters_app.command("rollback")
+def adapters_rollback(tenant: TenantOption, adapter: AdapterOption = None) -> None:
+    """Move `production` back to the version it pointed at before the last promotion."""
+    from reelforge.jobs.adapter_registry import rollback
+
+    moved = rollback(Settings.from_env(), _adapter_name(tenant, adapter))
+    stderr.print(f"{moved.name}: production -> version {moved.version} (rolled back)")
+
+
+@app.command()
+def compare(
+    tenant: Annotated[str, typer.Option(help="Whose runs to compare.")],
+    sweep: Annotated[Optional[str], typer.Option(help="Only the runs of this sweep id.")] = None,
+    png: Annotated[Path, typer.Option(help="Where to write the loss curves.")] = Path("loss-curves.png"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Compare a tenant's fine-tune runs: differing params, eval loss, brand rate, adherence, duration, status."""
+    from reelforge.jobs.run_comparison import compare_runs, plot_loss_curves
+
+    settings = Settings.from_env()
+    rows = compare_runs(settings, tenant, sweep)
+    plot_loss_curves(settings, rows, png)
+    if as_json:
+        stdout.print_json(json.dumps([
+            {"run_id": r.run_id, "name": r.name, "status": r.status, "job_id": r.job_id, "sweep_id": r.sweep_id,
+             "params": r.differing, "eval_loss": r.metrics.get("eval/loss"), "brand_rate": r.metrics.get("eval/brand_rate"),
+             "adherence": r.metrics.get("eval/adherence"), "seconds": r.seconds} for r in rows
+        ] + [{"loss_curves": str(png)}]))
+        return
+    table = Table(title=f"fine-tune runs of {tenant}" + (f" (sweep {sweep})" if sweep else ""))
+    differing = list(rows[0].differing) if rows else []
+    for column in ("run", *differing, "eval loss", "brand_rate", "adherence", "duration", "status"):
+        table.add_column(column)
+
+    def metric(row, key: str, digits: int) -> str:
+        value = row.metrics.get(key)
+        return f"{value:.{digits}f}" if value is not None else "-"
+
+    for r in rows:
+        table.add_row(r.name, *r.differing.values(), metric(r, "eval/loss", 4), metric(r, "eval/brand_rate", 3),
+                      metric(r, "eval/adherence", 3), f"{r.seconds:.0f}s" if r.seconds else "-", r.status)
+    stdout.print(table)
+    stderr.print(f"loss curves: {png}")

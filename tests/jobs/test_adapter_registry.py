@@ -1,0 +1,87 @@
+"""The adapter registry on a real MLflow SQLite store: versions, aliases, promote, rollback, tenant scoping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reelforge.errors import UserInputError
+from reelforge.jobs.adapter_registry import (
+    CANDIDATE, PRODUCTION, AdapterNotFoundError, adapter_sha256, alias_version, list_versions, promote,
+    register_adapter, registered_model_name, resolve_adapter_name, rollback,
+)
+from reelforge.jobs.run_tracking import tenant_experiment_id, tracking_client
+from reelforge.settings import Settings
+from tests.conftest import run_cli
+
+
+def _register(settings: Settings, tenant: str, suffix: str = "brand", job: str = "job") -> int:
+    client = tracking_client(settings)
+    run = client.create_run(tenant_experiment_id(client, settings, tenant))
+    tags = {"reelforge.tenant": tenant, "reelforge.fine_tuned_model": f"ft:reelforge-tiny:{tenant}:{suffix}", "reelforge.job_id": job}
+    name = registered_model_name(tenant, suffix, "reelforge-tiny")
+    return register_adapter(settings, name, f"{run.info.artifact_uri}/adapter", run.info.run_id, tags, "test").version
+
+
+def test_each_registration_is_a_new_version_and_moves_candidate(settings: Settings):
+    assert [_register(settings, "acme", job=f"j{i}") for i in range(3)] == [1, 2, 3]
+    name = "acme.brand.reelforge-tiny"
+    assert resolve_adapter_name(settings, "acme") == name
+    versions = list_versions(settings, name)
+    assert [v.version for v in versions] == [3, 2, 1]
+    assert versions[0].aliases == (CANDIDATE,) and versions[0].tags["reelforge.job_id"] == "j2"
+    assert versions[0].fine_tuned_model == "ft:reelforge-tiny:acme:brand"
+    assert alias_version(settings, name, PRODUCTION) is None
+
+
+def test_promote_and_rollback_move_production(settings: Settings):
+    for _ in range(3):
+        _register(settings, "acme")
+    name = resolve_adapter_name(settings, "acme")
+    assert promote(settings, name, 1).version == 1
+    assert promote(settings, name).version == 3  # default: the candidate
+    assert alias_version(settings, name, PRODUCTION).version == 3
+    assert rollback(settings, name).version == 1
+    assert alias_version(settings, name, PRODUCTION).version == 1
+    with pytest.raises(UserInputError, match="no earlier production version"):
+        rollback(settings, name)
+    with pytest.raises(AdapterNotFoundError, match="no version 9"):
+        promote(settings, name, 9)
+
+
+def test_tenants_only_see_their_own_adapters(settings: Settings):
+    _register(settings, "acme")
+    _register(settings, "acme-labs")  # a name prefix of another tenant must not leak
+    assert resolve_adapter_name(settings, "acme") == "acme.brand.reelforge-tiny"
+    with pytest.raises(AdapterNotFoundError, match="no registered adapters"):
+        resolve_adapter_name(settings, "globex")
+    with pytest.raises(AdapterNotFoundError, match="no adapter 'other'"):
+        resolve_adapter_name(settings, "acme", "other")
+
+
+def test_cli_promote_rollback_and_list(settings: Settings, monkeypatch, capsys):
+    _register(settings, "acme")
+    _register(settings, "acme")
+    code, _, err = run_cli(["adapters", "promote", "--tenant", "acme", "--version", "1"], monkeypatch, capsys)
+    assert code == 0 and "production -> version 1" in err
+    assert run_cli(["adapters", "promote", "--tenant", "acme"], monkeypatch, capsys)[0] == 0
+    code, out, _ = run_cli(["adapters", "list", "--tenant", "acme", "--json"], monkeypatch, capsys)
+    import json
+
+    aliases = {row["version"]: row["aliases"] for row in json.loads(out)}
+    assert aliases == {2: ["candidate", "production"], 1: []}
+    code, _, err = run_cli(["adapters", "rollback", "--tenant", "acme"], monkeypatch, capsys)
+    assert code == 0 and "version 1" in err
+    code, out, _ = run_cli(["adapters", "list", "--tenant", "globex"], monkeypatch, capsys)
+    assert code == 0 and "globex has no registered adapters" in out  # an empty list, not another tenant's
+    code, _, err = run_cli(["adapters", "promote", "--tenant", "globex"], monkeypatch, capsys)
+    assert code == 2 and "no registered adapters" in err
+
+
+def test_adapter_hash_covers_names_and_bytes(tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "w.bin").write_bytes(b"1")
+    first = adapter_sha256(tmp_path / "a")
+    (tmp_path / "a" / "w.bin").write_bytes(b"2")
+    assert adapter_sha256(tmp_path / "a") != first
