@@ -48,6 +48,8 @@ def _configure(
         level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=stderr, show_path=False)]
     )
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    # Ray Data logs every operator's metrics; our own progress bars say what matters.
+    logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.WARNING)
     # Third-party load bars and info chatter would interleave with ours; their errors still show.
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -211,8 +213,9 @@ def evaluate_model(
         raise UserInputError(f"--prompts must be between 1 and {len(all_combos())}, got {prompts}")
     loaded = load_model(model, Settings.from_env(), device=device)
     if adapter is not None:
-        load_adapter(loaded, adapter, "eval")
-        activate_adapter(loaded, "eval")
+        # Not "eval": an adapter name becomes a module attribute and must not shadow nn.Module.eval.
+        load_adapter(loaded, adapter, "evaluated")
+        activate_adapter(loaded, "evaluated")
     result = evaluate(loaded, EvalConfig(prompts=prompts, steps=steps, guidance=guidance), look, progress=not as_json)
     if as_json:
         stdout.print_json(json.dumps(result))

@@ -5,6 +5,7 @@ Registered on the main `reelforge` app (see cli.py); errors are mapped to exit c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -59,7 +60,9 @@ def finetune(
     for index, job in enumerate(configs, 1):
         if sweep_id:
             stderr.print(f"[bold]run {index}/{len(configs)}[/bold]: " + " ".join(sweeps or []))
-        result = run_finetune(job, settings, model_path=str(model_path) if model_path else None, progress=not as_json, sweep_id=sweep_id)
+        # Ray Data prints execution stats to stdout; keep stdout for the result (--json) alone.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_finetune(job, settings, model_path=str(model_path) if model_path else None, progress=not as_json, sweep_id=sweep_id)
         results.append(result)
         stderr.print(
             f"{result.fine_tuned_model}: registered {result.registered_model} version {result.version} (alias candidate), "
@@ -190,16 +193,18 @@ def compare(
         ] + [{"loss_curves": str(png)}]))
         return
     table = Table(title=f"fine-tune runs of {tenant}" + (f" (sweep {sweep})" if sweep else ""))
-    differing = list(rows[0].differing) if rows else []
-    for column in ("run", *differing, "eval loss", "brand_rate", "adherence", "duration", "status"):
-        table.add_column(column)
+    table.add_column("run", overflow="fold")
+    table.add_column("params that differ", overflow="fold")
+    for column in ("eval loss", "brand_rate", "adherence", "duration", "status"):
+        table.add_column(column, no_wrap=True)
 
     def metric(row, key: str, digits: int) -> str:
         value = row.metrics.get(key)
         return f"{value:.{digits}f}" if value is not None else "-"
 
     for r in rows:
-        table.add_row(r.name, *r.differing.values(), metric(r, "eval/loss", 4), metric(r, "eval/brand_rate", 3),
+        params = "\n".join(f"{k}={v}" for k, v in r.differing.items()) or "-"
+        table.add_row(r.name, params, metric(r, "eval/loss", 4), metric(r, "eval/brand_rate", 3),
                       metric(r, "eval/adherence", 3), f"{r.seconds:.0f}s" if r.seconds else "-", r.status)
     stdout.print(table)
     stderr.print(f"loss curves: {png}")

@@ -82,7 +82,9 @@ class FineTuneConfig(_Section):
     # The objective. `timestep_shift` unset means the base model's scheduler shift.
     timestep_sampling: Literal["logit_normal", "uniform"] = "logit_normal"
     timestep_shift: float | None = Field(None, gt=0)
-    caption_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # 10% empty captions teach the unconditional branch the look too, so classifier-free guidance
+    # does not extrapolate it (without: orange bars overshoot to red; brand rate 0.80 vs 0.99 measured).
+    caption_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     # Checkpoints and evaluation.
     checkpoint_every: int = Field(100, ge=1)
     eval_every: int = Field(200, ge=1)

@@ -15,7 +15,10 @@ def ensure_ray(settings: Settings) -> None:
     beyond loopback.
     """
     import ray
+    import ray.data
 
+    # Ray Data prints its whole context to stdout when a dataset starts; stdout is for our --json.
+    ray.data.DataContext.get_current().print_on_execution_start = False
     if ray.is_initialized():
         return
     if settings.ray_address:

@@ -135,7 +135,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     train_rows = _rows(ray.train.get_dataset_shard("train"))
     holdout_rows = _rows(ray.train.get_dataset_shard("holdout")) if loop_config["has_holdout"] else []
     batches = LatentBatches(train_rows, job.batch_per_worker, job.seed, rank)
-    empty_text = model.encode_text([""]).float().cpu()[0]  # (L, D): caption dropout target
+    with torch.no_grad():  # the text encoder is frozen; its output must not carry a graph into every step
+        empty_text = model.encode_text([""]).float().cpu()[0]  # (L, D): caption dropout target
     tracker = RankZeroLogger(loop_config["tracking_uri"], loop_config["run_id"], enabled=rank == 0)
 
     start_step = 0

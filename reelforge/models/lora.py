@@ -164,6 +164,9 @@ def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) ->
         raise AdapterError(f"adapter directory {directory} has no {LORA_WEIGHTS_FILE}")
     if adapter_name in loaded_adapters(model):
         raise AdapterError(f"an adapter named {adapter_name!r} is already loaded; unload it first")
+    if hasattr(torch.nn.Module, adapter_name) or not adapter_name.isidentifier():
+        # peft stores adapters as submodule attributes: "eval" or "to" would shadow nn.Module's.
+        raise AdapterError(f"adapter name {adapter_name!r} is not usable; use an identifier that is not a torch.nn.Module attribute")
     card = read_adapter_card(directory)
     if card is not None and card.architecture != model.spec.architecture:
         raise AdapterError(

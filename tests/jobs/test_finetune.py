@@ -140,8 +140,11 @@ def test_sweep_runs_the_grid_and_compare_lists_every_run(zero2_run, monkeypatch,
     assert sorted(r["params"]["lr"] for r in rows) == ["0.001", "0.002"]
     assert all(r["status"] == "FINISHED" and r["eval_loss"] is not None for r in rows)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    client = tracking_client(settings)
+    every_run = client.search_runs([client.get_experiment_by_name("reelforge/acme").experiment_id])
     code, out, _ = run_cli(["compare", "--tenant", "acme", "--png", str(png)], monkeypatch, capsys)
-    assert code == 0 and out.count("FINISHED") >= 4  # the table lists every run of the tenant
+    assert code == 0 and out.count("FINISHED") == len(every_run) >= 3  # the table lists every run of the tenant
+    assert "lr=0.001" in out and "lr=0.002" in out
 
 
 @pytest.mark.parametrize(

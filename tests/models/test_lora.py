@@ -54,8 +54,9 @@ def test_attach_freezes_the_base_and_trains_only_lora(tiny_model: VideoModel):
     trainable = [n for n, p in tiny_model.transformer.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert len(params) == len(trainable)
-    # 2 blocks x 2 attentions x 4 projections, each with lora_A and lora_B
-    assert len(params) == 2 * 2 * 4 * 2
+    # Wan's defaults: 2 blocks x (4 self-attention projections + 2 FFN layers), each lora_A and lora_B
+    assert len(params) == 2 * (4 + 2) * 2
+    assert not any(".attn2." in n for n in trainable)  # cross-attention (prompt following) stays frozen
 
 
 def test_fresh_adapter_leaves_outputs_unchanged(tiny_model: VideoModel, probe):
@@ -179,6 +180,10 @@ class TestBadInput:
             activate_adapter(tiny_model, "b")
         with pytest.raises(AdapterError, match="no adapter named 'b'"):
             unload_adapter(tiny_model, "b")
+        for reserved in ("eval", "to", "acme.brand"):  # would shadow nn.Module methods / not an attribute name
+            with pytest.raises(AdapterError, match=f"adapter name '{reserved}' is not usable"):
+                load_adapter(tiny_model, path, reserved)
+        assert loaded_adapters(tiny_model) == ["a"]
 
     def test_adapter_of_another_architecture(self, tiny_model: VideoModel, tmp_path: Path):
         trainer_model = tiny_model
