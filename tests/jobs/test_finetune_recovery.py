@@ -20,8 +20,8 @@ from reelforge.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-CHECKPOINT_EVERY = 5
-TOTAL_STEPS = 60
+CHECKPOINT_EVERY = 10
+TOTAL_STEPS = 80
 
 
 def _heartbeat(status_dir: Path, rank: int) -> dict | None:
@@ -36,8 +36,10 @@ def test_killed_worker_resumes_from_its_last_checkpoint(ray_cluster, tmp_path: P
     footage = tmp_path / "footage"
     write_footage(footage, count=4, seed=2, brand=BrandLook("border", "teal"))
     settings = Settings(home=tmp_path / "home")
+    # Batches of 8 make steps slow enough that the controller (polling every 2 s) registers each
+    # checkpoint well before the next one is due.
     config = build_config({"tenant": "acme", "data": str(footage)}, [
-        f"steps={TOTAL_STEPS}", f"checkpoint_every={CHECKPOINT_EVERY}", "eval_every=1000", "batch_per_worker=1",
+        f"steps={TOTAL_STEPS}", f"checkpoint_every={CHECKPOINT_EVERY}", "eval_every=1000", "batch_per_worker=8",
         "world_eval_prompts=0", "validation_videos=0", "holdout_fraction=0", "max_failures=2",
     ])
     job_id = "ft-acme-recovery-test"
@@ -54,12 +56,20 @@ def test_killed_worker_resumes_from_its_last_checkpoint(ray_cluster, tmp_path: P
     thread = threading.Thread(target=train)
     thread.start()
 
-    def past_first_checkpoint() -> bool:
-        beat = _heartbeat(status_dir, 1)
-        reported = checkpoints.is_dir() and any(p.name.startswith("checkpoint-") for p in checkpoints.iterdir())
-        return reported and beat is not None and beat["step"] > CHECKPOINT_EVERY + 1
+    def registered_steps() -> list[int]:
+        # The controller writes this snapshot once it has registered a reported checkpoint; only
+        # registered checkpoints are offered to a restarted worker group.
+        try:
+            snapshot = json.loads((checkpoints / "checkpoint_manager_snapshot.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return []
+        return [r["metrics"]["step"] for r in snapshot["checkpoint_results"]]
 
-    wait_for_condition(past_first_checkpoint, timeout=300, retry_interval_ms=50)
+    def mid_run_after_a_registered_checkpoint() -> bool:
+        beat, steps = _heartbeat(status_dir, 1), registered_steps()
+        return bool(steps) and beat is not None and 0 < beat["step"] - max(steps) < CHECKPOINT_EVERY
+
+    wait_for_condition(mid_run_after_a_registered_checkpoint, timeout=300, retry_interval_ms=20)
     victim = _heartbeat(status_dir, 1)
     os.kill(victim["pid"], signal.SIGKILL)
     thread.join(timeout=600)
@@ -68,7 +78,7 @@ def test_killed_worker_resumes_from_its_last_checkpoint(ray_cluster, tmp_path: P
     result = outcome["result"]
     resumed_from = result.metrics["resumed_from_step"]
     assert result.metrics["step"] == TOTAL_STEPS
-    assert resumed_from % CHECKPOINT_EVERY == 0 and resumed_from >= CHECKPOINT_EVERY
+    assert resumed_from % CHECKPOINT_EVERY == 0 and resumed_from >= CHECKPOINT_EVERY, (victim, result.metrics)
     # Lost work is bounded by the checkpoint interval: the killed worker was at most that far ahead.
     assert victim["step"] - resumed_from <= CHECKPOINT_EVERY
     after = _heartbeat(status_dir, 1)

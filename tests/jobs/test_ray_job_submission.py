@@ -1,7 +1,9 @@
 """`reelforge finetune --address`: the same job submitted to a running cluster's Ray Jobs API and followed.
 
 The cluster is a second, separate head node (`ray.cluster_utils.Cluster`) with its dashboard and
-Jobs API on loopback; the job runs `python -m reelforge finetune` there.
+Jobs API on loopback; the job runs `python -m reelforge finetune` there. The node keeps Ray's own
+node address: Ray's dashboard agent resolves 127.0.0.1 to the machine's address and could not reach
+a GCS bound to loopback only.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def jobs_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     port = _free_port()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 4, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
-        "node_ip_address": "127.0.0.1", "object_store_memory": 300 * 1024 * 1024,
+        "object_store_memory": 300 * 1024 * 1024,
     })
     try:
         yield f"http://127.0.0.1:{port}", home
