@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingest_throughput, sampling_vs_pipeline
+from bench import finetune_brand, ingest_throughput, sampling_vs_pipeline
 
 
 def main() -> None:
     """Run each benchmark in turn; each prints its own table and writes JSON under bench-output/."""
     sampling_vs_pipeline.main(sys.argv[1:])
     ingest_throughput.main([])
+    finetune_brand.main([])
 
 
 if __name__ == "__main__":

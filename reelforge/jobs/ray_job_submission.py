@@ -13,6 +13,7 @@ from collections.abc import Callable
 from reelforge.errors import ReelforgeError, UserInputError
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+AGENT_WAIT_S = 60.0
 
 
 class RayJobFailedError(ReelforgeError):
@@ -33,7 +34,16 @@ def _client(address: str):
 def submit_finetune(address: str, finetune_args: list[str], env_vars: dict[str, str] | None = None) -> str:
     """Submit `reelforge finetune FINETUNE_ARGS` and return the Ray submission id."""
     entrypoint = "python -m reelforge finetune " + " ".join(shlex.quote(a) for a in finetune_args)
-    return _client(address).submit_job(entrypoint=entrypoint, runtime_env={"env_vars": env_vars or {}})
+    client = _client(address)
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env={"env_vars": env_vars or {}})
+        except RuntimeError as exc:
+            # A head node that just started answers this until its job agent has registered.
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def follow_job(address: str, submission_id: str, on_log: Callable[[str], None] | None = None, poll_s: float = 2.0) -> str:

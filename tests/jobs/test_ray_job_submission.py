@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from reelforge.jobs.ray_cluster import ensure_ray
 from reelforge.jobs.run_tracking import tracking_client
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
@@ -38,6 +39,13 @@ def jobs_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # The job's shell finds `python` on PATH (this venv's) and keeps its state in the test's home.
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}")
     monkeypatch.setenv("REELFORGE_HOME", str(home))
+    import ray
+
+    # A head node created in a process that is connected to another cluster never gets its job
+    # agent registered; disconnect (this stops the shared local test cluster) and restore it after.
+    was_connected = ray.is_initialized()
+    if was_connected:
+        ray.shutdown()
     port = _free_port()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 4, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
@@ -47,6 +55,8 @@ def jobs_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield f"http://127.0.0.1:{port}", home
     finally:
         cluster.shutdown()
+        if was_connected:
+            ensure_ray(Settings(home=tmp_path / "ray-home"))
 
 
 def test_submitted_finetune_runs_on_the_cluster_and_is_followed(jobs_cluster, tmp_path: Path, monkeypatch, capsys):
