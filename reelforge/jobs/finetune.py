@@ -56,8 +56,9 @@ def new_job_id(tenant: str) -> str:
 
 
 def _validation_prompts(config: FineTuneConfig, data: TrainingData) -> list[str]:
+    """The configured prompts, else up to `validation_videos` distinct captions, held-out videos first."""
     if config.validation_prompts is not None:
-        return list(config.validation_prompts)[: max(config.validation_videos, len(config.validation_prompts))]
+        return list(config.validation_prompts)
     import pyarrow.parquet as pq
 
     captions: list[str] = []
