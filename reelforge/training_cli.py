@@ -85,7 +85,9 @@ def _submit(address: str, follow: bool) -> None:
     from reelforge.jobs.ray_job_submission import RayJobFailedError, follow_job, submit_finetune
 
     args, skip = [], False
-    for arg in sys.argv[2:]:  # argv[1] is "finetune"
+    # Everything after the subcommand (global options such as -v may come before it). Paths in
+    # them (--data, --config) are read on the cluster, so they must exist there.
+    for arg in sys.argv[sys.argv.index("finetune") + 1 :]:
         if skip:
             skip = False
             continue
