@@ -89,14 +89,12 @@ def _follow_progress(client, run_id: str, total: int, stop: threading.Event, sho
     bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not show)
     while not stop.wait(2.0):
         try:
-            history = client.get_metric_history(run_id, "train/step")
-            loss = client.get_metric_history(run_id, "train/loss")
+            latest = client.get_run(run_id).data.metrics  # latest value per key: one small query
         except Exception:  # noqa: BLE001 - progress display must never break training
             continue
-        if history:
-            bar.n = int(max(m.value for m in history))
-            if loss:
-                bar.set_postfix(loss=f"{loss[-1].value:.4f}")
+        if "train/step" in latest:
+            bar.n = int(latest["train/step"])
+            bar.set_postfix(loss=f"{latest.get('train/loss', float('nan')):.4f}")
             bar.refresh()
     bar.close()
 
@@ -124,7 +122,6 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
     job_id = job_id or new_job_id(config.tenant)
 
     import ray
-    import ray.train
 
     from reelforge.jobs.ray_cluster import ensure_ray
 

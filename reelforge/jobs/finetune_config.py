@@ -9,6 +9,7 @@ configs that differ only in the swept keys.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from pathlib import Path
 from typing import Any, Literal
@@ -198,7 +199,7 @@ def read_config_file(path: Path) -> dict:
 
 def build_config(base: dict, overrides: list[str] = ()) -> FineTuneConfig:
     """Validate `base` (CLI flags and the YAML file, merged) with `--set` overrides applied."""
-    merged = _deep_copy(base)
+    merged = copy.deepcopy(base)
     for text in overrides:
         key, value = parse_assignment(text)
         _set_dotted(merged, key, _parse_value(value))
@@ -225,8 +226,3 @@ def expand_sweep(base: dict, overrides: list[str], sweeps: list[str]) -> list[Fi
         for point in points
     ]
 
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    return value

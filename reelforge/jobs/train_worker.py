@@ -11,6 +11,7 @@ replayed steps see the same data.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -80,16 +81,17 @@ def _heartbeat(status_dir: Path, rank: int, step: int, attempt_started: float) -
     tmp.replace(path)
 
 
-def _gathered_adapter(model, engine, params: list[torch.nn.Parameter], zero_stage: int) -> dict[str, torch.Tensor]:
+def _gathered_adapter(model, params: list[torch.nn.Parameter], zero_stage: int) -> dict[str, torch.Tensor]:
     """The LoRA state dict with full tensors on every rank (ZeRO-3 partitions them; gather first)."""
     from reelforge.models.lora import adapter_state_dict
 
+    gathered = contextlib.nullcontext()
     if zero_stage == 3:
         import deepspeed
 
-        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-            return {k: v.detach().clone().cpu() for k, v in adapter_state_dict(model).items()}
-    return {k: v.detach().clone().cpu() for k, v in adapter_state_dict(model).items()}
+        gathered = deepspeed.zero.GatheredParameters(params, modifier_rank=None)  # collective: every rank enters
+    with gathered:
+        return {k: v.detach().clone().cpu() for k, v in adapter_state_dict(model).items()}
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
@@ -204,7 +206,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             last_eval = evaluate(done)
         if done % job.checkpoint_every == 0 or done == total_steps:
             final = done == total_steps
-            adapter = _gathered_adapter(model, engine, params, job.deepspeed.zero_stage) if final else None
+            adapter = _gathered_adapter(model, params, job.deepspeed.zero_stage) if final else None
             with tempfile.TemporaryDirectory() as tmp:
                 engine.save_checkpoint(tmp, tag=STATE_TAG, client_state={"step": done}, exclude_frozen_parameters=True)
                 if rank == 0:

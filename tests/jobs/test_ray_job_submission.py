@@ -74,8 +74,8 @@ def test_submitted_finetune_runs_on_the_cluster_and_is_followed(jobs_cluster, tm
     submission_id = flat.split("submitted Ray Job ")[1].split()[0]
     code, out, _ = run_cli(["finetune-status", submission_id, "--address", address], monkeypatch, capsys)
     assert code == 0 and json.loads(out)["status"] == "SUCCEEDED"
-    runs = tracking_client(Settings(home=home)).search_runs(
-        [tracking_client(Settings(home=home)).get_experiment_by_name("reelforge/acme").experiment_id])
+    client = tracking_client(Settings(home=home))
+    runs = client.search_runs([client.get_experiment_by_name("reelforge/acme").experiment_id])
     assert [r.info.status for r in runs] == ["FINISHED"]
 
 
