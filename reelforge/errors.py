@@ -14,9 +14,10 @@ class ReelforgeError(Exception):
     http_status: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.param = param  # the request field at fault, for the API's error shape
 
 
 class UserInputError(ReelforgeError):

@@ -1,0 +1,109 @@
+"""What a generator replica does for one job: apply the adapter, sample, encode, store, record.
+
+Kept free of Ray Serve so the bench can time exactly the code a replica runs; `generator` wraps
+it in a deployment. One generation runs at a time per replica (`lock`): adapters are activated on
+the shared transformer, so two interleaved requests would run with each other's adapter.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from reelforge.errors import ReelforgeError
+from reelforge.models.loading import VideoModel, load_model
+from reelforge.models.lora import activate_adapter
+from reelforge.models.sampling import GenerationSettings, generate
+from reelforge.models.video_io import Video, write_mp4
+from reelforge.platform.adapter_loader import LoadedAdapter
+from reelforge.platform.blob_store import VideoBlobStore
+from reelforge.platform.generation_limits import ModelCapabilities, capabilities_of
+from reelforge.platform.job_store import COMPLETED, FAILED, JobStore, VideoJob
+from reelforge.platform.serve_config import GeneratorConfig, ServeAppConfig
+
+logger = logging.getLogger(__name__)
+PROGRESS_WRITE_INTERVAL_S = 0.25
+DENOISE_SHARE = 95  # progress percent reached when denoising ends; decode and encode take the rest
+
+
+def encode_mp4(video: Video) -> bytes:
+    """H.264 MP4 bytes of `video`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_mp4(video, Path(tmp) / "video.mp4")
+        return path.read_bytes()
+
+
+def encode_thumbnail(video: Video) -> bytes:
+    """JPEG of the middle frame."""
+    buffer = io.BytesIO()
+    Image.fromarray(video.frames[video.num_frames // 2]).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+class GenerationWorker:
+    """A loaded base model plus the stores it reports to."""
+
+    def __init__(self, app: ServeAppConfig, generator: GeneratorConfig, device: str | None = None) -> None:
+        self.app = app
+        self.settings = app.settings()
+        self.model: VideoModel = load_model(generator.model, self.settings, model_path=generator.model_path, device=device)
+        self.jobs = JobStore(self.settings.resolved_database_url, app.max_attempts)
+        self.blobs = VideoBlobStore(self.settings.resolved_storage_url)
+        self.lock = threading.Lock()
+        self.capabilities: ModelCapabilities = capabilities_of(self.model)
+
+    def run(self, video_id: str, adapter: LoadedAdapter | None, replica: str, adapter_wait_s: float | None = None) -> dict:
+        """Generate job `video_id` with `adapter` (None: the base model); returns its final status.
+
+        `adapter_wait_s` is how long the replica took to have the adapter ready (cold load or cache hit).
+        """
+        job = self.jobs.start(video_id, replica, self.app.job_lease_s)
+        if job is None:  # finished meanwhile (a retried dispatch of a job another replica completed)
+            current = self.jobs.peek(video_id)
+            return {"id": video_id, "status": current.status if current else "missing"}
+        try:
+            timings = self._generate_and_store(job, adapter)
+            timings["adapter_wait_s"] = None if adapter_wait_s is None else round(adapter_wait_s, 4)
+        except ReelforgeError as exc:
+            self.jobs.fail(video_id, exc.code, exc.message)
+            return {"id": video_id, "status": FAILED}
+        except Exception as exc:  # a bug or an out-of-memory: the job fails visibly, the replica lives on
+            logger.exception("generation of %s failed", video_id)
+            self.jobs.fail(video_id, "generation_failed", f"{type(exc).__name__}: {exc}")
+            return {"id": video_id, "status": FAILED}
+        finished = self.jobs.complete(video_id, time.time() + self.app.video_ttl_s, timings)
+        if finished is not None and finished.deleted:  # deleted while it ran: its files go now
+            self.blobs.remove(job.tenant, video_id)
+            self.jobs.mark_files_removed(video_id)
+        return {"id": video_id, "status": COMPLETED, "timings": timings}
+
+    def _generate_and_store(self, job: VideoJob, adapter: LoadedAdapter | None) -> dict:
+        last_write = [0.0]
+
+        def progress(step: int, total: int) -> None:
+            now = time.monotonic()
+            if step == total or now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S:
+                last_write[0] = now
+                self.jobs.report_progress(job.id, DENOISE_SHARE * step // total, self.app.job_lease_s)
+
+        settings = GenerationSettings(
+            prompt=job.prompt, num_frames=job.num_frames, height=job.height, width=job.width, steps=job.steps,
+            guidance=job.guidance, seed=job.seed, fps=job.fps,
+        )
+        started = time.perf_counter()
+        with self.lock:
+            activate_adapter(self.model, adapter.peft_name if adapter else None)
+            video = generate(self.model, settings, progress=progress)
+        generated = time.perf_counter()
+        self.blobs.put(job.tenant, job.id, "video", encode_mp4(video))
+        self.blobs.put(job.tenant, job.id, "thumbnail", encode_thumbnail(video))
+        return {
+            "generate_s": round(generated - started, 4), "store_s": round(time.perf_counter() - generated, 4),
+            "adapter": adapter.ref.key if adapter else None,
+        }
