@@ -276,8 +276,9 @@ def decode_latents(
     stderr.print(f"wrote {output} ({video.num_frames} frames, {video.width}x{video.height})")
 
 
-# Fine-tuning commands live in their own module; importing it registers them on `app`.
+# Fine-tuning and serving commands live in their own modules; importing them registers them on `app`.
 from reelforge import training_cli  # noqa: E402,F401
+from reelforge import serving_cli  # noqa: E402,F401
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reelforge.jobs.ray_cluster import ensure_ray
 from reelforge.models.loading import VideoModel, load_model
 from reelforge.models.tiny.random_pipeline import TinyWanConfig, build_random_wan_pipeline, save_model_dir
 from reelforge.models.video_io import Video, write_mp4
@@ -74,3 +75,13 @@ def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real local Ray cluster (loopback, 4 logical CPUs) shared by the jobs and platform tests."""
+    import ray
+
+    ensure_ray(Settings(home=tmp_path_factory.mktemp("ray-home")))
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,139 @@
+"""CLI commands of the serving side: `serve` and `tenants create|list|rotate-key|revoke-key`.
+
+Registered on the main `reelforge` app (see cli.py); errors are mapped to exit codes there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from reelforge.cli import app, stderr, stdout
+from reelforge.settings import Settings
+
+logger = logging.getLogger(__name__)
+tenants_app = typer.Typer(help="Create tenants and manage their API keys (shown once, stored hashed).", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Serve config (as for `serve deploy`); its database is used.")]
+
+
+def _start_local_ray(settings: Settings) -> None:
+    """Join RAY_ADDRESS, or start a local cluster whose dashboard, GCS and Jobs API bind to loopback."""
+    import ray
+
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, log_to_driver=False)
+        return
+    ray.init(
+        num_cpus=max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
+        _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False,
+    )
+
+
+@app.command("serve")
+def serve_command(
+    config: ConfigOption = None,
+    host: Annotated[Optional[str], typer.Option(help="HTTP bind address (default: the config's, else 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="HTTP port (default: the config's, else 8000).")] = None,
+) -> None:
+    """Start Ray Serve with the OpenAI-compatible Videos API and the generators; Ctrl-C stops it."""
+    from ray import serve
+
+    from reelforge.platform.serve_app import APP_NAME, build_app
+    from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
+
+    # SIGTERM stops the server like Ctrl-C; SIGINT is restored in case a launcher left it ignored.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    app_config, http_options = read_serve_file(config) if config else (ServeAppConfig(), {})
+    host = host or http_options.get("host", "127.0.0.1")
+    port = port or int(http_options.get("port", 8000))
+    _start_local_ray(app_config.settings())
+    serve.start(http_options={"host": host, "port": port})
+    try:
+        stderr.print(f"starting {len(app_config.generators)} generator deployment(s) and the API ...")
+        serve.run(build_app(app_config), name=APP_NAME, route_prefix="/")
+        stderr.print(f"reelforge is serving the OpenAI Videos API at http://{host}:{port}/v1 (Ctrl-C stops)")
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        # No graceful drain here: accepted jobs are in the job store and resume at the next start.
+        stderr.print("stopping; queued and running videos resume when the server starts again")
+    finally:
+        import ray
+
+        ray.shutdown()
+
+
+def _store(config: Optional[Path]):
+    from reelforge.platform.serve_config import read_serve_file
+    from reelforge.platform.tenant_store import TenantStore
+
+    settings = read_serve_file(config)[0].settings() if config else Settings.from_env()
+    return TenantStore(settings.resolved_database_url)
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="Tenant name (lowercase letters, digits, dashes).")],
+    rpm: Annotated[Optional[int], typer.Option(help="Video requests per minute (default: the serve config's).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Videos queued or running at once (default: the serve config's).")] = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tenant and key as JSON.")] = False,
+) -> None:
+    """Create a tenant and print its first API key (shown only this once)."""
+    tenant, key = _store(config).create(name, requests_per_minute=rpm, concurrent_jobs=concurrency)
+    if as_json:
+        stdout.print_json(json.dumps({"tenant": tenant.name, "api_key": key}))
+        return
+    stdout.print(key)
+    stderr.print(f"created tenant {tenant.name}; store the key now, it is not shown again")
+
+
+@tenants_app.command("list")
+def tenants_list(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """List tenants, their quotas and active keys (masked)."""
+    tenants = _store(config).list()
+    if as_json:
+        stdout.print_json(json.dumps([t.__dict__ for t in tenants]))
+        return
+    table = Table(title="reelforge tenants")
+    for column in ("tenant", "requests/min", "concurrent", "active keys"):
+        table.add_column(column)
+    for t in tenants:
+        table.add_row(t.name, str(t.requests_per_minute or "default"), str(t.concurrent_jobs or "default"), ", ".join(t.active_keys) or "none")
+    stdout.print(table)
+
+
+@tenants_app.command("rotate-key")
+def tenants_rotate_key(
+    name: Annotated[str, typer.Argument(help="Tenant.")],
+    keep_old: Annotated[bool, typer.Option(help="Leave the old keys working (revoke them later).")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Issue a new key for a tenant; old keys stop working unless --keep-old."""
+    key = _store(config).rotate_key(name, keep_old=keep_old)
+    stdout.print(key)
+    stderr.print(f"new key for {name}" + ("; old keys still work" if keep_old else "; old keys are revoked"))
+
+
+@tenants_app.command("revoke-key")
+def tenants_revoke_key(
+    name: Annotated[str, typer.Argument(help="Tenant.")],
+    key: Annotated[Optional[str], typer.Option(help="The key to revoke (default: all of the tenant's keys).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke one key of a tenant, or all of them."""
+    count = _store(config).revoke_key(name, key)
+    stderr.print(f"revoked {count} key(s) of {name}")

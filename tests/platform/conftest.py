@@ -1,0 +1,105 @@
+"""Platform fixtures: Serve on a free loopback port, deployed reelforge apps, tenants, registered adapters."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reelforge.jobs.adapter_registry import adapter_sha256, promote, register_adapter, registered_model_name
+from reelforge.jobs.run_tracking import TAG_PREFIX
+from reelforge.platform.job_store import JobStore
+from reelforge.platform.serve_config import ServeAppConfig
+from reelforge.platform.tenant_store import TenantStore
+from reelforge.settings import Settings
+
+FIXTURE_ADAPTERS = Path(__file__).resolve().parents[1] / "fixtures" / "adapters"
+BASE = "reelforge-tiny"
+PROMPT = "a red circle moving left on a white background"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_port(ray_cluster) -> int:
+    """Serve's HTTP proxy, started once on a free loopback port."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+
+
+@dataclass
+class Platform:
+    """A deployed reelforge app: where it answers and the stores behind it."""
+
+    name: str
+    base_url: str  # ends in /v1
+    config: ServeAppConfig
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings()
+
+    @property
+    def tenants(self) -> TenantStore:
+        return TenantStore(self.config.database_url)
+
+    @property
+    def jobs(self) -> JobStore:
+        return JobStore(self.config.database_url)
+
+    def client(self, key: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
+
+
+def deploy_platform(name: str, port: int, home: Path, **config) -> Platform:
+    """Deploy reelforge as Serve application `name` under route prefix /`name`."""
+    from ray import serve
+
+    from reelforge.platform.serve_app import build_app
+
+    app_config = ServeAppConfig.model_validate({"home": str(home), **config}).pinned()
+    serve.run(build_app(app_config), name=name, route_prefix=f"/{name}")
+    return Platform(name, f"http://127.0.0.1:{port}/{name}/v1", app_config)
+
+
+def register_fixture_adapter(settings: Settings, tenant: str, suffix: str, fixture: str) -> str:
+    """Register a shipped test adapter as `tenant`'s `suffix` adapter, promote it, return its ft: id."""
+    target = settings.home / "fixture-adapters" / tenant / suffix / "adapter"
+    shutil.copytree(FIXTURE_ADAPTERS / fixture, target, dirs_exist_ok=True)
+    fine_tuned = f"ft:{BASE}:{tenant}:{suffix}"
+    tags = {
+        f"{TAG_PREFIX}tenant": tenant, f"{TAG_PREFIX}base_model": BASE, f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
+        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(target),
+    }
+    name = registered_model_name(tenant, suffix, BASE)
+    register_adapter(settings, name, source=target.as_uri(), run_id=None, tags=tags, description=f"test fixture {fixture}")
+    promote(settings, name)
+    return fine_tuned
+
+
+@pytest.fixture(scope="session")
+def api_platform(serve_port, tmp_path_factory) -> Platform:
+    """One shared app for the API tests: a single generator replica, test-sized quotas."""
+    from ray import serve
+
+    platform = deploy_platform(
+        "api", serve_port, tmp_path_factory.mktemp("api-home"),
+        generators=[{"num_cpus": 0.5, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}],
+        quotas={"requests_per_minute": 1000, "concurrent_jobs": 50}, max_request_bytes=64 * 1024,
+        poll_after_ms=100, dispatch_interval_s=0.2,
+    )
+    yield platform
+    serve.delete(platform.name)
