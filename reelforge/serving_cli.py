@@ -50,13 +50,14 @@ def serve_command(
     from reelforge.platform.serve_app import APP_NAME, build_app
     from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
 
-    # SIGTERM stops the server like Ctrl-C; SIGINT is restored in case a launcher left it ignored.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     app_config, http_options = read_serve_file(config) if config else (ServeAppConfig(), {})
     host = host or http_options.get("host", "127.0.0.1")
     port = port or int(http_options.get("port", 8000))
     _start_local_ray(app_config.settings())
+    # After ray.init, which installs its own crash handler for SIGTERM: SIGTERM stops the server
+    # like Ctrl-C, and SIGINT is restored in case a launcher left it ignored.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     serve.start(http_options={"host": host, "port": port})
     try:
         stderr.print(f"starting {len(app_config.generators)} generator deployment(s) and the API ...")
