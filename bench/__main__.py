@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import finetune_brand, ingest_throughput, sampling_vs_pipeline
+from bench import finetune_brand, ingest_throughput, sampling_vs_pipeline, serving
 
 
 def main() -> None:
@@ -12,6 +12,7 @@ def main() -> None:
     sampling_vs_pipeline.main(sys.argv[1:])
     ingest_throughput.main([])
     finetune_brand.main([])
+    serving.main([])
 
 
 if __name__ == "__main__":

@@ -165,6 +165,23 @@ def adapters_promote(
     stderr.print(f"{moved.name}: production -> version {moved.version}")
 
 
+@adapters_app.command("import")
+def adapters_import(
+    tenant: TenantOption,
+    directory: Annotated[Path, typer.Argument(help="A diffusers-format LoRA directory (pytorch_lora_weights.safetensors).")],
+    suffix: Annotated[str, typer.Option("--suffix", help="Adapter name in the ft: id.")] = "brand",
+    model: Annotated[str, typer.Option("--model", "-m", help="Base model it was trained on.")] = "reelforge-tiny",
+    promote_now: Annotated[bool, typer.Option("--promote", help="Also point `production` at it.")] = False,
+) -> None:
+    """Register a LoRA trained elsewhere (finetrainers, diffusion-pipe ...) as a tenant adapter version."""
+    from reelforge.jobs.adapter_registry import import_adapter, promote
+
+    version = import_adapter(Settings.from_env(), tenant, suffix, model, directory)
+    if promote_now:
+        version = promote(Settings.from_env(), version.name, version.version)
+    stderr.print(f"{version.name} version {version.version} ({version.fine_tuned_model}); aliases: {', '.join(version.aliases)}")
+
+
 @adapters_app.command("rollback")
 def adapters_rollback(tenant: TenantOption, adapter: AdapterOption = None) -> None:
     """Move `production` back to the version it pointed at before the last promotion."""

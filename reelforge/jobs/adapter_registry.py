@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from reelforge.settings import Settings
 CANDIDATE = "candidate"
 PRODUCTION = "production"
 HISTORY_TAG = f"{TAG_PREFIX}production_history"
+SUFFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
 class AdapterNotFoundError(UserInputError):
@@ -171,3 +173,37 @@ def rollback(settings: Settings, name: str) -> AdapterVersion:
     client.set_registered_model_alias(name, PRODUCTION, str(previous))
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     return _version(client, name, previous)
+
+
+def import_adapter(settings: Settings, tenant: str, suffix: str, base_model: str, directory: Path) -> AdapterVersion:
+    """Register a diffusers-format LoRA trained elsewhere as a new version of `tenant`'s `suffix` adapter.
+
+    The files are logged as an MLflow run in the tenant's experiment (so the version has lineage like
+    a fine-tune's) and the version becomes `candidate`; promote it to serve it.
+    """
+    from reelforge.jobs.ingest import TENANT_PATTERN
+    from reelforge.jobs.run_tracking import tenant_experiment_id
+    from reelforge.models.lora import LORA_WEIGHTS_FILE
+
+    if not TENANT_PATTERN.match(tenant):
+        raise UserInputError(f"tenant {tenant!r} is not a valid tenant name")
+    if not SUFFIX_PATTERN.match(suffix):
+        raise UserInputError(f"adapter suffix {suffix!r} must be 1-40 characters of a-z, 0-9 and '-'")
+    if not (directory / LORA_WEIGHTS_FILE).is_file():
+        raise UserInputError(f"{directory} holds no {LORA_WEIGHTS_FILE}; expected a diffusers-format LoRA directory")
+    base = Path(base_model).name
+    fine_tuned = f"ft:{base}:{tenant}:{suffix}"
+    client = tracking_client(settings)
+    experiment_id = tenant_experiment_id(client, settings, tenant)
+    run = client.create_run(experiment_id, run_name=f"{suffix}-import", tags={
+        f"{TAG_PREFIX}tenant": tenant, f"{TAG_PREFIX}base_model": base, f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
+        f"{TAG_PREFIX}imported_from": str(directory.resolve()),
+    })
+    client.log_artifacts(run.info.run_id, str(directory), "adapter")
+    client.set_terminated(run.info.run_id)
+    tags = {
+        f"{TAG_PREFIX}tenant": tenant, f"{TAG_PREFIX}base_model": base, f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
+        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(directory), f"{TAG_PREFIX}run_id": run.info.run_id,
+    }
+    return register_adapter(settings, registered_model_name(tenant, suffix, base), f"{run.info.artifact_uri}/adapter",
+                            run.info.run_id, tags, f"imported from {directory}")

@@ -26,11 +26,13 @@ class JobDispatcher:
     """The loop that feeds generator deployments from the job store."""
 
     def __init__(self, jobs: JobStore, blobs: VideoBlobStore, handles: dict, capacity: dict[str, int],
-                 lease_s: float, interval_s: float) -> None:
+                 lease_s: float, interval_s: float, fallback: dict[str, str] | None = None) -> None:
         self.jobs = jobs
         self.blobs = blobs
         self.handles = handles  # deployment name -> DeploymentHandle
         self.capacity = capacity
+        self.fallback = fallback or {}  # base model -> shared deployment, for jobs of removed deployments
+        self._rerouted = False
         self.lease_s = lease_s
         self.interval_s = interval_s
         self.owner = f"dispatcher-{uuid.uuid4().hex[:12]}"
@@ -60,6 +62,11 @@ class JobDispatcher:
     async def dispatch_once(self) -> int:
         """One pass: recover, renew, claim and send; returns how many jobs it sent."""
         now = time.monotonic()
+        if not self._rerouted:  # once per start: the config may have dropped a dedicated deployment
+            moved, failed = await asyncio.to_thread(self.jobs.reroute, set(self.handles), self.fallback)
+            self._rerouted = True
+            if moved or failed:
+                logger.warning("jobs of removed deployments: %d moved to shared ones, %d failed", moved, failed)
         recovered = await asyncio.to_thread(self.jobs.recover_expired_leases)
         if recovered:
             logger.warning("requeued %d jobs whose lease expired: %s", len(recovered), recovered)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 from ray import serve
@@ -25,6 +26,8 @@ class VideoGenerator:
     """Loads the base model once; generates jobs with the adapter Serve's multiplexing hands it."""
 
     def __init__(self, app_config: dict, generator_config: dict) -> None:
+        # This process is the replica's own: MLflow's download bars would only clutter its log.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.app = ServeAppConfig.model_validate(app_config)
         generator = GeneratorConfig.model_validate(generator_config)
         self.worker = GenerationWorker(self.app, generator)

@@ -80,14 +80,15 @@ class VideoAPI:
         self.base_deployments = base_deployments  # base model -> its shared deployment (for capabilities)
         self._capabilities: dict[str, ModelCapabilities] = {}
         self.dispatcher = JobDispatcher(
-            self.service.jobs, self.service.blobs, generators, capacity, self.config.job_lease_s, self.config.dispatch_interval_s
+            self.service.jobs, self.service.blobs, generators, capacity, self.config.job_lease_s, self.config.dispatch_interval_s,
+            fallback=base_deployments,
         )
         # Started at once, not on the first request: jobs left from before a restart must resume
         # even if no client calls.
         self._loop_task = asyncio.get_running_loop().create_task(self.dispatcher.run())
 
     async def _authenticate(self, request: Request):
-        return await run_in_threadpool(self.service.tenants.authenticate, request.headers.get("authorization"))
+        return await run_in_threadpool(self.service.authenticate, request.headers.get("authorization"))
 
     async def _capabilities_of(self, base_model: str) -> ModelCapabilities:
         caps = self._capabilities.get(base_model)

@@ -172,17 +172,25 @@ class JobStore:
             return [_snapshot(r) for r in rows[:limit]], len(rows) > limit
 
     def delete(self, tenant: str, video_id: str) -> VideoJob:
-        """Hide the job from its tenant; the caller removes its files (a running job's are removed when it ends)."""
+        """Hide the job from its tenant and cancel it if it has not started; the caller removes finished
+        jobs' files (a running job's are removed when it ends)."""
         job = self.get(tenant, video_id)
         with self._session.begin() as session:
             session.execute(update(VideoRow).where(VideoRow.id == video_id).values(deleted=True))
-        return job
+            session.execute(
+                update(VideoRow).where(VideoRow.id == video_id, VideoRow.status == QUEUED)
+                .values(status=FAILED, error_code="cancelled", error_message="deleted before it started",
+                        completed_at=time.time(), lease_owner=None, lease_until=None)
+            )
+        return self.peek(video_id)
 
     def count_active(self, tenant: str) -> int:
         """Queued plus in-progress jobs of the tenant (the concurrency quota)."""
         with self._session() as session:
             return session.scalar(
-                select(func.count()).select_from(VideoRow).where(VideoRow.tenant == tenant, VideoRow.status.in_(ACTIVE))
+                select(func.count()).select_from(VideoRow).where(
+                    VideoRow.tenant == tenant, VideoRow.status.in_(ACTIVE), VideoRow.deleted.is_(False)
+                )
             )
 
     # ---- the dispatcher's and generators' side ---------------------------------------------
@@ -209,6 +217,27 @@ class JobStore:
             if taken:
                 claimed.append(self.peek(video_id))
         return claimed
+
+    def reroute(self, deployments: set[str], fallback: dict[str, str]) -> tuple[int, int]:
+        """Move queued jobs of deployments that no longer exist (config changed) to their base model's
+        shared deployment, or fail them if that model is no longer served; returns (moved, failed)."""
+        moved = failed = 0
+        with self._session.begin() as session:
+            orphans = session.execute(
+                select(VideoRow.id, VideoRow.base_model).where(
+                    VideoRow.status == QUEUED, VideoRow.lease_owner.is_(None), VideoRow.deployment.not_in(deployments)
+                )
+            ).all()
+            for video_id, base_model in orphans:
+                if base_model in fallback:
+                    session.execute(update(VideoRow).where(VideoRow.id == video_id).values(deployment=fallback[base_model]))
+                    moved += 1
+                else:
+                    session.execute(update(VideoRow).where(VideoRow.id == video_id).values(
+                        status=FAILED, error_code="model_not_available", completed_at=time.time(),
+                        error_message=f"model {base_model} is no longer served"))
+                    failed += 1
+        return moved, failed
 
     def peek(self, video_id: str) -> VideoJob | None:
         """A job by id without tenant scoping (dispatcher and generators only)."""

@@ -61,7 +61,7 @@ class GeneratorConfig(_Strict):
     # Small on purpose: a replica runs one generation at a time, a second one waits (and its
     # adapter can load meanwhile); the rest wait in the job store, where the autoscaler sees them.
     max_ongoing_requests: int = Field(2, ge=1)
-    adapter_cache_size: int = Field(4, ge=1)  # LoRA adapters kept per replica (LRU)
+    adapter_cache_size: int = Field(16, ge=1)  # LoRA adapters kept per replica (LRU); a LoRA is small next to its base
     # Longer than any generation, so a downscaled replica finishes the video it is making.
     graceful_shutdown_timeout_s: float = Field(900.0, ge=0)
     autoscaling: AutoscalingSection = AutoscalingSection()
@@ -118,6 +118,7 @@ class ServeAppConfig(_Strict):
     poll_after_ms: int = Field(1000, ge=50)  # `openai-poll-after-ms` on in-flight videos
     dispatch_interval_s: float = Field(0.5, gt=0)
     adapter_resolve_ttl_s: float = Field(10.0, ge=0)  # how long the ingress trusts a registry lookup
+    auth_cache_s: float = Field(5.0, ge=0)  # how long a valid key is trusted (a revoked key works this long at most)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ServeAppConfig":

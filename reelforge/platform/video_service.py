@@ -19,7 +19,7 @@ from reelforge.platform.generation_limits import ModelCapabilities, check_prompt
 from reelforge.platform.job_store import ACTIVE, COMPLETED, JobStore, NewVideo, VideoJob
 from reelforge.platform.rate_limits import RequestRateLimiter, WindowState, check_concurrency
 from reelforge.platform.serve_config import ServeAppConfig, deployment_name
-from reelforge.platform.tenant_store import Tenant, TenantStore
+from reelforge.platform.tenant_store import Tenant, TenantStore, hash_key
 from reelforge.platform.video_request import VideoCreateRequest
 
 MAX_LIST_LIMIT = 100
@@ -47,7 +47,23 @@ class VideoService:
         self.rates = RequestRateLimiter(url)
         self.blobs = VideoBlobStore(self.settings.resolved_storage_url)
         self._alias_cache: dict[tuple[str, str], tuple[float, int | None]] = {}
+        self._auth_cache: dict[str, tuple[float, Tenant]] = {}
         self._cache_lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Tenant:
+        """The tenant of a `Bearer` key; a valid key is trusted for `auth_cache_s` (polling is cheap)."""
+        now = time.monotonic()
+        cache_key = hash_key(authorization or "")  # never keep keys in clear, even in memory
+        with self._cache_lock:
+            hit = self._auth_cache.get(cache_key)
+            if hit is not None and now - hit[0] < self.config.auth_cache_s:
+                return hit[1]
+        tenant = self.tenants.authenticate(authorization)
+        with self._cache_lock:
+            if len(self._auth_cache) > 10_000:  # many distinct keys: start over rather than grow
+                self._auth_cache.clear()
+            self._auth_cache[cache_key] = (now, tenant)
+        return tenant
 
     # ---- routing ---------------------------------------------------------------------------
     @property

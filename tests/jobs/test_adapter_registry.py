@@ -85,3 +85,31 @@ def test_adapter_hash_covers_names_and_bytes(tmp_path: Path):
     first = adapter_sha256(tmp_path / "a")
     (tmp_path / "a" / "w.bin").write_bytes(b"2")
     assert adapter_sha256(tmp_path / "a") != first
+
+
+def test_import_registers_an_outside_lora_with_lineage_and_hash(settings: Settings, monkeypatch, capsys):
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "lower-third-orange"
+    code, _, err = run_cli(["adapters", "import", str(fixture), "--tenant", "acme", "--suffix", "look", "--promote"], monkeypatch, capsys)
+    assert code == 0, err
+    version = alias_version(settings, "acme.look.reelforge-tiny", PRODUCTION)
+    assert version.version == 1 and set(version.aliases) == {CANDIDATE, PRODUCTION}
+    assert version.fine_tuned_model == "ft:reelforge-tiny:acme:look"
+    assert version.tags["reelforge.adapter_sha256"] == adapter_sha256(fixture)
+    assert version.run_id and version.source.endswith("/adapter")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--suffix", "Bad Suffix"], "adapter suffix"),
+    (["--tenant", "Nope!"], "not a valid tenant"),
+])
+def test_import_refuses_bad_names(settings: Settings, monkeypatch, capsys, args, needle):
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "lower-third-orange"
+    base = {"--tenant": "acme", "--suffix": "look"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    code, _, err = run_cli(["adapters", "import", str(fixture), *[x for kv in base.items() for x in kv]], monkeypatch, capsys)
+    assert code == 2 and needle in err
+
+
+def test_import_refuses_a_directory_without_lora_weights(settings: Settings, tmp_path: Path, monkeypatch, capsys):
+    code, _, err = run_cli(["adapters", "import", str(tmp_path), "--tenant", "acme"], monkeypatch, capsys)
+    assert code == 2 and "holds no pytorch_lora_weights.safetensors" in err

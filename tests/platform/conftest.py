@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reelforge.jobs.adapter_registry import adapter_sha256, promote, register_adapter, registered_model_name
-from reelforge.jobs.run_tracking import TAG_PREFIX
+from reelforge.jobs.adapter_registry import import_adapter, promote
 from reelforge.platform.job_store import JobStore
 from reelforge.platform.serve_config import ServeAppConfig
 from reelforge.platform.tenant_store import TenantStore
@@ -76,18 +74,10 @@ def deploy_platform(name: str, port: int, home: Path, **config) -> Platform:
 
 
 def register_fixture_adapter(settings: Settings, tenant: str, suffix: str, fixture: str) -> str:
-    """Register a shipped test adapter as `tenant`'s `suffix` adapter, promote it, return its ft: id."""
-    target = settings.home / "fixture-adapters" / tenant / suffix / "adapter"
-    shutil.copytree(FIXTURE_ADAPTERS / fixture, target, dirs_exist_ok=True)
-    fine_tuned = f"ft:{BASE}:{tenant}:{suffix}"
-    tags = {
-        f"{TAG_PREFIX}tenant": tenant, f"{TAG_PREFIX}base_model": BASE, f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
-        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(target),
-    }
-    name = registered_model_name(tenant, suffix, BASE)
-    register_adapter(settings, name, source=target.as_uri(), run_id=None, tags=tags, description=f"test fixture {fixture}")
-    promote(settings, name)
-    return fine_tuned
+    """Import a shipped test adapter as `tenant`'s `suffix` adapter, promote it, return its ft: id."""
+    version = import_adapter(settings, tenant, suffix, BASE, FIXTURE_ADAPTERS / fixture)
+    promote(settings, version.name, version.version)
+    return version.fine_tuned_model
 
 
 @pytest.fixture(scope="session")

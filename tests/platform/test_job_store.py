@@ -95,3 +95,22 @@ def test_expired_and_deleted_videos_are_listed_for_file_removal(jobs):
     assert {j.id for j in jobs.files_to_remove()} == {expired.id, deleted.id}
     jobs.mark_files_removed(expired.id)
     assert [j.id for j in jobs.files_to_remove()] == [deleted.id]
+
+
+def test_deleting_a_queued_job_cancels_it_and_frees_the_quota(jobs):
+    job = jobs.create(new())
+    assert jobs.count_active("acme") == 1
+    cancelled = jobs.delete("acme", job.id)
+    assert (cancelled.status, cancelled.error_code) == (FAILED, "cancelled")
+    assert jobs.count_active("acme") == 0
+    assert jobs.claim("d", "generator-reelforge-tiny", 5, lease_s=60) == []
+    assert jobs.start(job.id, "replica", lease_s=60) is None
+
+
+def test_jobs_of_a_removed_deployment_move_to_the_shared_one_or_fail(jobs):
+    served = jobs.create(new(deployment="generator-reelforge-tiny-former-vip"))
+    unserved = jobs.create(NewVideo(**{**new().__dict__, "base_model": "retired-model", "deployment": "generator-retired-model"}))
+    moved, failed = jobs.reroute({"generator-reelforge-tiny"}, {"reelforge-tiny": "generator-reelforge-tiny"})
+    assert (moved, failed) == (1, 1)
+    assert jobs.peek(served.id).deployment == "generator-reelforge-tiny" and jobs.peek(served.id).status == QUEUED
+    assert jobs.peek(unserved.id).status == FAILED and "no longer served" in jobs.peek(unserved.id).error_message
