@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -22,7 +22,7 @@ from reelforge.settings import Settings
 logger = logging.getLogger(__name__)
 tenants_app = typer.Typer(help="Create tenants and manage their API keys (shown once, stored hashed).", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Serve config (as for `serve deploy`); its database is used.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Serve config (as for `serve deploy`); its database is used.")]
 
 
 def _start_local_ray(settings: Settings) -> None:
@@ -41,8 +41,8 @@ def _start_local_ray(settings: Settings) -> None:
 @app.command("serve")
 def serve_command(
     config: ConfigOption = None,
-    host: Annotated[Optional[str], typer.Option(help="HTTP bind address (default: the config's, else 127.0.0.1).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="HTTP port (default: the config's, else 8000).")] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP bind address (default: the config's, else 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's, else 8000).")] = None,
 ) -> None:
     """Start Ray Serve with the OpenAI-compatible Videos API and the generators; Ctrl-C stops it."""
     from ray import serve
@@ -74,7 +74,7 @@ def serve_command(
         ray.shutdown()
 
 
-def _store(config: Optional[Path]):
+def _store(config: Path | None):
     from reelforge.platform.serve_config import read_serve_file
     from reelforge.platform.tenant_store import TenantStore
 
@@ -85,8 +85,8 @@ def _store(config: Optional[Path]):
 @tenants_app.command("create")
 def tenants_create(
     name: Annotated[str, typer.Argument(help="Tenant name (lowercase letters, digits, dashes).")],
-    rpm: Annotated[Optional[int], typer.Option(help="Video requests per minute (default: the serve config's).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Videos queued or running at once (default: the serve config's).")] = None,
+    rpm: Annotated[int | None, typer.Option(help="Video requests per minute (default: the serve config's).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Videos queued or running at once (default: the serve config's).")] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tenant and key as JSON.")] = False,
 ) -> None:
@@ -132,7 +132,7 @@ def tenants_rotate_key(
 @tenants_app.command("revoke-key")
 def tenants_revoke_key(
     name: Annotated[str, typer.Argument(help="Tenant.")],
-    key: Annotated[Optional[str], typer.Option(help="The key to revoke (default: all of the tenant's keys).")] = None,
+    key: Annotated[str | None, typer.Option(help="The key to revoke (default: all of the tenant's keys).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Revoke one key of a tenant, or all of them."""

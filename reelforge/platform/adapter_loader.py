@@ -38,7 +38,7 @@ class AdapterRef:
         return f"{self.name}/{self.version}"
 
     @classmethod
-    def parse(cls, key: str) -> "AdapterRef":
+    def parse(cls, key: str) -> AdapterRef:
         name, _, version = key.rpartition("/")
         if not name or not version.isdigit():
             raise AdapterError(f"adapter key {key!r} is not of the form NAME/VERSION")

@@ -33,12 +33,12 @@ class ModelCapabilities:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelCapabilities":
+    def from_dict(cls, data: dict) -> ModelCapabilities:
         return cls(**{**data, "allowed_seconds": tuple(data["allowed_seconds"])})
 
     def frames_for(self, seconds: int) -> int:
         """Frame count of a clip of `seconds`: one frame per 1/fps plus the first."""
-        return int(round(seconds * self.fps)) + 1
+        return round(seconds * self.fps) + 1
 
 
 def capabilities_of(model: VideoModel) -> ModelCapabilities:
@@ -46,10 +46,10 @@ def capabilities_of(model: VideoModel) -> ModelCapabilities:
     d = model.defaults
     allowed = []
     for seconds in range(1, MAX_SECONDS_CONSIDERED + 1):
-        frames = int(round(seconds * d.fps)) + 1
+        frames = round(seconds * d.fps) + 1
         if frames <= d.max_frames and model.spec.frame_count_error(model.pipeline, frames) is None:
             allowed.append(seconds)
-    default_seconds = max(1, int(round((d.num_frames - 1) / d.fps)))
+    default_seconds = max(1, round((d.num_frames - 1) / d.fps))
     if allowed and default_seconds not in allowed:
         default_seconds = min(allowed, key=lambda s: abs(s - default_seconds))
     return ModelCapabilities(

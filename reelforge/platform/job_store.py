@@ -13,7 +13,19 @@ import secrets
 import time
 from dataclasses import dataclass, field, fields
 
-from sqlalchemy import JSON, Boolean, Float, Integer, String, Text, and_, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Integer,
+    String,
+    Text,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelforge.platform.api_errors import NotFoundError
@@ -174,7 +186,7 @@ class JobStore:
     def delete(self, tenant: str, video_id: str) -> VideoJob:
         """Hide the job from its tenant and cancel it if it has not started; the caller removes finished
         jobs' files (a running job's are removed when it ends)."""
-        job = self.get(tenant, video_id)
+        self.get(tenant, video_id)  # scoping: another tenant's id is not found
         with self._session.begin() as session:
             session.execute(update(VideoRow).where(VideoRow.id == video_id).values(deleted=True))
             session.execute(

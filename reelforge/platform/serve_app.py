@@ -15,7 +15,12 @@ from ray.serve import Application
 
 from reelforge.platform.generator import VideoGenerator
 from reelforge.platform.ingress import VideoAPI
-from reelforge.platform.serve_config import AutoscalingSection, GeneratorConfig, ServeAppConfig, deployment_name
+from reelforge.platform.serve_config import (
+    AutoscalingSection,
+    GeneratorConfig,
+    ServeAppConfig,
+    deployment_name,
+)
 
 APP_NAME = "reelforge"
 

@@ -41,7 +41,7 @@ class AutoscalingSection(_Strict):
     metrics_interval_s: float = Field(2.0, gt=0)
 
     @model_validator(mode="after")
-    def _bounds(self) -> "AutoscalingSection":
+    def _bounds(self) -> AutoscalingSection:
         if self.max_replicas < self.min_replicas:
             raise ValueError(f"max_replicas {self.max_replicas} is below min_replicas {self.min_replicas}")
         return self
@@ -67,7 +67,7 @@ class GeneratorConfig(_Strict):
     autoscaling: AutoscalingSection = AutoscalingSection()
 
     @model_validator(mode="after")
-    def _cache_holds_inflight(self) -> "GeneratorConfig":
+    def _cache_holds_inflight(self) -> GeneratorConfig:
         # Every request a replica holds keeps its adapter loaded; evicting one mid-request would break it.
         if self.adapter_cache_size < self.max_ongoing_requests:
             raise ValueError(f"adapter_cache_size {self.adapter_cache_size} must be at least max_ongoing_requests {self.max_ongoing_requests}")
@@ -87,7 +87,7 @@ class DedicatedTenantConfig(_Strict):
     autoscaling: AutoscalingSection = AutoscalingSection()
 
     @model_validator(mode="after")
-    def _tenant_name(self) -> "DedicatedTenantConfig":
+    def _tenant_name(self) -> DedicatedTenantConfig:
         if not TENANT_PATTERN.match(self.tenant):
             raise ValueError(f"tenant {self.tenant!r} is not a valid tenant name")
         return self
@@ -121,7 +121,7 @@ class ServeAppConfig(_Strict):
     auth_cache_s: float = Field(5.0, ge=0)  # how long a valid key is trusted (a revoked key works this long at most)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ServeAppConfig":
+    def _consistent(self) -> ServeAppConfig:
         names = [g.base_model for g in self.generators]
         if len(set(names)) != len(names):
             raise ValueError(f"two generators serve the same model: {names}")
@@ -145,7 +145,7 @@ class ServeAppConfig(_Strict):
             model_paths=env.model_paths,
         )
 
-    def pinned(self) -> "ServeAppConfig":
+    def pinned(self) -> ServeAppConfig:
         """A copy with the stores resolved, so replicas on other processes and nodes agree on them."""
         s = self.settings()
         return self.model_copy(update={

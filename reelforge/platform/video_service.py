@@ -12,12 +12,32 @@ import time
 from dataclasses import dataclass
 
 from reelforge.errors import UnknownModelError, UserInputError
-from reelforge.jobs.adapter_registry import PRODUCTION, alias_version, list_versions, registered_model_name, tenant_adapter_names
-from reelforge.platform.api_errors import NotFoundError, VideoExpiredError, VideoNotReadyError
+from reelforge.jobs.adapter_registry import (
+    PRODUCTION,
+    alias_version,
+    list_versions,
+    registered_model_name,
+    tenant_adapter_names,
+)
+from reelforge.platform.api_errors import (
+    NotFoundError,
+    VideoExpiredError,
+    VideoNotReadyError,
+)
 from reelforge.platform.blob_store import VARIANTS, VideoBlobStore
-from reelforge.platform.generation_limits import ModelCapabilities, check_prompt, check_sampling, check_seconds, check_size
+from reelforge.platform.generation_limits import (
+    ModelCapabilities,
+    check_prompt,
+    check_sampling,
+    check_seconds,
+    check_size,
+)
 from reelforge.platform.job_store import ACTIVE, COMPLETED, JobStore, NewVideo, VideoJob
-from reelforge.platform.rate_limits import RequestRateLimiter, WindowState, check_concurrency
+from reelforge.platform.rate_limits import (
+    RequestRateLimiter,
+    WindowState,
+    check_concurrency,
+)
 from reelforge.platform.serve_config import ServeAppConfig, deployment_name
 from reelforge.platform.tenant_store import Tenant, TenantStore, hash_key
 from reelforge.platform.video_request import VideoCreateRequest

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from reelforge.platform.api_errors import NotFoundError
-from reelforge.platform.job_store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobStore, NewVideo
+from reelforge.platform.job_store import (
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    QUEUED,
+    JobStore,
+    NewVideo,
+)
 
 
 @pytest.fixture

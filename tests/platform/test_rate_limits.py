@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from reelforge.platform.api_errors import RateLimitError
-from reelforge.platform.rate_limits import RequestRateLimiter, check_concurrency, window_start_for
+from reelforge.platform.rate_limits import (
+    RequestRateLimiter,
+    check_concurrency,
+    window_start_for,
+)
 
 
 def test_window_start_is_the_minute_boundary():

@@ -11,7 +11,11 @@ from starlette.requests import Request
 
 from reelforge.errors import InvalidGenerationSettingsError, UserInputError
 from reelforge.platform.api_errors import PayloadTooLargeError
-from reelforge.platform.generation_limits import capabilities_of, check_seconds, check_size
+from reelforge.platform.generation_limits import (
+    capabilities_of,
+    check_seconds,
+    check_size,
+)
 from reelforge.platform.video_request import parse_create_request
 
 

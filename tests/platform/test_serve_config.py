@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from reelforge.platform.serve_app import build_app, generator_capacity
-from reelforge.platform.serve_config import ServeConfigError, deployment_name, parse_serve_config, read_serve_file
+from reelforge.platform.serve_config import (
+    ServeConfigError,
+    deployment_name,
+    parse_serve_config,
+    read_serve_file,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "serve.yaml"
 
