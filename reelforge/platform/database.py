@@ -52,3 +52,11 @@ def engine_for(url: str) -> Engine:
 def session_factory(url: str) -> sessionmaker:
     """A session maker bound to `url`'s engine; objects stay readable after commit."""
     return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+def dispose_engine(url: str) -> None:
+    """Close and forget `url`'s engine (before its database is dropped, or at shutdown)."""
+    with _lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
