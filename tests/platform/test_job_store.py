@@ -121,3 +121,4 @@ def test_jobs_of_a_removed_deployment_move_to_the_shared_one_or_fail(jobs):
     assert (moved, failed) == (1, 1)
     assert jobs.peek(served.id).deployment == "generator-reelforge-tiny" and jobs.peek(served.id).status == QUEUED
     assert jobs.peek(unserved.id).status == FAILED and "no longer served" in jobs.peek(unserved.id).error_message
+
