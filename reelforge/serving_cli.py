@@ -138,3 +138,34 @@ def tenants_revoke_key(
     """Revoke one key of a tenant, or all of them."""
     count = _store(config).revoke_key(name, key)
     stderr.print(f"revoked {count} key(s) of {name}")
+
+
+@app.command("usage")
+def usage_command(
+    tenant: Annotated[str, typer.Option(help="Whose usage to summarise.")],
+    days: Annotated[int, typer.Option(help="How many days back, today included.")] = 30,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Summarise a tenant's metered usage by day: jobs, device seconds and frames per model."""
+    from datetime import datetime, timedelta, timezone
+
+    from reelforge.errors import UserInputError
+    from reelforge.platform.serve_config import read_serve_file
+    from reelforge.platform.usage_meter import UsageMeter
+
+    if days < 1:
+        raise UserInputError(f"--days must be at least 1, got {days}")
+    settings = read_serve_file(config)[0].settings() if config else Settings.from_env()
+    _store(config).get(tenant)  # a clear error for an unknown tenant
+    start = (datetime.now(timezone.utc) - timedelta(days=days - 1)).strftime("%Y-%m-%d")
+    rows = UsageMeter(settings.resolved_database_url).summary(tenant, start)
+    if as_json:
+        stdout.print_json(json.dumps([r.to_dict() for r in rows]))
+        return
+    table = Table(title=f"usage of {tenant} since {start} (UTC)")
+    for column in ("day", "kind", "model", "device", "jobs", "seconds", "frames"):
+        table.add_column(column, justify="right" if column in ("jobs", "seconds", "frames") else "left")
+    for r in rows:
+        table.add_row(r.day, r.kind, r.model, r.device, str(r.jobs), f"{r.seconds:.1f}", str(r.frames))
+    stdout.print(table if rows else f"no usage recorded for {tenant} since {start}")

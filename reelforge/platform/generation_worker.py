@@ -26,6 +26,7 @@ from reelforge.platform.blob_store import VideoBlobStore
 from reelforge.platform.generation_limits import ModelCapabilities, capabilities_of
 from reelforge.platform.job_store import COMPLETED, FAILED, JobStore, VideoJob
 from reelforge.platform.serve_config import GeneratorConfig, ServeAppConfig
+from reelforge.platform.usage_meter import GENERATION, UsageMeter
 
 logger = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 0.25
@@ -57,6 +58,7 @@ class GenerationWorker:
         self.blobs = VideoBlobStore(self.settings.resolved_storage_url)
         self.lock = threading.Lock()
         self.capabilities: ModelCapabilities = capabilities_of(self.model)
+        self.meter = UsageMeter(self.settings.resolved_database_url)
 
     def run(self, video_id: str, adapter: LoadedAdapter | None, replica: str, adapter_wait_s: float | None = None) -> dict:
         """Generate job `video_id` with `adapter` (None: the base model); returns its final status.
@@ -78,6 +80,9 @@ class GenerationWorker:
             self.jobs.fail(video_id, "generation_failed", f"{type(exc).__name__}: {exc}")
             return {"id": video_id, "status": FAILED}
         finished = self.jobs.complete(video_id, time.time() + self.app.video_ttl_s, timings)
+        # Metered: the seconds the model held its device for this video, and the frames it made.
+        self.meter.record(job.tenant, GENERATION, video_id, job.model, job.adapter, self.model.device.type,
+                          timings["generate_s"], job.num_frames)
         if finished is not None and finished.deleted:  # deleted while it ran: its files go now
             self.blobs.remove(job.tenant, video_id)
             self.jobs.mark_files_removed(video_id)

@@ -156,6 +156,17 @@ class VideoAPI:
         route = await run_in_threadpool(self.service.resolve_model, tenant, model_id)
         return self._model_object(route.model, tenant.name)
 
+    @api.get("/v1/usage")
+    async def usage(self, request: Request, start_date: str | None = None, end_date: str | None = None) -> dict:
+        tenant = await self._authenticate(request)
+        rows = await run_in_threadpool(self.service.usage_summary, tenant, start_date, end_date)
+        data = [r.to_dict() for r in rows]
+        totals = {kind: {"jobs": sum(r.jobs for r in rows if r.kind == kind),
+                         "seconds": round(sum(r.seconds for r in rows if r.kind == kind), 3),
+                         "frames": sum(r.frames for r in rows if r.kind == kind)}
+                  for kind in sorted({r.kind for r in rows})}
+        return {"object": "list", "tenant": tenant.name, "data": data, "totals": totals}
+
     @staticmethod
     def _model_object(model_id: str, tenant: str) -> dict:
         return {"id": model_id, "object": "model", "created": 0, "owned_by": tenant if model_id.startswith("ft:") else "reelforge"}

@@ -40,6 +40,7 @@ from reelforge.platform.rate_limits import (
 )
 from reelforge.platform.serve_config import ServeAppConfig, deployment_name
 from reelforge.platform.tenant_store import Tenant, TenantStore, hash_key
+from reelforge.platform.usage_meter import UsageMeter, UsageSummary, parse_day
 from reelforge.platform.video_request import VideoCreateRequest
 
 MAX_LIST_LIMIT = 100
@@ -66,6 +67,7 @@ class VideoService:
         self.jobs = JobStore(url, config.max_attempts)
         self.rates = RequestRateLimiter(url)
         self.blobs = VideoBlobStore(self.settings.resolved_storage_url)
+        self.meter = UsageMeter(url)
         self._alias_cache: dict[tuple[str, str], tuple[float, int | None]] = {}
         self._auth_cache: dict[str, tuple[float, Tenant]] = {}
         self._cache_lock = threading.Lock()
@@ -205,3 +207,12 @@ class VideoService:
         except FileNotFoundError as exc:
             raise NotFoundError(f"video {video_id} has no {variant} file") from exc
         return data, VARIANTS[variant][1]
+
+    # ---- usage -----------------------------------------------------------------------------
+    def usage_summary(self, tenant: Tenant, start_date: str | None, end_date: str | None) -> list[UsageSummary]:
+        """The tenant's metered usage by day (dates inclusive, YYYY-MM-DD, UTC)."""
+        start = parse_day(start_date, "start_date") if start_date else None
+        end = parse_day(end_date, "end_date") if end_date else None
+        if start and end and start > end:
+            raise UserInputError(f"start_date {start} is after end_date {end}", param="start_date")
+        return self.meter.summary(tenant.name, start, end)

@@ -4,6 +4,7 @@ kind of bad request, each answered in OpenAI's error shape without losing what w
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -252,3 +253,29 @@ def test_content_before_completion_is_409(api_platform, keys):
         assert_openai_error(http.get(f"/videos/{video_id}/content", params={"variant": "spritesheet"}), 400, param="variant")
         wait_until_finished(http, video_id)
         assert http.get(f"/videos/{video_id}/content").status_code == 200
+
+
+def test_usage_totals_match_the_videos_that_ran(api_platform, tmp_path, monkeypatch, capsys):
+    from tests.conftest import run_cli
+
+    _, key = api_platform.tenants.create("metered")
+    with api_platform.client(key) as http:
+        ids = [http.post("/videos", json={"prompt": PROMPT, "seconds": s, "seed": i}).json()["id"] for i, s in enumerate(["1", "1", "2"])]
+        for video_id in ids:
+            assert wait_until_finished(http, video_id)["status"] == "completed"
+        usage = http.get("/usage").json()
+        assert_openai_error(http.get("/usage", params={"start_date": "yesterday"}), 400, param="start_date")
+        assert http.get("/usage", params={"start_date": "2000-01-01", "end_date": "2000-01-02"}).json()["data"] == []
+    totals = usage["totals"]["generation"]
+    assert usage["tenant"] == "metered" and totals["jobs"] == 3 and totals["frames"] == 9 + 9 + 17
+    recorded = sum(api_platform.jobs.peek(v).timings["generate_s"] for v in ids)
+    assert totals["seconds"] == pytest.approx(recorded, abs=0.01)
+    with api_platform.client(api_platform.tenants.create("unmetered")[1]) as other:
+        assert other.get("/usage").json()["data"] == []  # usage is tenant-scoped
+    config = tmp_path / "serve.yaml"
+    config.write_text(f"home: {api_platform.config.home}\n")
+    code, out, err = run_cli(["usage", "--tenant", "metered", "--config", str(config), "--json"], monkeypatch, capsys)
+    assert code == 0, err
+    assert sum(row["frames"] for row in json.loads(out)) == 35
+    code, _, err = run_cli(["usage", "--tenant", "nobody", "--config", str(config)], monkeypatch, capsys)
+    assert code == 2 and "no tenant named 'nobody'" in err
