@@ -97,6 +97,13 @@ def _cut(row: dict, fps: float, num_frames: int, buckets: list[tuple[int, int]],
     ]
 
 
+def footage_requirements(d) -> FootageRequirements:
+    """What a clip needs for a model with defaults `d` (a ModelDefaults)."""
+    # Clips are upscaled at most 2x into their bucket; smaller footage would be mostly interpolation.
+    smallest_w, smallest_h = min(w for w, _ in d.training_buckets), min(h for _, h in d.training_buckets)
+    return FootageRequirements(min_frames=d.num_frames, min_width=smallest_w // 2, min_height=smallest_h // 2, fps=d.fps)
+
+
 def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     """Run the job; returns the report (also written into the manifest)."""
     import ray
@@ -108,9 +115,7 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     # The driver only needs the model's defaults; weights load once per encoder actor.
     model = describe_model(config.model, model_path=model_path)
     d = model.defaults
-    # Clips are upscaled at most 2x into their bucket; smaller footage would be mostly interpolation.
-    smallest_w, smallest_h = min(w for w, _ in d.training_buckets), min(h for _, h in d.training_buckets)
-    requirements = FootageRequirements(min_frames=d.num_frames, min_width=smallest_w // 2, min_height=smallest_h // 2, fps=d.fps)
+    requirements = footage_requirements(d)
     inventory: FootageInventory = inventory_source(config.source, config.out_dir / "work", requirements)
     if config.strict and inventory.rejected:
         first = inventory.rejected[0]

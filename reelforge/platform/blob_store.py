@@ -1,20 +1,23 @@
-"""Video files: a local directory by default, any fsspec URL (s3://, gs://, ...) on a cluster.
+"""Blobs (generated videos, uploaded footage): a local directory by default, any fsspec URL
+(s3://, gs://, ...) on a cluster.
 
-Layout: `<root>/videos/<tenant>/<video id>.<variant extension>`. Writes go to a temporary name
-first and are renamed (on object stores: written whole), so a reader never sees half a video.
+Layout: `<root>/videos/<tenant>/<video id>.<variant extension>` and `<root>/files/<tenant>/<file id>`.
+Writes go to a temporary name first and are renamed (on object stores: written whole), so a reader
+never sees half a file.
 """
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import fsspec
 
 VARIANTS = {"video": ("mp4", "video/mp4"), "thumbnail": ("jpg", "image/jpeg")}
 
 
-class VideoBlobStore:
-    """Put, read and remove a video's files by tenant and id."""
+class BlobStore:
+    """Put, read and remove videos and uploads by tenant and id."""
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
@@ -48,3 +51,33 @@ class VideoBlobStore:
             path = self.path(tenant, video_id, variant)
             if self.fs.exists(path):
                 self.fs.rm(path)
+
+    # ---- uploads ---------------------------------------------------------------------------
+    def upload_path(self, tenant: str, file_id: str) -> str:
+        return f"{self.root}/files/{tenant}/{file_id}"
+
+    def open_upload(self, tenant: str, file_id: str):
+        """A binary writer for an upload's bytes, at a temporary name until `commit_upload`."""
+        target = self.upload_path(tenant, file_id)
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        return self.fs.open(f"{target}.partial", "wb")
+
+    def commit_upload(self, tenant: str, file_id: str) -> None:
+        """Make a fully written upload visible under its id."""
+        target = self.upload_path(tenant, file_id)
+        self.fs.mv(f"{target}.partial", target)
+
+    def discard_upload(self, tenant: str, file_id: str) -> None:
+        """Remove an upload, finished or partial."""
+        for path in (self.upload_path(tenant, file_id), f"{self.upload_path(tenant, file_id)}.partial"):
+            if self.fs.exists(path):
+                self.fs.rm(path)
+
+    def fetch_upload(self, tenant: str, file_id: str, destination: Path) -> Path:
+        """A local copy of an upload (the path itself when the store is local)."""
+        source = self.upload_path(tenant, file_id)
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        if "file" in protocols:
+            return Path(source)
+        self.fs.get(source, str(destination))
+        return destination

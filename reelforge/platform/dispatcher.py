@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 
-from reelforge.platform.blob_store import VideoBlobStore
+from reelforge.platform.blob_store import BlobStore
 from reelforge.platform.job_store import JobStore, VideoJob
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ CLEANUP_INTERVAL_S = 30.0
 class JobDispatcher:
     """The loop that feeds generator deployments from the job store."""
 
-    def __init__(self, jobs: JobStore, blobs: VideoBlobStore, handles: dict, capacity: dict[str, int],
+    def __init__(self, jobs: JobStore, blobs: BlobStore, handles: dict, capacity: dict[str, int],
                  lease_s: float, interval_s: float, fallback: dict[str, str] | None = None) -> None:
         self.jobs = jobs
         self.blobs = blobs

@@ -22,7 +22,7 @@ from reelforge.models.lora import activate_adapter
 from reelforge.models.sampling import GenerationSettings, generate
 from reelforge.models.video_io import Video, write_mp4
 from reelforge.platform.adapter_loader import LoadedAdapter
-from reelforge.platform.blob_store import VideoBlobStore
+from reelforge.platform.blob_store import BlobStore
 from reelforge.platform.generation_limits import ModelCapabilities, capabilities_of
 from reelforge.platform.job_store import COMPLETED, FAILED, JobStore, VideoJob
 from reelforge.platform.serve_config import GeneratorConfig, ServeAppConfig
@@ -55,7 +55,7 @@ class GenerationWorker:
         self.settings = app.settings()
         self.model: VideoModel = load_model(generator.model, self.settings, model_path=generator.model_path, device=device)
         self.jobs = JobStore(self.settings.resolved_database_url, app.max_attempts)
-        self.blobs = VideoBlobStore(self.settings.resolved_storage_url)
+        self.blobs = BlobStore(self.settings.resolved_storage_url)
         self.lock = threading.Lock()
         self.capabilities: ModelCapabilities = capabilities_of(self.model)
         self.meter = UsageMeter(self.settings.resolved_database_url)

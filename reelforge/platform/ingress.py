@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reelforge.errors import ReelforgeError
 from reelforge.platform.api_errors import RateLimitError, openai_error_body
 from reelforge.platform.dispatcher import JobDispatcher
+from reelforge.platform.file_service import FileService
 from reelforge.platform.generation_limits import ModelCapabilities
 from reelforge.platform.job_store import ACTIVE, VideoJob
 from reelforge.platform.serve_config import ServeAppConfig
@@ -76,6 +77,7 @@ class VideoAPI:
     def __init__(self, app_config: dict, generators: dict, capacity: dict[str, int], base_deployments: dict[str, str]) -> None:
         self.config = ServeAppConfig.model_validate(app_config)
         self.service = VideoService(self.config)
+        self.file_service = FileService(self.config)
         self.generators = generators  # deployment name -> handle
         self.base_deployments = base_deployments  # base model -> its shared deployment (for capabilities)
         self._capabilities: dict[str, ModelCapabilities] = {}
@@ -155,6 +157,33 @@ class VideoAPI:
         tenant = await self._authenticate(request)
         route = await run_in_threadpool(self.service.resolve_model, tenant, model_id)
         return self._model_object(route.model, tenant.name)
+
+    @api.post("/v1/files")
+    async def create_file(self, request: Request) -> dict:
+        tenant = await self._authenticate(request)
+        file_id = await self.file_service.upload(tenant, request)
+        # Validated before the response: a file is only usable once its inventory is known.
+        return (await run_in_threadpool(self.file_service.validate, tenant, file_id)).to_openai()
+
+    @api.get("/v1/files")
+    async def list_files(self, request: Request, purpose: str | None = None, after: str | None = None,
+                         limit: int = 100, order: str = "desc") -> dict:
+        tenant = await self._authenticate(request)
+        files, has_more = await run_in_threadpool(self.file_service.list, tenant, purpose, after, limit, order)
+        data = [f.to_openai() for f in files]
+        return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+
+    @api.get("/v1/files/{file_id}")
+    async def retrieve_file(self, request: Request, file_id: str) -> dict:
+        tenant = await self._authenticate(request)
+        return (await run_in_threadpool(self.file_service.get, tenant, file_id)).to_openai()
+
+    @api.delete("/v1/files/{file_id}")
+    async def delete_file(self, request: Request, file_id: str) -> dict:
+        tenant = await self._authenticate(request)
+        deleted = await run_in_threadpool(self.file_service.delete, tenant, file_id)
+        return {"id": deleted.id, "object": "file", "deleted": True}
 
     @api.get("/v1/usage")
     async def usage(self, request: Request, start_date: str | None = None, end_date: str | None = None) -> dict:

@@ -114,7 +114,8 @@ class ServeAppConfig(_Strict):
     video_ttl_s: int = Field(24 * 3600, ge=60)  # completed videos are deleted after this
     job_lease_s: float = Field(120.0, gt=0)  # a job whose generator stays silent this long is retried
     max_attempts: int = Field(3, ge=1)
-    max_request_bytes: int = Field(1 << 20, ge=1024)
+    max_request_bytes: int = Field(1 << 20, ge=1024)  # JSON and form bodies of /v1/videos
+    max_upload_bytes: int = Field(2 << 30, ge=1024)  # one /v1/files upload (a footage archive)
     poll_after_ms: int = Field(1000, ge=50)  # `openai-poll-after-ms` on in-flight videos
     dispatch_interval_s: float = Field(0.5, gt=0)
     adapter_resolve_ttl_s: float = Field(10.0, ge=0)  # how long the ingress trusts a registry lookup

@@ -24,7 +24,7 @@ from reelforge.platform.api_errors import (
     VideoExpiredError,
     VideoNotReadyError,
 )
-from reelforge.platform.blob_store import VARIANTS, VideoBlobStore
+from reelforge.platform.blob_store import VARIANTS, BlobStore
 from reelforge.platform.generation_limits import (
     ModelCapabilities,
     check_prompt,
@@ -66,7 +66,7 @@ class VideoService:
         self.tenants = TenantStore(url)
         self.jobs = JobStore(url, config.max_attempts)
         self.rates = RequestRateLimiter(url)
-        self.blobs = VideoBlobStore(self.settings.resolved_storage_url)
+        self.blobs = BlobStore(self.settings.resolved_storage_url)
         self.meter = UsageMeter(url)
         self._alias_cache: dict[tuple[str, str], tuple[float, int | None]] = {}
         self._auth_cache: dict[str, tuple[float, Tenant]] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reelforge.platform.blob_store import VideoBlobStore
+from reelforge.platform.blob_store import BlobStore
 from reelforge.platform.dispatcher import JobDispatcher
 from reelforge.platform.job_store import FAILED, QUEUED, JobStore, NewVideo
 
@@ -46,8 +46,8 @@ class StandInHandle:
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> tuple[JobStore, VideoBlobStore]:
-    return JobStore(f"sqlite:///{tmp_path / 'jobs.db'}", max_attempts=2), VideoBlobStore(str(tmp_path / "blobs"))
+def stores(tmp_path: Path) -> tuple[JobStore, BlobStore]:
+    return JobStore(f"sqlite:///{tmp_path / 'jobs.db'}", max_attempts=2), BlobStore(str(tmp_path / "blobs"))
 
 
 def new(adapter: str | None = None) -> NewVideo:
