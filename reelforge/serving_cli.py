@@ -169,3 +169,30 @@ def usage_command(
     for r in rows:
         table.add_row(r.day, r.kind, r.model, r.device, str(r.jobs), f"{r.seconds:.1f}", str(r.frames))
     stdout.print(table if rows else f"no usage recorded for {tenant} since {start}")
+
+
+audit_app = typer.Typer(help="The append-only audit log: generations, refusals, promotions, fine-tunes.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("export")
+def audit_export(
+    tenant: Annotated[str, typer.Option(help="Whose records to export.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON-lines file (default: stdout).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export a tenant's audit records as JSON lines, oldest first."""
+    import sys
+
+    from reelforge.platform.audit_log import AuditLog
+    from reelforge.platform.serve_config import read_serve_file
+
+    settings = read_serve_file(config)[0].settings() if config else Settings.from_env()
+    _store(config).get(tenant)  # a clear error for an unknown tenant
+    log = AuditLog(settings.resolved_database_url)
+    if out is None:
+        count = log.export_jsonl(tenant, sys.stdout)
+    else:
+        with out.open("w", encoding="utf-8") as handle:
+            count = log.export_jsonl(tenant, handle)
+    stderr.print(f"exported {count} audit records of {tenant}" + (f" to {out}" if out else ""))

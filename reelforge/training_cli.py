@@ -15,6 +15,8 @@ import typer
 from rich.table import Table
 
 from reelforge.cli import app, stderr, stdout
+from reelforge.jobs.adapter_registry import adapter_sha256
+from reelforge.platform.audit_log import ADAPTER_IMPORTED, ADAPTER_PROMOTED, ADAPTER_ROLLED_BACK, FINETUNE_COMPLETED
 from reelforge.settings import Settings
 
 adapters_app = typer.Typer(help="List, promote and roll back a tenant's registered adapters.", no_args_is_help=True)
@@ -22,6 +24,15 @@ app.add_typer(adapters_app, name="adapters")
 
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set lora.rank=8 (repeatable).")]
 SweepOption = Annotated[Optional[list[str]], typer.Option("--sweep", help="Run a grid: --sweep lr=1e-4,3e-4 (repeatable; axes multiply).")]
+
+
+def _audit(settings: Settings, tenant: str, action: str, subject: str, **details) -> None:
+    """Append an audit record for a CLI action, in the platform database the server reads."""
+    import getpass
+
+    from reelforge.platform.audit_log import AuditLog
+
+    AuditLog(settings.resolved_database_url).record(tenant, f"cli:{getpass.getuser()}", action, subject, **details)
 
 
 @app.command()
@@ -64,6 +75,9 @@ def finetune(
         with contextlib.redirect_stdout(sys.stderr):
             result = run_finetune(job, settings, model_path=str(model_path) if model_path else None, progress=not as_json, sweep_id=sweep_id)
         results.append(result)
+        _audit(settings, job.tenant, FINETUNE_COMPLETED, result.job_id, run_id=result.run_id,
+               registered=f"{result.registered_model}/{result.version}", fine_tuned_model=result.fine_tuned_model,
+               adapter_sha256=adapter_sha256(result.adapter_dir))
         stderr.print(
             f"{result.fine_tuned_model}: registered {result.registered_model} version {result.version} (alias candidate), "
             f"run {result.run_id}, {result.seconds:.0f}s; brand_rate {result.metrics.get('eval_brand_rate', float('nan')):.3f}, "
@@ -161,7 +175,10 @@ def adapters_promote(
     """Point `production` (what serving uses) at a version."""
     from reelforge.jobs.adapter_registry import promote
 
-    moved = promote(Settings.from_env(), _adapter_name(tenant, adapter), version)
+    settings = Settings.from_env()
+    moved = promote(settings, _adapter_name(tenant, adapter), version)
+    _audit(settings, tenant, ADAPTER_PROMOTED, f"{moved.name}/{moved.version}",
+           adapter_sha256=moved.tags.get("reelforge.adapter_sha256"))
     stderr.print(f"{moved.name}: production -> version {moved.version}")
 
 
@@ -177,6 +194,8 @@ def adapters_import(
     from reelforge.jobs.adapter_registry import import_adapter, promote
 
     version = import_adapter(Settings.from_env(), tenant, suffix, model, directory)
+    _audit(Settings.from_env(), tenant, ADAPTER_IMPORTED, f"{version.name}/{version.version}", source=str(directory.resolve()),
+           adapter_sha256=version.tags.get("reelforge.adapter_sha256"))
     if promote_now:
         version = promote(Settings.from_env(), version.name, version.version)
     stderr.print(f"{version.name} version {version.version} ({version.fine_tuned_model}); aliases: {', '.join(version.aliases)}")
@@ -187,7 +206,10 @@ def adapters_rollback(tenant: TenantOption, adapter: AdapterOption = None) -> No
     """Move `production` back to the version it pointed at before the last promotion."""
     from reelforge.jobs.adapter_registry import rollback
 
-    moved = rollback(Settings.from_env(), _adapter_name(tenant, adapter))
+    settings = Settings.from_env()
+    moved = rollback(settings, _adapter_name(tenant, adapter))
+    _audit(settings, tenant, ADAPTER_ROLLED_BACK, f"{moved.name}/{moved.version}",
+           adapter_sha256=moved.tags.get("reelforge.adapter_sha256"))
     stderr.print(f"{moved.name}: production -> version {moved.version} (rolled back)")
 
 

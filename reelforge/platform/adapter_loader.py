@@ -86,9 +86,10 @@ def fetch_adapter(settings: Settings, ref: AdapterRef) -> Path:
 class LoadedAdapter:
     """An adapter loaded into a replica's transformer; Serve's LRU calls `__del__` to unload it."""
 
-    def __init__(self, model: VideoModel, ref: AdapterRef, lock: threading.Lock, load_seconds: float) -> None:
+    def __init__(self, model: VideoModel, ref: AdapterRef, lock: threading.Lock, load_seconds: float, sha256: str = "") -> None:
         self.model = model
         self.ref = ref
+        self.sha256 = sha256  # as registered: what the audit log and provenance name
         self.lock = lock
         self.load_seconds = load_seconds
         self._unloaded = False
@@ -118,4 +119,4 @@ def load_registered_adapter(model: VideoModel, settings: Settings, key: str, loc
             load_adapter(model, directory, ref.peft_name)
     seconds = time.perf_counter() - started
     logger.info("loaded adapter %s in %.3fs", key, seconds)
-    return LoadedAdapter(model, ref, lock, seconds)
+    return LoadedAdapter(model, ref, lock, seconds, (directory.parent / ".verified").read_text())

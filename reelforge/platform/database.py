@@ -42,9 +42,10 @@ def engine_for(url: str) -> Engine:
         else:
             engine = create_engine(url, pool_pre_ping=True)
         # Import the table modules so their classes are registered on Base before create_all.
-        from reelforge.platform import file_store, job_store, rate_limits, tenant_store, usage_meter  # noqa: F401
+        from reelforge.platform import audit_log, file_store, job_store, rate_limits, tenant_store, usage_meter  # noqa: F401
 
         Base.metadata.create_all(engine)
+        audit_log.install_append_only_guards(engine)
         _engines[url] = engine
         return engine
 

@@ -7,6 +7,7 @@ the shared transformer, so two interleaved requests would run with each other's 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import tempfile
@@ -22,6 +23,7 @@ from reelforge.models.lora import activate_adapter
 from reelforge.models.sampling import GenerationSettings, generate
 from reelforge.models.video_io import Video, write_mp4
 from reelforge.platform.adapter_loader import LoadedAdapter
+from reelforge.platform.audit_log import VIDEO_COMPLETED, VIDEO_FAILED, AuditLog
 from reelforge.platform.blob_store import BlobStore
 from reelforge.platform.generation_limits import ModelCapabilities, capabilities_of
 from reelforge.platform.job_store import COMPLETED, FAILED, JobStore, VideoJob
@@ -59,6 +61,7 @@ class GenerationWorker:
         self.lock = threading.Lock()
         self.capabilities: ModelCapabilities = capabilities_of(self.model)
         self.meter = UsageMeter(self.settings.resolved_database_url)
+        self.audit = AuditLog(self.settings.resolved_database_url)
 
     def run(self, video_id: str, adapter: LoadedAdapter | None, replica: str, adapter_wait_s: float | None = None) -> dict:
         """Generate job `video_id` with `adapter` (None: the base model); returns its final status.
@@ -73,20 +76,29 @@ class GenerationWorker:
             timings = self._generate_and_store(job, adapter)
             timings["adapter_wait_s"] = None if adapter_wait_s is None else round(adapter_wait_s, 4)
         except ReelforgeError as exc:
-            self.jobs.fail(video_id, exc.code, exc.message)
-            return {"id": video_id, "status": FAILED}
+            return self.fail(job, replica, exc.code, exc.message)
         except Exception as exc:  # a bug or an out-of-memory: the job fails visibly, the replica lives on
             logger.exception("generation of %s failed", video_id)
-            self.jobs.fail(video_id, "generation_failed", f"{type(exc).__name__}: {exc}")
-            return {"id": video_id, "status": FAILED}
+            return self.fail(job, replica, "generation_failed", f"{type(exc).__name__}: {exc}")
+        video_sha256 = timings.pop("video_sha256")
         finished = self.jobs.complete(video_id, time.time() + self.app.video_ttl_s, timings)
         # Metered: the seconds the model held its device for this video, and the frames it made.
         self.meter.record(job.tenant, GENERATION, video_id, job.model, job.adapter, self.model.device.type,
                           timings["generate_s"], job.num_frames)
+        self.audit.record(job.tenant, f"generator:{replica}", VIDEO_COMPLETED, video_id, model=job.model, adapter=job.adapter,
+                          adapter_sha256=adapter.sha256 if adapter else None, video_sha256=video_sha256,
+                          seed=job.seed, attempts=finished.attempts if finished else None)
         if finished is not None and finished.deleted:  # deleted while it ran: its files go now
             self.blobs.remove(job.tenant, video_id)
             self.jobs.mark_files_removed(video_id)
         return {"id": video_id, "status": COMPLETED, "timings": timings}
+
+    def fail(self, job: VideoJob, replica: str, code: str, message: str) -> dict:
+        """Mark `job` failed with a client-visible error and audit it."""
+        self.jobs.fail(job.id, code, message)
+        self.audit.record(job.tenant, f"generator:{replica}", VIDEO_FAILED, job.id, model=job.model, adapter=job.adapter,
+                          error_code=code, error=message[:500])
+        return {"id": job.id, "status": FAILED}
 
     def _generate_and_store(self, job: VideoJob, adapter: LoadedAdapter | None) -> dict:
         last_write = [0.0]
@@ -106,9 +118,10 @@ class GenerationWorker:
             activate_adapter(self.model, adapter.peft_name if adapter else None)
             video = generate(self.model, settings, progress=progress)
         generated = time.perf_counter()
-        self.blobs.put(job.tenant, job.id, "video", encode_mp4(video))
+        mp4 = encode_mp4(video)
+        self.blobs.put(job.tenant, job.id, "video", mp4)
         self.blobs.put(job.tenant, job.id, "thumbnail", encode_thumbnail(video))
         return {
             "generate_s": round(generated - started, 4), "store_s": round(time.perf_counter() - generated, 4),
-            "adapter": adapter.ref.key if adapter else None,
+            "adapter": adapter.ref.key if adapter else None, "video_sha256": hashlib.sha256(mp4).hexdigest(),
         }

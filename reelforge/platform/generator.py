@@ -56,8 +56,8 @@ class VideoGenerator:
             started = time.perf_counter()
             try:
                 adapter = await self._adapter(key)
-            except ReelforgeError as exc:
-                await asyncio.to_thread(self.worker.jobs.fail, video_id, exc.code, exc.message)
-                return {"id": video_id, "status": "failed"}
+            except ReelforgeError as exc:  # not in the registry, or its bytes do not match the registered hash
+                job = await asyncio.to_thread(self.worker.jobs.peek, video_id)
+                return await asyncio.to_thread(self.worker.fail, job, self.replica, exc.code, exc.message)
             waited = time.perf_counter() - started
         return await asyncio.to_thread(self.worker.run, video_id, adapter, self.replica, waited)

@@ -1,4 +1,5 @@
-"""The HTTP ingress: OpenAI's Videos and Models APIs under /v1, on FastAPI inside Ray Serve (CPU only).
+"""The HTTP ingress: OpenAI's Videos, Models and Files APIs (plus usage) under /v1, on FastAPI inside
+Ray Serve (CPU only).
 
 Requests are authenticated, routed, checked and recorded; generation happens in the generator
 deployments, fed by the dispatcher this replica runs. Errors of every kind leave in OpenAI's shape
@@ -23,6 +24,7 @@ from reelforge.platform.file_service import FileService
 from reelforge.platform.generation_limits import ModelCapabilities
 from reelforge.platform.job_store import ACTIVE, VideoJob
 from reelforge.platform.serve_config import ServeAppConfig
+from reelforge.platform.tenant_store import masked_key
 from reelforge.platform.video_request import parse_create_request
 from reelforge.platform.video_service import VideoService
 
@@ -72,7 +74,7 @@ def video_object(job: VideoJob) -> dict:
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
 @serve.ingress(api)
 class VideoAPI:
-    """Authenticates, validates and records requests; its dispatcher feeds the generators."""
+    """Authenticates, validates and records requests and uploads; its dispatcher feeds the generators."""
 
     def __init__(self, app_config: dict, generators: dict, capacity: dict[str, int], base_deployments: dict[str, str]) -> None:
         self.config = ServeAppConfig.model_validate(app_config)
@@ -113,11 +115,14 @@ class VideoAPI:
     @api.post("/v1/videos")
     async def create_video(self, request: Request) -> JSONResponse:
         tenant = await self._authenticate(request)
+        actor = masked_key(request.headers.get("authorization", "").partition(" ")[2].strip())
         window = await run_in_threadpool(self.service.quota_check, tenant)
         body = await parse_create_request(request, self.config.max_request_bytes)
+        # Before routing: a refused prompt never reaches the registry, the job store or a generator.
+        await run_in_threadpool(self.service.moderate, tenant, body, actor)
         route = await run_in_threadpool(self.service.resolve_model, tenant, body.model)
         caps = await self._capabilities_of(route.base_model)
-        job = await run_in_threadpool(self.service.create, tenant, body, route, caps)
+        job = await run_in_threadpool(self.service.create, tenant, body, route, caps, actor)
         self.dispatcher.wake()
         return self._video_response(job, headers=window.headers())
 
@@ -137,7 +142,8 @@ class VideoAPI:
     @api.delete("/v1/videos/{video_id}")
     async def delete_video(self, request: Request, video_id: str) -> dict:
         tenant = await self._authenticate(request)
-        job = await run_in_threadpool(self.service.delete, tenant, video_id)
+        actor = masked_key(request.headers.get("authorization", "").partition(" ")[2].strip())
+        job = await run_in_threadpool(self.service.delete, tenant, video_id, actor)
         return {"id": job.id, "object": "video.deleted", "deleted": True}
 
     @api.get("/v1/videos/{video_id}/content")
@@ -184,6 +190,13 @@ class VideoAPI:
         tenant = await self._authenticate(request)
         deleted = await run_in_threadpool(self.file_service.delete, tenant, file_id)
         return {"id": deleted.id, "object": "file", "deleted": True}
+
+    @api.get("/v1/audit")
+    async def audit(self, request: Request, after: int | None = None, limit: int = 100) -> dict:
+        tenant = await self._authenticate(request)
+        events, has_more = await run_in_threadpool(self.service.audit_events, tenant, after, limit)
+        data = [e.to_dict() for e in events]
+        return {"object": "list", "data": data, "last_id": data[-1]["id"] if data else None, "has_more": has_more}
 
     @api.get("/v1/usage")
     async def usage(self, request: Request, start_date: str | None = None, end_date: str | None = None) -> dict:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from reelforge.errors import UserInputError
 from reelforge.jobs.ingest import TENANT_PATTERN
+from reelforge.platform.moderation import ModerationPolicy
 from reelforge.settings import Settings
 
 
@@ -100,6 +101,16 @@ class QuotaConfig(_Strict):
     concurrent_jobs: int = Field(8, ge=1)
 
 
+class ModerationSection(_Strict):
+    """The default moderation policy and per-tenant replacements."""
+
+    default: ModerationPolicy = ModerationPolicy()
+    tenants: dict[str, ModerationPolicy] = Field(default_factory=dict)
+
+    def policy_for(self, tenant: str) -> ModerationPolicy:
+        return self.tenants.get(tenant, self.default)
+
+
 class ServeAppConfig(_Strict):
     """The serving application: stores, generators, dedicated tenants, quotas and job handling."""
 
@@ -110,6 +121,7 @@ class ServeAppConfig(_Strict):
     generators: list[GeneratorConfig] = Field(default_factory=lambda: [GeneratorConfig()], min_length=1)
     dedicated: list[DedicatedTenantConfig] = Field(default_factory=list)
     quotas: QuotaConfig = QuotaConfig()
+    moderation: ModerationSection = ModerationSection()
     ingress_replicas: int = Field(1, ge=1)
     video_ttl_s: int = Field(24 * 3600, ge=60)  # completed videos are deleted after this
     job_lease_s: float = Field(120.0, gt=0)  # a job whose generator stays silent this long is retried

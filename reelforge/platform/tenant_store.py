@@ -60,9 +60,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def masked_key(key: str) -> str:
+    """How a key is shown in listings and audit records: `rf-acme-...Ulg4`."""
+    tenant = key[len(KEY_PREFIX):].rsplit("-", 1)[0] if key.startswith(KEY_PREFIX) else "?"
+    return f"{KEY_PREFIX}{tenant}-...{key[-4:]}"
+
+
 def _new_key(tenant: str) -> tuple[str, str]:
     key = f"{KEY_PREFIX}{tenant}-{secrets.token_urlsafe(32)}"
-    return key, f"{KEY_PREFIX}{tenant}-...{key[-4:]}"
+    return key, masked_key(key)
 
 
 class TenantStore:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from reelforge.errors import UserInputError
 from reelforge.platform.database import Base, session_factory
 
-GENERATION, TRAINING = "generation", "training"
+GENERATION, TRAINING, REFUSAL = "generation", "training", "refusal"
 
 
 class UsageRow(Base):

@@ -7,6 +7,7 @@ and the requested model, never from anything else the client sends.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from reelforge.platform.api_errors import (
     VideoExpiredError,
     VideoNotReadyError,
 )
+from reelforge.platform.audit_log import VIDEO_DELETED, VIDEO_REFUSED, VIDEO_REQUESTED, AuditLog
 from reelforge.platform.blob_store import VARIANTS, BlobStore
 from reelforge.platform.generation_limits import (
     ModelCapabilities,
@@ -33,6 +35,7 @@ from reelforge.platform.generation_limits import (
     check_size,
 )
 from reelforge.platform.job_store import ACTIVE, COMPLETED, JobStore, NewVideo, VideoJob
+from reelforge.platform.moderation import PromptModerator, refuse
 from reelforge.platform.rate_limits import (
     RequestRateLimiter,
     WindowState,
@@ -40,7 +43,7 @@ from reelforge.platform.rate_limits import (
 )
 from reelforge.platform.serve_config import ServeAppConfig, deployment_name
 from reelforge.platform.tenant_store import Tenant, TenantStore, hash_key
-from reelforge.platform.usage_meter import UsageMeter, UsageSummary, parse_day
+from reelforge.platform.usage_meter import REFUSAL, UsageMeter, UsageSummary, parse_day
 from reelforge.platform.video_request import VideoCreateRequest
 
 MAX_LIST_LIMIT = 100
@@ -68,6 +71,8 @@ class VideoService:
         self.rates = RequestRateLimiter(url)
         self.blobs = BlobStore(self.settings.resolved_storage_url)
         self.meter = UsageMeter(url)
+        self.audit = AuditLog(url)
+        self._moderators: dict[str, PromptModerator] = {}
         self._alias_cache: dict[tuple[str, str], tuple[float, int | None]] = {}
         self._auth_cache: dict[str, tuple[float, Tenant]] = {}
         self._cache_lock = threading.Lock()
@@ -159,7 +164,23 @@ class VideoService:
         limit = tenant.requests_per_minute or self.config.quotas.requests_per_minute
         return self.rates.check(tenant.name, limit)
 
-    def create(self, tenant: Tenant, request: VideoCreateRequest, route: ModelRoute, caps: ModelCapabilities) -> VideoJob:
+    def moderate(self, tenant: Tenant, request: VideoCreateRequest, actor: str) -> None:
+        """Refuse a prompt the tenant's policy blocks: audited, metered, and a 400 naming the rule."""
+        moderator = self._moderators.get(tenant.name)
+        if moderator is None:
+            moderator = self._moderators[tenant.name] = PromptModerator(self.config.moderation.policy_for(tenant.name))
+        verdict = moderator.check(request.prompt)
+        if verdict.allowed:
+            return
+        refusal_id = f"refusal-{secrets.token_hex(8)}"
+        model = request.model or self.base_models[0]
+        self.audit.record(tenant.name, actor, VIDEO_REFUSED, refusal_id, model=model, prompt=request.prompt,
+                          rule=verdict.rule, category=verdict.category)
+        self.meter.record(tenant.name, REFUSAL, refusal_id, model, None, "none", 0.0, 0)
+        raise refuse(verdict)
+
+    def create(self, tenant: Tenant, request: VideoCreateRequest, route: ModelRoute, caps: ModelCapabilities,
+               actor: str = "unknown") -> VideoJob:
         """Validate against the model, check the concurrency quota, and record a queued job."""
         check_prompt(request.prompt)
         seconds = check_seconds(caps, request.seconds)
@@ -168,12 +189,15 @@ class VideoService:
         limit = tenant.concurrent_jobs or self.config.quotas.concurrent_jobs
         check_concurrency(tenant.name, self.jobs.count_active(tenant.name), limit,
                           retry_after_s=max(1, self.config.poll_after_ms // 1000))
-        return self.jobs.create(NewVideo(
+        job = self.jobs.create(NewVideo(
             tenant=tenant.name, model=route.model, base_model=route.base_model, adapter=route.adapter,
             deployment=route.deployment, prompt=request.prompt, seconds=str(seconds), size=f"{width}x{height}",
             num_frames=caps.frames_for(seconds), fps=caps.fps, seed=0 if request.seed is None else request.seed,
             steps=request.steps, guidance=request.guidance,
         ))
+        self.audit.record(tenant.name, actor, VIDEO_REQUESTED, job.id, model=job.model, adapter=job.adapter,
+                          prompt=job.prompt, seconds=job.seconds, size=job.size, seed=job.seed)
+        return job
 
     def get(self, tenant: Tenant, video_id: str) -> VideoJob:
         return self.jobs.get(tenant.name, video_id)
@@ -185,9 +209,10 @@ class VideoService:
             raise UserInputError(f"order must be 'asc' or 'desc', got {order!r}", param="order")
         return self.jobs.list(tenant.name, after, limit, order)
 
-    def delete(self, tenant: Tenant, video_id: str) -> VideoJob:
+    def delete(self, tenant: Tenant, video_id: str, actor: str = "unknown") -> VideoJob:
         """Delete the job and, if it has finished, its files (a running one's go when it ends)."""
         job = self.jobs.delete(tenant.name, video_id)
+        self.audit.record(tenant.name, actor, VIDEO_DELETED, video_id, status=job.status)
         if job.status not in ACTIVE:
             self.blobs.remove(tenant.name, video_id)
             self.jobs.mark_files_removed(video_id)
@@ -216,3 +241,10 @@ class VideoService:
         if start and end and start > end:
             raise UserInputError(f"start_date {start} is after end_date {end}", param="start_date")
         return self.meter.summary(tenant.name, start, end)
+
+    # ---- audit -----------------------------------------------------------------------------
+    def audit_events(self, tenant: Tenant, after: int | None, limit: int):
+        """The tenant's own audit records, oldest first."""
+        if not 1 <= limit <= 1000:
+            raise UserInputError(f"limit must be between 1 and 1000, got {limit}", param="limit")
+        return self.audit.events(tenant.name, after, limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,19 @@ def test_import_refuses_bad_names(settings: Settings, monkeypatch, capsys, args,
 def test_import_refuses_a_directory_without_lora_weights(settings: Settings, tmp_path: Path, monkeypatch, capsys):
     code, _, err = run_cli(["adapters", "import", str(tmp_path), "--tenant", "acme"], monkeypatch, capsys)
     assert code == 2 and "holds no pytorch_lora_weights.safetensors" in err
+
+
+def test_cli_promotions_and_imports_are_audited(settings: Settings, monkeypatch, capsys, tmp_path: Path):
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "lower-third-orange"
+    assert run_cli(["tenants", "create", "acme"], monkeypatch, capsys)[0] == 0
+    assert run_cli(["adapters", "import", str(fixture), "--tenant", "acme", "--suffix", "look"], monkeypatch, capsys)[0] == 0
+    assert run_cli(["adapters", "promote", "--tenant", "acme"], monkeypatch, capsys)[0] == 0
+    out = tmp_path / "audit.jsonl"
+    code, _, err = run_cli(["audit", "export", "--tenant", "acme", "--out", str(out)], monkeypatch, capsys)
+    assert code == 0 and "exported 2 audit records" in err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["action"], r["subject"]) for r in records] == [
+        ("adapter.imported", "acme.look.reelforge-tiny/1"), ("adapter.promoted", "acme.look.reelforge-tiny/1")]
+    assert all(r["actor"].startswith("cli:") and r["details"]["adapter_sha256"] == adapter_sha256(fixture) for r in records)
+    code, _, err = run_cli(["audit", "export", "--tenant", "ghost"], monkeypatch, capsys)
+    assert code == 2 and "no tenant named 'ghost'" in err

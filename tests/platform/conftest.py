@@ -89,7 +89,7 @@ def api_platform(serve_port, tmp_path_factory) -> Platform:
         "api", serve_port, tmp_path_factory.mktemp("api-home"),
         generators=[{"num_cpus": 0.5, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}],
         quotas={"requests_per_minute": 1000, "concurrent_jobs": 50}, max_request_bytes=64 * 1024,
-        max_upload_bytes=1 << 20,
+        max_upload_bytes=1 << 20, moderation={"tenants": {"strict": {"blocked_terms": ["competitor"]}}},
         poll_after_ms=100, dispatch_interval_s=0.2,
     )
     yield platform

@@ -279,3 +279,47 @@ def test_usage_totals_match_the_videos_that_ran(api_platform, tmp_path, monkeypa
     assert sum(row["frames"] for row in json.loads(out)) == 35
     code, _, err = run_cli(["usage", "--tenant", "nobody", "--config", str(config)], monkeypatch, capsys)
     assert code == 2 and "no tenant named 'nobody'" in err
+
+
+def test_refused_prompts_never_reach_a_generator_and_are_audited_and_metered(api_platform):
+    import hashlib
+
+    _, key = api_platform.tenants.create("strict")
+    with api_platform.client(key) as http:
+        before = http.get("/videos", params={"limit": 100}).json()["data"]
+        refused = http.post("/videos", json={"prompt": "a deepfake of a famous actor"})
+        error = assert_openai_error(refused, 400, "content_policy_violation", "prompt")
+        assert "blocked pattern" in error["message"] and "deep" in error["message"]
+        tenant_rule = http.post("/videos", data={"prompt": "our competitor's logo melting"})
+        assert "blocked term 'competitor'" in assert_openai_error(tenant_rule, 400, "content_policy_violation")["message"]
+        assert http.get("/videos", params={"limit": 100}).json()["data"] == before  # no job was recorded
+        accepted = http.post("/videos", json={"prompt": PROMPT, "seconds": "1"}).json()["id"]
+        assert wait_until_finished(http, accepted)["status"] == "completed"
+        mp4 = http.get(f"/videos/{accepted}/content").content
+        events = http.get("/audit").json()["data"]
+        usage = http.get("/usage").json()["totals"]
+    refusals = [e for e in events if e["action"] == "video.refused"]
+    assert [e["details"]["prompt"] for e in refusals] == ["a deepfake of a famous actor", "our competitor's logo melting"]
+    assert all(e["actor"] == f"rf-strict-...{key[-4:]}" and e["tenant"] == "strict" for e in events if e["action"] != "video.completed")
+    requested = next(e for e in events if e["action"] == "video.requested")
+    completed = next(e for e in events if e["action"] == "video.completed")
+    assert requested["subject"] == completed["subject"] == accepted
+    assert completed["actor"].startswith("generator:generator-reelforge-tiny#")
+    assert completed["details"]["video_sha256"] == hashlib.sha256(mp4).hexdigest()  # the audit names the exact file
+    assert usage["refusal"]["jobs"] == 2 and usage["generation"]["jobs"] == 1
+    with api_platform.client(api_platform.tenants.create("outsider")[1]) as other:
+        assert other.get("/audit").json()["data"] == []  # tenant A cannot read tenant B's audit
+        assert_openai_error(other.get("/audit", params={"limit": 0}), 400, param="limit")
+
+
+def test_audit_records_the_adapter_hash_of_each_generation(api_platform):
+    ft_id = register_fixture_adapter(api_platform.settings, "audited", "brand", "lower-third-orange")
+    with api_platform.client(api_platform.tenants.create("audited")[1]) as http:
+        video_id = http.post("/videos", json={"prompt": PROMPT, "model": ft_id, "seconds": "1"}).json()["id"]
+        assert wait_until_finished(http, video_id)["status"] == "completed"
+        completed = [e for e in http.get("/audit").json()["data"] if e["action"] == "video.completed"]
+    from reelforge.jobs.adapter_registry import adapter_sha256
+    from tests.platform.conftest import FIXTURE_ADAPTERS
+
+    assert completed[0]["details"]["adapter"] == "audited.brand.reelforge-tiny/1"
+    assert completed[0]["details"]["adapter_sha256"] == adapter_sha256(FIXTURE_ADAPTERS / "lower-third-orange")
