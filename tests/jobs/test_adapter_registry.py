@@ -9,8 +9,17 @@ import pytest
 
 from reelforge.errors import UserInputError
 from reelforge.jobs.adapter_registry import (
-    CANDIDATE, PRODUCTION, AdapterNotFoundError, adapter_sha256, alias_version, list_versions, promote,
-    register_adapter, registered_model_name, resolve_adapter_name, rollback,
+    CANDIDATE,
+    PRODUCTION,
+    AdapterNotFoundError,
+    adapter_sha256,
+    alias_version,
+    list_versions,
+    promote,
+    register_adapter,
+    registered_model_name,
+    resolve_adapter_name,
+    rollback,
 )
 from reelforge.jobs.run_tracking import tenant_experiment_id, tracking_client
 from reelforge.settings import Settings
