@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from reelforge.jobs.adapter_registry import import_adapter, promote
+from reelforge.platform.database import dispose_engine
 from reelforge.platform.job_store import JobStore
 from reelforge.platform.serve_config import ServeAppConfig
 from reelforge.platform.tenant_store import TenantStore
@@ -94,3 +98,25 @@ def api_platform(serve_port, tmp_path_factory) -> Platform:
     )
     yield platform
     serve.delete(platform.name)
+
+
+# The server every machine runs (CI's included); REELFORGE_TEST_DATABASE_URL points elsewhere.
+ADMIN_URL = os.environ.get("REELFORGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"reelforge_test_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # the brief promises PostgreSQL on every machine; say so if it is not there
+        pytest.fail(f"PostgreSQL at {ADMIN_URL} is not usable: {exc}")
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    dispose_engine(url)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()

@@ -13,7 +13,6 @@ from sqlalchemy.exc import DBAPIError
 
 from reelforge.platform.audit_log import VIDEO_REFUSED, VIDEO_REQUESTED, AuditLog
 from reelforge.platform.database import engine_for
-from tests.platform.test_postgres_stores import postgres_url  # noqa: F401 - fixture
 
 
 def exercise(url: str) -> None:
@@ -41,5 +40,5 @@ def test_audit_log_on_sqlite(tmp_path: Path):
     exercise(f"sqlite:///{tmp_path / 'audit.db'}")
 
 
-def test_audit_log_on_postgres(postgres_url):  # noqa: F811
+def test_audit_log_on_postgres(postgres_url):
     exercise(postgres_url)

@@ -3,35 +3,11 @@ test, so concurrent claims, rate windows and key lookups are checked on a real s
 
 from __future__ import annotations
 
-import secrets
 import threading
 
-import pytest
-from sqlalchemy import create_engine, text
-
-from reelforge.platform.database import dispose_engine
 from reelforge.platform.job_store import JobStore, NewVideo
 from reelforge.platform.rate_limits import RequestRateLimiter
 from reelforge.platform.tenant_store import TenantStore
-
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def postgres_url():
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"reelforge_test_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # the brief promises PostgreSQL on every machine; say so if it is not there
-        pytest.fail(f"PostgreSQL at {ADMIN_URL} is not usable: {exc}")
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    yield url
-    dispose_engine(url)
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 def test_concurrent_dispatchers_never_claim_the_same_job(postgres_url):
