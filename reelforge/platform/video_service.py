@@ -60,7 +60,7 @@ class ModelRoute:
 
 
 class VideoService:
-    """Tenant-scoped operations of the Videos and Models APIs."""
+    """Tenant-scoped operations of the Videos, Models, usage and audit APIs."""
 
     def __init__(self, config: ServeAppConfig) -> None:
         self.config = config
@@ -116,8 +116,9 @@ class VideoService:
         else:
             version = alias_version(self.settings, name, selector)
             found = version.version if version else None
-        with self._cache_lock:
-            self._alias_cache[(name, selector)] = (now, found)
+        if found is not None:  # a miss is not cached: a version promoted a moment later is served at once
+            with self._cache_lock:
+                self._alias_cache[(name, selector)] = (now, found)
         return found
 
     def resolve_model(self, tenant: Tenant, model: str | None) -> ModelRoute:
