@@ -115,7 +115,7 @@ class VideoAPI:
     @api.post("/v1/videos")
     async def create_video(self, request: Request) -> JSONResponse:
         tenant = await self._authenticate(request)
-        actor = masked_key(request.headers.get("authorization", "").partition(" ")[2].strip())
+        actor = masked_key(request.headers.get("authorization", "").partition(" ")[2].strip(), tenant.name)
         window = await run_in_threadpool(self.service.quota_check, tenant)
         body = await parse_create_request(request, self.config.max_request_bytes)
         # Before routing: a refused prompt never reaches the registry, the job store or a generator.
@@ -142,7 +142,7 @@ class VideoAPI:
     @api.delete("/v1/videos/{video_id}")
     async def delete_video(self, request: Request, video_id: str) -> dict:
         tenant = await self._authenticate(request)
-        actor = masked_key(request.headers.get("authorization", "").partition(" ")[2].strip())
+        actor = masked_key(request.headers.get("authorization", "").partition(" ")[2].strip(), tenant.name)
         job = await run_in_threadpool(self.service.delete, tenant, video_id, actor)
         return {"id": job.id, "object": "video.deleted", "deleted": True}
 

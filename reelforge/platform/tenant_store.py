@@ -60,15 +60,17 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def masked_key(key: str) -> str:
-    """How a key is shown in listings and audit records: `rf-acme-...Ulg4`."""
-    tenant = key[len(KEY_PREFIX):].rsplit("-", 1)[0] if key.startswith(KEY_PREFIX) else "?"
+def masked_key(key: str, tenant: str) -> str:
+    """How `tenant`'s key is shown in listings and audit records: `rf-acme-...Ulg4`.
+
+    The tenant is passed, not parsed: both tenant names and the random part may contain '-'.
+    """
     return f"{KEY_PREFIX}{tenant}-...{key[-4:]}"
 
 
 def _new_key(tenant: str) -> tuple[str, str]:
     key = f"{KEY_PREFIX}{tenant}-{secrets.token_urlsafe(32)}"
-    return key, masked_key(key)
+    return key, masked_key(key, tenant)
 
 
 class TenantStore:

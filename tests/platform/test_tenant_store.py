@@ -77,3 +77,9 @@ def test_bad_tenant_requests_are_clear(store):
     with pytest.raises(NotFoundError, match="no tenant named 'ghost'"):
         store.rotate_key("ghost")
     assert [t.name for t in store.list()] == ["acme"]
+
+
+def test_masked_keys_survive_dashes_in_tenant_and_key():
+    from reelforge.platform.tenant_store import masked_key
+
+    assert masked_key("rf-acme-labs-ab-cd-EF-gh", "acme-labs") == "rf-acme-labs-...F-gh"
