@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import time
 from pathlib import Path
@@ -25,19 +24,6 @@ app.add_typer(tenants_app, name="tenants")
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Serve config (as for `serve deploy`); its database is used.")]
 
 
-def _start_local_ray(settings: Settings) -> None:
-    """Join RAY_ADDRESS, or start a local cluster whose dashboard, GCS and Jobs API bind to loopback."""
-    import ray
-
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, log_to_driver=False)
-        return
-    ray.init(
-        num_cpus=max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
-        _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False,
-    )
-
-
 @app.command("serve")
 def serve_command(
     config: ConfigOption = None,
@@ -47,13 +33,14 @@ def serve_command(
     """Start Ray Serve with the OpenAI-compatible Videos API and the generators; Ctrl-C stops it."""
     from ray import serve
 
+    from reelforge.jobs.ray_cluster import ensure_ray
     from reelforge.platform.serve_app import APP_NAME, build_app
     from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
 
     app_config, http_options = read_serve_file(config) if config else (ServeAppConfig(), {})
     host = host or http_options.get("host", "127.0.0.1")
     port = port or int(http_options.get("port", 8000))
-    _start_local_ray(app_config.settings())
+    ensure_ray(app_config.settings(), dashboard=True)
     # After ray.init, which installs its own crash handler for SIGTERM: SIGTERM stops the server
     # like Ctrl-C, and SIGINT is restored in case a launcher left it ignored.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

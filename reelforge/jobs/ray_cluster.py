@@ -7,8 +7,8 @@ import os
 from reelforge.settings import Settings
 
 
-def ensure_ray(settings: Settings) -> None:
-    """Join `settings.ray_address`, or start a local Ray on 127.0.0.1 without a dashboard.
+def ensure_ray(settings: Settings, dashboard: bool = False) -> None:
+    """Join `settings.ray_address`, or start a local Ray on 127.0.0.1 (dashboard, if asked, on loopback too).
 
     Local mode asks for at least 4 logical CPUs: on a 2-core machine Ray Data's actor pool and
     tasks would otherwise wait on each other. Ray's ports are code execution, so nothing binds
@@ -25,6 +25,6 @@ def ensure_ray(settings: Settings) -> None:
         ray.init(address=settings.ray_address, log_to_driver=False)
         return
     ray.init(
-        num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, _node_ip_address="127.0.0.1",
-        log_to_driver=False, configure_logging=False,
+        num_cpus=max(4, os.cpu_count() or 1), include_dashboard=dashboard, _node_ip_address="127.0.0.1",
+        dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False,
     )

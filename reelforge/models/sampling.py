@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
 MAX_PROMPT_CHARS = 2000
 MAX_STEPS = 200
+MAX_GUIDANCE = 30.0
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ def resolve_settings(model: VideoModel, settings: GenerationSettings) -> Generat
         problems.append(f"frames {s.num_frames}: {model.name} generates at most {d.max_frames} frames")
     if not 1 <= s.steps <= MAX_STEPS:
         problems.append(f"steps {s.steps} must be between 1 and {MAX_STEPS}")
-    if not (np.isfinite(s.guidance) and 0.0 <= s.guidance <= 30.0):
-        problems.append(f"guidance {s.guidance} must be between 0 and 30")
+    if not (np.isfinite(s.guidance) and 0.0 <= s.guidance <= MAX_GUIDANCE):
+        problems.append(f"guidance {s.guidance} must be between 0 and {MAX_GUIDANCE:g}")
     if not (np.isfinite(s.fps) and 1.0 <= s.fps <= 120.0):
         problems.append(f"fps {s.fps} must be between 1 and 120")
     if not 0 <= s.seed < 2**63:

@@ -46,6 +46,11 @@ class JobDispatcher:
         """Dispatch now rather than at the next interval (a job was just accepted)."""
         self._wake.set()
 
+    async def drain(self) -> None:
+        """Wait until every send in flight has returned (or failed and released its job)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def run(self) -> None:
         """Dispatch forever; one failing pass is logged and the next one runs."""
         while True:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from reelforge.errors import InvalidGenerationSettingsError
 from reelforge.models.loading import VideoModel
-from reelforge.models.sampling import MAX_PROMPT_CHARS, MAX_STEPS
+from reelforge.models.sampling import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_STEPS
 
 MAX_SECONDS_CONSIDERED = 60
 
@@ -103,7 +103,7 @@ def check_sampling(steps: int | None, guidance: float | None, seed: int | None) 
     """Our own optional fields: steps, guidance and seed within the sampler's bounds."""
     if steps is not None and not 1 <= steps <= MAX_STEPS:
         raise InvalidGenerationSettingsError(f"steps {steps} must be between 1 and {MAX_STEPS}", param="steps")
-    if guidance is not None and not 0.0 <= guidance <= 30.0:
-        raise InvalidGenerationSettingsError(f"guidance {guidance} must be between 0 and 30", param="guidance")
+    if guidance is not None and not 0.0 <= guidance <= MAX_GUIDANCE:
+        raise InvalidGenerationSettingsError(f"guidance {guidance} must be between 0 and {MAX_GUIDANCE:g}", param="guidance")
     if seed is not None and not 0 <= seed < 2**31:
         raise InvalidGenerationSettingsError(f"seed {seed} must be between 0 and 2^31 - 1", param="seed")

@@ -94,6 +94,11 @@ class VideoAPI:
     async def _authenticate(self, request: Request):
         return await run_in_threadpool(self.service.authenticate, request.headers.get("authorization"))
 
+    @staticmethod
+    def _actor(request: Request, tenant) -> str:
+        """Who acted, for the audit log: the caller's key, masked."""
+        return masked_key(request.headers.get("authorization", "").partition(" ")[2].strip(), tenant.name)
+
     async def _capabilities_of(self, base_model: str) -> ModelCapabilities:
         caps = self._capabilities.get(base_model)
         if caps is None:
@@ -115,7 +120,7 @@ class VideoAPI:
     @api.post("/v1/videos")
     async def create_video(self, request: Request) -> JSONResponse:
         tenant = await self._authenticate(request)
-        actor = masked_key(request.headers.get("authorization", "").partition(" ")[2].strip(), tenant.name)
+        actor = self._actor(request, tenant)
         window = await run_in_threadpool(self.service.quota_check, tenant)
         body = await parse_create_request(request, self.config.max_request_bytes)
         # Before routing: a refused prompt never reaches the registry, the job store or a generator.
@@ -142,7 +147,7 @@ class VideoAPI:
     @api.delete("/v1/videos/{video_id}")
     async def delete_video(self, request: Request, video_id: str) -> dict:
         tenant = await self._authenticate(request)
-        actor = masked_key(request.headers.get("authorization", "").partition(" ")[2].strip(), tenant.name)
+        actor = self._actor(request, tenant)
         job = await run_in_threadpool(self.service.delete, tenant, video_id, actor)
         return {"id": job.id, "object": "video.deleted", "deleted": True}
 

@@ -84,8 +84,7 @@ def test_a_dead_replica_releases_the_job_for_a_retry_then_fails_it(stores):
             assert await dispatcher.dispatch_once() == 1
             jobs.start(video_id, f"replica-{attempt}", lease_s=60)  # the replica began ...
             handle.release.set()  # ... then died
-            while dispatcher.inflight[DEPLOYMENT]:
-                await asyncio.sleep(0.01)
+            await dispatcher.drain()
             handle.release.clear()
             after_first.append(jobs.peek(video_id))
         return video_id

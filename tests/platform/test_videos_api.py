@@ -75,7 +75,7 @@ def test_openai_client_creates_polls_downloads_lists_and_deletes(api_platform, k
         client.videos.retrieve(video.id)
     job = api_platform.jobs.peek(video.id)
     assert job.deleted and job.files_removed  # a finished video's files go with it
-    assert not api_platform.config.storage_url or not (Path(api_platform.config.storage_url) / "videos" / "acme" / f"{video.id}.mp4").exists()
+    assert not (Path(api_platform.config.storage_url) / "videos" / "acme" / f"{video.id}.mp4").exists()
     assert job.replica and job.replica.startswith("generator-reelforge-tiny#")
 
 
