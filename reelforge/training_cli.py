@@ -9,7 +9,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -18,6 +18,9 @@ from reelforge.cli import app, stderr, stdout
 from reelforge.jobs.adapter_registry import adapter_sha256
 from reelforge.platform.audit_log import ADAPTER_IMPORTED, ADAPTER_PROMOTED, ADAPTER_ROLLED_BACK, FINETUNE_COMPLETED
 from reelforge.settings import Settings
+
+if TYPE_CHECKING:
+    from reelforge.jobs.finetune import FineTuneResult
 
 adapters_app = typer.Typer(help="List, promote and roll back a tenant's registered adapters.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
@@ -33,6 +36,15 @@ def _audit(settings: Settings, tenant: str, action: str, subject: str, **details
     from reelforge.platform.audit_log import AuditLog
 
     AuditLog(settings.resolved_database_url).record(tenant, f"cli:{getpass.getuser()}", action, subject, **details)
+
+
+def _meter_training(settings: Settings, tenant: str, result: FineTuneResult) -> None:
+    """Record a CLI fine-tune's device time in the usage the server reports, as API jobs are."""
+    from reelforge.platform.usage_meter import TRAINING, UsageMeter
+
+    UsageMeter(settings.resolved_database_url).record(
+        tenant, TRAINING, result.job_id, result.fine_tuned_model.split(":")[1],  # ft:<base>:<tenant>:<suffix>
+        f"{result.registered_model}/{result.version}", result.device, result.device_seconds, 0)
 
 
 @app.command()
@@ -78,6 +90,7 @@ def finetune(
         _audit(settings, job.tenant, FINETUNE_COMPLETED, result.job_id, run_id=result.run_id,
                registered=f"{result.registered_model}/{result.version}", fine_tuned_model=result.fine_tuned_model,
                adapter_sha256=adapter_sha256(result.adapter_dir))
+        _meter_training(settings, job.tenant, result)
         stderr.print(
             f"{result.fine_tuned_model}: registered {result.registered_model} version {result.version} (alias candidate), "
             f"run {result.run_id}, {result.seconds:.0f}s; brand_rate {result.metrics.get('eval_brand_rate', float('nan')):.3f}, "

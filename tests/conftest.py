@@ -77,11 +77,25 @@ def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     return code, out, err
 
 
+def start_test_ray(home: Path) -> None:
+    """The suite's local Ray cluster (loopback, 4 logical CPUs) with a dashboard on a free port.
+
+    The dashboard's Jobs API runs the API's fine-tuning jobs; a free port keeps it clear of a
+    `reelforge serve` that a test starts on the default one.
+    """
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ensure_ray(Settings(home=home), dashboard=True, dashboard_port=port)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
-    """A real local Ray cluster (loopback, 4 logical CPUs) shared by the jobs and platform tests."""
+    """A real local Ray cluster shared by the jobs and platform tests."""
     import ray
 
-    ensure_ray(Settings(home=tmp_path_factory.mktemp("ray-home")))
+    start_test_ray(tmp_path_factory.mktemp("ray-home"))
     yield ray
     ray.shutdown()

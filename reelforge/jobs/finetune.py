@@ -47,7 +47,31 @@ class FineTuneResult:
     fine_tuned_model: str
     adapter_dir: Path
     metrics: dict = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole job
+    device_seconds: float = 0.0  # training wall time x workers: what the job held devices for
+    device: str = "cpu"
+
+
+class FineTuneCancelledError(ReelforgeError):
+    """The job was cancelled before its adapter was registered."""
+
+    code = "fine_tune_cancelled"
+
+
+class FineTuneHooks:
+    """Callbacks that follow and gate a fine-tune; the defaults do nothing (the API's job driver overrides them)."""
+
+    def data_ready(self, data: TrainingData, total_steps: int, workers: int, device: str) -> None:
+        """The footage is ingested and split; training is about to start."""
+
+    def run_started(self, run_id: str) -> None:
+        """The MLflow run exists; its metrics can be followed from now on."""
+
+    def before_register(self) -> None:
+        """Last chance to stop (raise FineTuneCancelledError) before a registry version is created."""
+
+    def registered(self, name: str, version: int) -> None:
+        """The adapter is registered as `name` version `version`."""
 
 
 def new_job_id(tenant: str) -> str:
@@ -100,15 +124,24 @@ def _follow_progress(client, run_id: str, total: int, stop: threading.Event, sho
 
 
 def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | None = None, progress: bool = False,
-                 job_id: str | None = None, sweep_id: str | None = None) -> FineTuneResult:
-    """Run one fine-tune to completion and register its adapter; raises typed errors on bad input."""
+                 job_id: str | None = None, sweep_id: str | None = None, hooks: FineTuneHooks | None = None,
+                 max_steps: int | None = None, validation_data: Path | None = None) -> FineTuneResult:
+    """Run one fine-tune to completion and register its adapter; raises typed errors on bad input.
+
+    `max_steps` bounds the resolved step count (epochs are only resolved once the clips are known).
+    `validation_data` (footage like `config.data`) is held out in place of a split of the training data.
+    """
     started = time.perf_counter()
+    hooks = hooks or FineTuneHooks()
     model = describe_model(config.model, settings, model_path)
     if config.brand is not None:
         from reelforge.models.tiny.brand_looks import parse_brand
 
         parse_brand(config.brand)
     data = prepare_training_data(config, settings, model, str(model.path))  # starts Ray only to ingest raw footage
+    if validation_data is not None:
+        held_out = config.model_copy(update={"data": validation_data, "holdout_fraction": 0.0, "workers": 1})
+        data = data.with_holdout(prepare_training_data(held_out, settings, model, str(model.path)))
     from reelforge.models.tiny.evaluation import is_shapes_world_model
 
     world = is_shapes_world_model(model.path)
@@ -119,6 +152,11 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
         brand = detect_brand(load_model(config.model, settings, str(model.path), device="cpu"), data)
         logger.info("brand look detected in the training clips: %s", brand or "none")
     total_steps = config.total_steps(data.train_clips)
+    if max_steps is not None and total_steps > max_steps:
+        from reelforge.jobs.finetune_config import FineTuneConfigError
+
+        raise FineTuneConfigError(
+            f"this job resolves to {total_steps} steps ({data.train_clips} clips); at most {max_steps} are allowed", param="steps")
     job_id = job_id or new_job_id(config.tenant)
 
     import ray
@@ -135,6 +173,7 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
     gpus = int(ray.cluster_resources().get("GPU", 0))
     use_gpu = config.use_gpu if config.use_gpu is not None else gpus >= config.workers
     precision = _precision(config, use_gpu)
+    hooks.data_ready(data, total_steps, config.workers, "cuda" if use_gpu else "cpu")
 
     client = tracking_client(settings)
     experiment_id = tenant_experiment_id(client, settings, config.tenant)
@@ -148,6 +187,7 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
         tags[f"{TAG_PREFIX}sweep_id"] = sweep_id
     run = client.create_run(experiment_id, run_name=f"{config.suffix}-{job_id}", tags=tags)
     run_id = run.info.run_id
+    hooks.run_started(run_id)
     _log_run_inputs(client, run_id, config, data, model.path, total_steps, precision, use_gpu, brand)
 
     status_dir = settings.home / "finetune" / job_id / "workers"
@@ -178,7 +218,9 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
     follower = threading.Thread(target=_follow_progress, args=(client, run_id, total_steps, stop, progress), daemon=True)
     follower.start()
     try:
+        fit_started = time.perf_counter()
         result = trainer.fit()
+        device_seconds = (time.perf_counter() - fit_started) * config.workers
     except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; the run records the failure either way
         client.set_terminated(run_id, "FAILED")
         raise FineTuneFailedError(f"fine-tune {job_id} failed: {str(exc).splitlines()[0][:500]}") from exc
@@ -189,6 +231,11 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
         client.set_terminated(run_id, "FAILED")
         raise FineTuneFailedError(f"fine-tune {job_id} failed: {result.error}")
 
+    try:
+        hooks.before_register()
+    except FineTuneCancelledError:
+        client.set_terminated(run_id, "KILLED")
+        raise
     adapter_dir = settings.home / "adapters" / config.tenant / job_id
     with result.checkpoint.as_directory() as directory:
         shutil.copytree(Path(directory) / ADAPTER_DIR, adapter_dir / ADAPTER_DIR, dirs_exist_ok=True)
@@ -205,9 +252,10 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
         description=f"{config.fine_tuned_model_id} from job {job_id} ({total_steps} steps on {data.train_clips} clips)",
     )
     client.set_tag(run_id, f"{TAG_PREFIX}registered_version", f"{name}/{version.version}")
+    hooks.registered(name, version.version)
     client.set_terminated(run_id, "FINISHED")
     return FineTuneResult(job_id, run_id, name, version.version, config.fine_tuned_model_id, adapter_dir / ADAPTER_DIR,
-                          metrics, time.perf_counter() - started)
+                          metrics, time.perf_counter() - started, device_seconds, "cuda" if use_gpu else "cpu")
 
 
 def _log_run_inputs(client, run_id: str, config: FineTuneConfig, data: TrainingData, model_dir: Path,

@@ -197,9 +197,17 @@ def read_config_file(path: Path) -> dict:
     return loaded
 
 
+def with_keys(base: dict, values: dict[str, Any]) -> dict:
+    """A copy of `base` with dotted keys set to already-typed values (`{"lora.rank": 8}`)."""
+    merged = copy.deepcopy(base)
+    for key, value in values.items():
+        _set_dotted(merged, key, value)
+    return merged
+
+
 def build_config(base: dict, overrides: list[str] = ()) -> FineTuneConfig:
     """Validate `base` (CLI flags and the YAML file, merged) with `--set` overrides applied."""
-    merged = copy.deepcopy(base)
+    merged = with_keys(base, {})
     for text in overrides:
         key, value = parse_assignment(text)
         _set_dotted(merged, key, _parse_value(value))

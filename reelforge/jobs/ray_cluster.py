@@ -7,7 +7,7 @@ import os
 from reelforge.settings import Settings
 
 
-def ensure_ray(settings: Settings, dashboard: bool = False) -> None:
+def ensure_ray(settings: Settings, dashboard: bool = False, dashboard_port: int | None = None) -> None:
     """Join `settings.ray_address`, or start a local Ray on 127.0.0.1 (dashboard, if asked, on loopback too).
 
     Local mode asks for at least 4 logical CPUs: on a 2-core machine Ray Data's actor pool and
@@ -27,4 +27,5 @@ def ensure_ray(settings: Settings, dashboard: bool = False) -> None:
     ray.init(
         num_cpus=max(4, os.cpu_count() or 1), include_dashboard=dashboard, _node_ip_address="127.0.0.1",
         dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False,
+        **({"dashboard_port": dashboard_port} if dashboard_port else {}),
     )

@@ -221,3 +221,4 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 metrics = {"step": done, "loss": loss_sum.item() / world, "resumed_from_step": start_step,
                            **{k.replace("/", "_"): v for k, v in last_eval.items()}}
                 ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp), checkpoint_dir_name=f"checkpoint-{done:07d}")
+            tracker.metrics({"checkpoint/step": done}, step=done)  # lets followers list checkpoints as they land

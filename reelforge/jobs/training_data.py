@@ -6,6 +6,7 @@ dataset or a model mismatch fails in seconds with a message that names the probl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -54,6 +55,17 @@ class TrainingData:
     @property
     def holdout_clips(self) -> int:
         return sum(self.clips_per_shard[s] for s in self.holdout_shards)
+
+    def with_holdout(self, validation: TrainingData) -> TrainingData:
+        """This data's training split, held out against every clip of `validation` (a separate dataset).
+
+        Its shards are kept as absolute paths, which `root / shard` leaves as they are.
+        """
+        shards = [str(validation.root / s) for s in validation.train_shards + validation.holdout_shards]
+        clips = {str(validation.root / s): n for s, n in validation.clips_per_shard.items()}
+        files = {str(validation.root / s): f"validation/{f}" for s, f in validation.files_per_shard.items()}
+        return dataclasses.replace(self, train_shards=self.train_shards + self.holdout_shards, holdout_shards=shards,
+                                   clips_per_shard=self.clips_per_shard | clips, files_per_shard=self.files_per_shard | files)
 
     def rows_summary(self) -> list[dict]:
         """(file, clips, split) per video, for the MLflow dataset input."""

@@ -19,7 +19,8 @@ from reelforge.platform.database import Base, session_factory
 VIDEO_REQUESTED, VIDEO_REFUSED, VIDEO_COMPLETED, VIDEO_FAILED, VIDEO_DELETED = (
     "video.requested", "video.refused", "video.completed", "video.failed", "video.deleted")
 ADAPTER_PROMOTED, ADAPTER_ROLLED_BACK, ADAPTER_IMPORTED = "adapter.promoted", "adapter.rolled_back", "adapter.imported"
-FINETUNE_COMPLETED = "finetune.completed"
+FINETUNE_CREATED, FINETUNE_CANCELLED, FINETUNE_COMPLETED, FINETUNE_FAILED = (
+    "finetune.created", "finetune.cancelled", "finetune.completed", "finetune.failed")
 
 
 class AuditRow(Base):

@@ -74,10 +74,16 @@ class BlobStore:
                 self.fs.rm(path)
 
     def fetch_upload(self, tenant: str, file_id: str, destination: Path) -> Path:
-        """A local copy of an upload (the path itself when the store is local)."""
+        """The upload at `destination`: a link to it when the store is local, else a downloaded copy.
+
+        Its name is the destination's: readers tell an archive's type from its name.
+        """
         source = self.upload_path(tenant, file_id)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.unlink(missing_ok=True)
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         if "file" in protocols:
-            return Path(source)
-        self.fs.get(source, str(destination))
+            destination.symlink_to(Path(source).resolve())
+        else:
+            self.fs.get(source, str(destination))
         return destination

@@ -42,7 +42,15 @@ def engine_for(url: str) -> Engine:
         else:
             engine = create_engine(url, pool_pre_ping=True)
         # Import the table modules so their classes are registered on Base before create_all.
-        from reelforge.platform import audit_log, file_store, job_store, rate_limits, tenant_store, usage_meter  # noqa: F401
+        from reelforge.platform import (  # noqa: F401
+            audit_log,
+            file_store,
+            fine_tune_store,
+            job_store,
+            rate_limits,
+            tenant_store,
+            usage_meter,
+        )
 
         Base.metadata.create_all(engine)
         audit_log.install_append_only_guards(engine)

@@ -40,8 +40,9 @@ class FileService:
         """Stream the multipart body's file to storage and record it; returns the new file id."""
         file_id = new_file_id()
         try:
-            upload = await stream_multipart_upload(request, lambda: self.blobs.open_upload(tenant.name, file_id),
-                                                   self.config.max_upload_bytes)
+            # The tenant's training policy may allow less than the server-wide cap, never more.
+            limit = min(self.config.max_upload_bytes, self.config.fine_tuning.policy_for(tenant.name).max_upload_bytes)
+            upload = await stream_multipart_upload(request, lambda: self.blobs.open_upload(tenant.name, file_id), limit)
             purpose = upload.fields.get("purpose")
             if purpose not in PURPOSES:
                 raise UserInputError(f"purpose {purpose!r} is not supported; use one of {', '.join(PURPOSES)}", param="purpose")
@@ -64,15 +65,13 @@ class FileService:
         model = describe_model(self.config.generators[0].model, self.settings, self.config.generators[0].model_path)
         with tempfile.TemporaryDirectory(prefix="reelforge-upload-") as tmp:
             archive = self.blobs.fetch_upload(tenant.name, file_id, Path(tmp) / stored.filename)
-            if archive.name != stored.filename:  # the inventory reads the archive type from its name
-                link = Path(tmp) / stored.filename
-                link.symlink_to(archive)
-                archive = link
             try:
                 inventory = inventory_source(archive, Path(tmp) / "work", footage_requirements(model.defaults))
                 report = inventory.report()
             except UserInputError as exc:
-                self.files.finish_validation(file_id, False, exc.message, {"accepted": [], "rejected": []})
+                # Name the upload as the tenant knows it, not by this server's temporary path.
+                message = exc.message.replace(str(archive), stored.filename).replace(tmp, "")
+                self.files.finish_validation(file_id, False, message, {"accepted": [], "rejected": []})
                 return self.files.get(tenant.name, file_id)
         accepted, rejected = report["accepted"], report["rejected"]
         summary = f"{len(accepted)} videos accepted, {len(rejected)} files rejected (checked for {model.name})"

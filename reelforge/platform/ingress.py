@@ -21,6 +21,9 @@ from reelforge.errors import ReelforgeError
 from reelforge.platform.api_errors import RateLimitError, openai_error_body
 from reelforge.platform.dispatcher import JobDispatcher
 from reelforge.platform.file_service import FileService
+from reelforge.platform.fine_tune_request import parse_fine_tune_request
+from reelforge.platform.fine_tune_service import FineTuneService
+from reelforge.platform.fine_tune_supervisor import FineTuneSupervisor
 from reelforge.platform.generation_limits import ModelCapabilities
 from reelforge.platform.job_store import ACTIVE, VideoJob
 from reelforge.platform.serve_config import ServeAppConfig
@@ -89,7 +92,11 @@ class VideoAPI:
         )
         # Started at once, not on the first request: jobs left from before a restart must resume
         # even if no client calls.
-        self._loop_task = asyncio.get_running_loop().create_task(self.dispatcher.run())
+        self.fine_tunes = FineTuneService(self.config)
+        self.supervisor = FineTuneSupervisor(self.config)
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self.dispatcher.run())
+        self._supervisor_task = loop.create_task(self.supervisor.run())
 
     async def _authenticate(self, request: Request):
         return await run_in_threadpool(self.service.authenticate, request.headers.get("authorization"))
@@ -195,6 +202,46 @@ class VideoAPI:
         tenant = await self._authenticate(request)
         deleted = await run_in_threadpool(self.file_service.delete, tenant, file_id)
         return {"id": deleted.id, "object": "file", "deleted": True}
+
+    @api.post("/v1/fine_tuning/jobs")
+    async def create_fine_tuning_job(self, request: Request) -> dict:
+        tenant = await self._authenticate(request)
+        body = await parse_fine_tune_request(request, self.config.max_request_bytes)
+        job = await run_in_threadpool(self.fine_tunes.create, tenant, body, self._actor(request, tenant))
+        self.supervisor.wake()
+        return job.to_openai()
+
+    @api.get("/v1/fine_tuning/jobs")
+    async def list_fine_tuning_jobs(self, request: Request, after: str | None = None, limit: int = 20) -> dict:
+        tenant = await self._authenticate(request)
+        jobs, has_more = await run_in_threadpool(self.fine_tunes.list, tenant, after, limit)
+        return {"object": "list", "data": [j.to_openai() for j in jobs], "has_more": has_more}
+
+    @api.get("/v1/fine_tuning/jobs/{job_id}")
+    async def retrieve_fine_tuning_job(self, request: Request, job_id: str) -> dict:
+        tenant = await self._authenticate(request)
+        return (await run_in_threadpool(self.fine_tunes.get, tenant, job_id)).to_openai()
+
+    @api.get("/v1/fine_tuning/jobs/{job_id}/events")
+    async def fine_tuning_events(self, request: Request, job_id: str, after: str | None = None, limit: int = 20) -> dict:
+        tenant = await self._authenticate(request)
+        events, has_more = await run_in_threadpool(self.fine_tunes.events, tenant, job_id, after, limit)
+        return {"object": "list", "data": [e.to_openai() for e in events], "has_more": has_more}
+
+    @api.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
+    async def fine_tuning_checkpoints(self, request: Request, job_id: str, after: str | None = None, limit: int = 10) -> dict:
+        tenant = await self._authenticate(request)
+        found, has_more = await run_in_threadpool(self.fine_tunes.checkpoints, tenant, job_id, after, limit)
+        data = [c.to_openai() for c in found]
+        return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+
+    @api.post("/v1/fine_tuning/jobs/{job_id}/cancel")
+    async def cancel_fine_tuning_job(self, request: Request, job_id: str) -> dict:
+        tenant = await self._authenticate(request)
+        job = await run_in_threadpool(self.fine_tunes.cancel, tenant, job_id, self._actor(request, tenant))
+        self.supervisor.wake()
+        return job.to_openai()
 
     @api.get("/v1/audit")
     async def audit(self, request: Request, after: int | None = None, limit: int = 100) -> dict:

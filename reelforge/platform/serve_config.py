@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reelforge.errors import UserInputError
 from reelforge.jobs.ingest import TENANT_PATTERN
@@ -111,6 +112,42 @@ class ModerationSection(_Strict):
         return self.tenants.get(tenant, self.default)
 
 
+class TrainingPolicy(_Strict):
+    """What one tenant may do with `/v1/fine_tuning/jobs` and `/v1/files`."""
+
+    concurrent_jobs: int = Field(1, ge=1)  # validating, queued or running at once
+    max_steps: int = Field(2000, ge=1)  # optimizer steps of one job, however they are asked for
+    max_upload_bytes: int = Field(2 << 30, ge=1024)  # one footage archive (the server-wide cap applies too)
+    auto_promote: bool = False  # a succeeded job's version becomes `production` at once
+
+
+class FineTuningSection(_Strict):
+    """How API fine-tuning jobs run: as Ray Jobs on the cluster, with operator defaults and tenant policies."""
+
+    # Every job starts from these FineTuneConfig keys (dotted, as `reelforge finetune --set` takes);
+    # a tenant's hyperparameters are applied over them. Checked when the config loads.
+    job_defaults: dict[str, Any] = Field(default_factory=dict)
+    default: TrainingPolicy = TrainingPolicy()
+    tenants: dict[str, TrainingPolicy] = Field(default_factory=dict)
+    jobs_api_url: str | None = None  # the Ray Jobs API; default: the dashboard of the cluster Serve runs on
+    python: str | None = None  # interpreter the Ray Job runs; default: the ingress's own
+    poll_interval_s: float = Field(2.0, gt=0)  # how often the ingress follows submitted jobs
+
+    @field_validator("job_defaults")
+    @classmethod
+    def _known_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from reelforge.jobs.finetune_config import FineTuneConfigError, build_config, with_keys
+
+        try:
+            build_config(with_keys({"tenant": "validation", "data": "."}, value))
+        except FineTuneConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    def policy_for(self, tenant: str) -> TrainingPolicy:
+        return self.tenants.get(tenant, self.default)
+
+
 class ServeAppConfig(_Strict):
     """The serving application: stores, generators, dedicated tenants, quotas and job handling."""
 
@@ -122,6 +159,7 @@ class ServeAppConfig(_Strict):
     dedicated: list[DedicatedTenantConfig] = Field(default_factory=list)
     quotas: QuotaConfig = QuotaConfig()
     moderation: ModerationSection = ModerationSection()
+    fine_tuning: FineTuningSection = FineTuningSection()
     ingress_replicas: int = Field(1, ge=1)
     video_ttl_s: int = Field(24 * 3600, ge=60)  # completed videos are deleted after this
     job_lease_s: float = Field(120.0, gt=0)  # a job whose generator stays silent this long is retried

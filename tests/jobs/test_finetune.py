@@ -145,6 +145,11 @@ def test_sweep_runs_the_grid_and_compare_lists_every_run(zero2_run, monkeypatch,
     code, out, _ = run_cli(["compare", "--tenant", "acme", "--png", str(png)], monkeypatch, capsys)
     assert code == 0 and out.count("FINISHED") == len(every_run) >= 3  # the table lists every run of the tenant
     assert "lr=" in out  # the swept key is among the params that differ
+    # Each CLI run is metered as training usage, as API jobs are.
+    from reelforge.platform.usage_meter import TRAINING, UsageMeter
+
+    usage = [r for r in UsageMeter(settings.resolved_database_url).summary("acme") if r.kind == TRAINING]
+    assert sum(r.jobs for r in usage) == 2 and all(r.seconds > 0 and r.device == "cpu" for r in usage)
 
 
 @pytest.mark.parametrize(

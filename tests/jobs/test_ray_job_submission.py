@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from reelforge.jobs.ray_cluster import ensure_ray
 from reelforge.jobs.run_tracking import tracking_client
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
 from reelforge.settings import Settings
-from tests.conftest import run_cli
+from tests.conftest import run_cli, start_test_ray
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +55,7 @@ def jobs_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     finally:
         cluster.shutdown()
         if was_connected:
-            ensure_ray(Settings(home=tmp_path / "ray-home"))
+            start_test_ray(tmp_path / "ray-home")
 
 
 def test_submitted_finetune_runs_on_the_cluster_and_is_followed(jobs_cluster, tmp_path: Path, monkeypatch, capsys):

@@ -1,0 +1,328 @@
+"""Fine-tuning jobs (`/v1/fine_tuning/jobs`), their events and checkpoints, in the platform database.
+
+A job row holds the validated `FineTuneConfig` it will run, so what the tenant asked for is fixed
+at creation. The ingress moves it from `validating_files` to `queued` (a Ray Job submitted under
+the job's own id); the Ray Job's driver marks it `running` and, at the end, `succeeded` or
+`failed`; the ingress settles anything the driver could not (a killed driver, a cancel). Terminal
+states never change again: every transition is a guarded UPDATE.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, fields
+
+from sqlalchemy import JSON, Boolean, Float, Integer, String, and_, func, or_, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from reelforge.platform.api_errors import NotFoundError
+from reelforge.platform.database import Base, session_factory
+
+VALIDATING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "validating_files", "queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE = (VALIDATING, QUEUED, RUNNING)
+TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+
+
+class FineTuneJobRow(Base):
+    __tablename__ = "fine_tuning_jobs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(63), index=True)
+    model: Mapped[str] = mapped_column(String(200))  # the base model id the tenant asked for
+    model_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    training_file: Mapped[str] = mapped_column(String(40))
+    validation_file: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    suffix: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(Integer)
+    hyperparameters: Mapped[dict] = mapped_column(JSON)  # as the tenant sent them (OpenAI's names)
+    config: Mapped[dict] = mapped_column(JSON)  # the FineTuneConfig that runs, `data` filled in by the driver
+    metadata_: Mapped[dict | None] = mapped_column("metadata", JSON, nullable=True)
+    auto_promote: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    submission_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    device: Mapped[str | None] = mapped_column(String(16), nullable=True)  # what the workers trained on
+    workers: Mapped[int] = mapped_column(Integer, default=1)
+    total_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    registered: Mapped[str | None] = mapped_column(String(300), nullable=True)  # "name/version" once registered
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(4000), nullable=True)
+    error_param: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    metered: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FineTuneEventRow(Base):
+    __tablename__ = "fine_tuning_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(40), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    level: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(8))  # "message" or "metrics"
+    message: Mapped[str] = mapped_column(String(2000))
+    data: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class FineTuneCheckpointRow(Base):
+    __tablename__ = "fine_tuning_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(40), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    model_id: Mapped[str] = mapped_column(String(300))
+    metrics: Mapped[dict] = mapped_column(JSON)
+
+
+@dataclass(frozen=True)
+class FineTuneJob:
+    """A snapshot of one job row."""
+
+    id: str
+    tenant: str
+    model: str
+    model_path: str | None
+    training_file: str
+    validation_file: str | None
+    suffix: str
+    seed: int
+    hyperparameters: dict
+    config: dict
+    metadata_: dict | None
+    auto_promote: bool
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    submission_id: str | None
+    cancel_requested: bool
+    device: str | None
+    workers: int
+    total_steps: int | None
+    run_id: str | None
+    registered: str | None
+    fine_tuned_model: str | None
+    error_code: str | None
+    error_message: str | None
+    error_param: str | None
+    metered: bool
+
+    def to_openai(self) -> dict:
+        """OpenAI's `fine_tuning.job` object."""
+        error = ({"code": self.error_code, "message": self.error_message, "param": self.error_param}
+                 if self.error_code else None)
+        return {
+            "id": self.id, "object": "fine_tuning.job", "created_at": int(self.created_at), "error": error,
+            "fine_tuned_model": self.fine_tuned_model, "finished_at": int(self.finished_at) if self.finished_at else None,
+            "hyperparameters": self.hyperparameters, "model": self.model, "organization_id": self.tenant,
+            "result_files": [], "seed": self.seed, "status": self.status, "trained_tokens": None,
+            "training_file": self.training_file, "validation_file": self.validation_file, "estimated_finish": None,
+            "integrations": [], "metadata": self.metadata_, "user_provided_suffix": self.suffix,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": self.hyperparameters}},
+        }
+
+
+@dataclass(frozen=True)
+class FineTuneEvent:
+    """One event of a job, newest first in listings."""
+
+    id: int
+    job_id: str
+    created_at: float
+    level: str
+    type: str
+    message: str
+    data: dict | None
+
+    def to_openai(self) -> dict:
+        return {"id": f"ftevent-{self.id}", "object": "fine_tuning.job.event", "created_at": int(self.created_at),
+                "level": self.level, "type": self.type, "message": self.message, "data": self.data or {}}
+
+
+@dataclass(frozen=True)
+class FineTuneCheckpoint:
+    """A checkpoint the training wrote, with the metrics at its step."""
+
+    id: int
+    job_id: str
+    step: int
+    created_at: float
+    model_id: str
+    metrics: dict
+
+    def to_openai(self) -> dict:
+        return {"id": f"ftckpt-{self.id}", "object": "fine_tuning.job.checkpoint", "created_at": int(self.created_at),
+                "fine_tuned_model_checkpoint": self.model_id, "fine_tuning_job_id": self.job_id,
+                "metrics": {"step": float(self.step), **self.metrics}, "step_number": self.step}
+
+
+_JOB_FIELDS = [f.name for f in fields(FineTuneJob)]
+
+
+def new_job_id() -> str:
+    return f"ftjob-{secrets.token_hex(12)}"
+
+
+def _cursor(text: str | None, prefix: str) -> int | None:
+    """`ftevent-12` -> 12; anything else is not one of ours, so it matches nothing."""
+    if text is None:
+        return None
+    number = text.removeprefix(prefix)
+    return int(number) if number.isdigit() else -1
+
+
+class FineTuneStore:
+    """Tenant-scoped fine-tuning jobs with their events and checkpoints."""
+
+    def __init__(self, database_url: str) -> None:
+        self._session = session_factory(database_url)
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def create(self, **values) -> FineTuneJob:
+        """Record a new job in `validating_files`; `values` are the row's columns."""
+        row = FineTuneJobRow(status=VALIDATING, created_at=time.time(), cancel_requested=False, metered=False, **values)
+        with self._session.begin() as session:
+            session.add(row)
+        return self.get(values["tenant"], values["id"])
+
+    def get(self, tenant: str | None, job_id: str) -> FineTuneJob:
+        """The tenant's job (any tenant's when `tenant` is None); NotFoundError otherwise."""
+        with self._session() as session:
+            row = session.get(FineTuneJobRow, job_id)
+            if row is None or (tenant is not None and row.tenant != tenant):
+                raise NotFoundError(f"no fine-tuning job with id {job_id!r}", param="fine_tuning_job_id")
+            return FineTuneJob(**{n: getattr(row, n) for n in _JOB_FIELDS})
+
+    def list(self, tenant: str, after: str | None, limit: int) -> tuple[list[FineTuneJob], bool]:
+        """One page of the tenant's jobs, newest first; returns (page, has_more)."""
+        conditions = [FineTuneJobRow.tenant == tenant]
+        if after is not None:
+            cursor = self.get(tenant, after)
+            conditions.append(or_(FineTuneJobRow.created_at < cursor.created_at,
+                                  and_(FineTuneJobRow.created_at == cursor.created_at, FineTuneJobRow.id < cursor.id)))
+        with self._session() as session:
+            rows = session.scalars(select(FineTuneJobRow).where(*conditions)
+                                   .order_by(FineTuneJobRow.created_at.desc(), FineTuneJobRow.id.desc()).limit(limit + 1)).all()
+            jobs = [FineTuneJob(**{n: getattr(r, n) for n in _JOB_FIELDS}) for r in rows]
+        return jobs[:limit], len(jobs) > limit
+
+    def count_active(self, tenant: str) -> int:
+        """The tenant's jobs that are validating, queued or running."""
+        with self._session() as session:
+            return session.scalar(select(func.count()).select_from(FineTuneJobRow)
+                                  .where(FineTuneJobRow.tenant == tenant, FineTuneJobRow.status.in_(ACTIVE)))
+
+    def in_flight(self) -> list[FineTuneJob]:
+        """Every job that is not finished, oldest first: what the ingress submits and follows."""
+        with self._session() as session:
+            rows = session.scalars(select(FineTuneJobRow).where(FineTuneJobRow.status.in_(ACTIVE))
+                                   .order_by(FineTuneJobRow.created_at)).all()
+            unsettled = session.scalars(select(FineTuneJobRow).where(
+                FineTuneJobRow.status.in_(TERMINAL), FineTuneJobRow.submission_id.is_not(None),
+                FineTuneJobRow.metered.is_(False))).all()
+            return [FineTuneJob(**{n: getattr(r, n) for n in _JOB_FIELDS}) for r in [*rows, *unsettled]]
+
+    def _transition(self, job_id: str, allowed_from: tuple[str, ...], **values) -> bool:
+        with self._session.begin() as session:
+            result = session.execute(update(FineTuneJobRow)
+                                     .where(FineTuneJobRow.id == job_id, FineTuneJobRow.status.in_(allowed_from))
+                                     .values(**values))
+            return result.rowcount == 1
+
+    def set_submission(self, job_id: str, submission_id: str) -> None:
+        """The Ray Job that runs the job (recorded whatever the status, so a cancel can stop it)."""
+        with self._session.begin() as session:
+            session.execute(update(FineTuneJobRow).where(FineTuneJobRow.id == job_id).values(submission_id=submission_id))
+
+    def mark_queued(self, job_id: str) -> bool:
+        """Files are valid and the Ray Job is submitted."""
+        return self._transition(job_id, (VALIDATING,), status=QUEUED)
+
+    def mark_running(self, job_id: str, device: str, workers: int, total_steps: int, run_id: str | None = None) -> bool:
+        """The driver has its data and starts training."""
+        return self._transition(job_id, (VALIDATING, QUEUED), status=RUNNING, started_at=time.time(), device=device,
+                                workers=workers, total_steps=total_steps, run_id=run_id)
+
+    def set_run(self, job_id: str, run_id: str) -> None:
+        """The MLflow run the job writes."""
+        self._transition(job_id, ACTIVE, run_id=run_id)
+
+    def set_registered(self, job_id: str, registered: str) -> None:
+        """The registry version the job created (kept even if the job then ends otherwise, for clean-up)."""
+        with self._session.begin() as session:
+            session.execute(update(FineTuneJobRow).where(FineTuneJobRow.id == job_id).values(registered=registered))
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether the job was cancelled (the driver asks before it registers anything)."""
+        with self._session() as session:
+            return bool(session.scalar(select(FineTuneJobRow.cancel_requested).where(FineTuneJobRow.id == job_id)))
+
+    def succeed(self, job_id: str, fine_tuned_model: str) -> bool:
+        return self._transition(job_id, ACTIVE, status=SUCCEEDED, fine_tuned_model=fine_tuned_model, finished_at=time.time())
+
+    def fail(self, job_id: str, code: str, message: str, param: str | None = None) -> bool:
+        return self._transition(job_id, ACTIVE, status=FAILED, error_code=code, error_message=message[:4000],
+                                error_param=param, finished_at=time.time())
+
+    def cancel(self, tenant: str, job_id: str) -> FineTuneJob:
+        """Mark the tenant's job cancelled (the ingress then stops its Ray Job); finished jobs stay as they are."""
+        self.get(tenant, job_id)
+        self._transition(job_id, ACTIVE, status=CANCELLED, cancel_requested=True, finished_at=time.time())
+        return self.get(tenant, job_id)
+
+    def mark_metered(self, job_id: str) -> None:
+        """The finished job's usage is recorded and its Ray Job settled: nothing more to follow."""
+        with self._session.begin() as session:
+            session.execute(update(FineTuneJobRow).where(FineTuneJobRow.id == job_id).values(metered=True))
+
+    # -- events and checkpoints -----------------------------------------------------------------
+
+    def add_event(self, job_id: str, message: str, level: str = "info", data: dict | None = None,
+                  type_: str = "message") -> None:
+        with self._session.begin() as session:
+            session.add(FineTuneEventRow(job_id=job_id, created_at=time.time(), level=level, type=type_,
+                                         message=message[:2000], data=data))
+
+    def events(self, tenant: str, job_id: str, after: str | None, limit: int) -> tuple[list[FineTuneEvent], bool]:
+        """The job's events newest first; `after` is the last event id of the previous page."""
+        self.get(tenant, job_id)
+        conditions = [FineTuneEventRow.job_id == job_id]
+        cursor = _cursor(after, "ftevent-")
+        if cursor is not None:
+            conditions.append(FineTuneEventRow.id < cursor)
+        with self._session() as session:
+            rows = session.scalars(select(FineTuneEventRow).where(*conditions)
+                                   .order_by(FineTuneEventRow.id.desc()).limit(limit + 1)).all()
+            events = [FineTuneEvent(r.id, r.job_id, r.created_at, r.level, r.type, r.message, r.data) for r in rows]
+        return events[:limit], len(events) > limit
+
+    def add_checkpoint(self, job_id: str, step: int, model_id: str, metrics: dict) -> None:
+        with self._session.begin() as session:
+            session.add(FineTuneCheckpointRow(job_id=job_id, step=step, created_at=time.time(), model_id=model_id, metrics=metrics))
+
+    def name_checkpoint(self, job_id: str, step: int, model_id: str) -> None:
+        """Give the checkpoint at `step` the model id it is served under."""
+        with self._session.begin() as session:
+            session.execute(update(FineTuneCheckpointRow).where(
+                FineTuneCheckpointRow.job_id == job_id, FineTuneCheckpointRow.step == step).values(model_id=model_id))
+
+    def checkpoints(self, tenant: str, job_id: str, after: str | None, limit: int) -> tuple[list[FineTuneCheckpoint], bool]:
+        """The job's checkpoints, latest step first."""
+        self.get(tenant, job_id)
+        conditions = [FineTuneCheckpointRow.job_id == job_id]
+        cursor = _cursor(after, "ftckpt-")
+        if cursor is not None:
+            conditions.append(FineTuneCheckpointRow.id < cursor)
+        with self._session() as session:
+            rows = session.scalars(select(FineTuneCheckpointRow).where(*conditions)
+                                   .order_by(FineTuneCheckpointRow.id.desc()).limit(limit + 1)).all()
+            found = [FineTuneCheckpoint(r.id, r.job_id, r.step, r.created_at, r.model_id, r.metrics) for r in rows]
+        return found[:limit], len(found) > limit
