@@ -68,3 +68,11 @@ class AdapterError(UserInputError):
     """A LoRA adapter is missing, unreadable, or does not fit the base model."""
 
     code = "invalid_adapter"
+
+
+class VerificationFailedError(ReelforgeError):
+    """A video's provenance did not check out: tampered, untrusted, or not marked by this platform."""
+
+    exit_code = 3
+    http_status = 422
+    code = "verification_failed"

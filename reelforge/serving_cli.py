@@ -183,3 +183,42 @@ def audit_export(
         with out.open("w", encoding="utf-8") as handle:
             count = log.export_jsonl(tenant, handle)
     stderr.print(f"exported {count} audit records of {tenant}" + (f" to {out}" if out else ""))
+
+
+@app.command("verify")
+def verify_command(
+    file: Annotated[Path, typer.Argument(help="An MP4 to check (as served, or re-encoded, resized, cropped).")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Check a video's C2PA manifest and invisible watermark and name the request that made it.
+
+    Exit 0: verified (or identified by its watermark after a re-encode); 3: tampered, untrusted or unmarked.
+    """
+    from reelforge.errors import UserInputError, VerificationFailedError
+    from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
+    from reelforge.provenance.stamping import verify_video
+
+    if not file.is_file():
+        raise UserInputError(f"{file} does not exist")
+    app_config = read_serve_file(config)[0] if config else ServeAppConfig()
+    report = verify_video(file, app_config.provenance, app_config.settings())
+    if as_json:
+        stdout.print_json(json.dumps(report.to_dict()))
+    else:
+        manifest, owner = report.manifest, report.owner
+        stdout.print(f"verdict: [bold]{report.verdict}[/bold]")
+        if manifest.present:
+            stdout.print(f"C2PA manifest: {manifest.state}; source type {manifest.digital_source_type}; "
+                         f"generation {json.dumps(manifest.generation)}")
+        else:
+            stdout.print("C2PA manifest: none")
+        if report.watermark is not None:
+            found = f"id {report.watermark.payload_id}" if report.watermark.found else "none"
+            stdout.print(f"watermark: {found} (pilot z {report.watermark.pilot_z:.1f})")
+        if owner is not None:
+            stdout.print(f"made for tenant {owner.tenant}, request {owner.video_id}")
+        for reason in report.reasons:
+            stdout.print(f"  - {reason}")
+    if not report.ok:
+        raise VerificationFailedError(f"{file}: {report.verdict}: {'; '.join(report.reasons)}")

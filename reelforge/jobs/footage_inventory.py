@@ -7,6 +7,7 @@ finetrainers, diffusion-pipe or musubi-tuner users already have:
 * `metadata.jsonl` or `metadata.csv` with a file-name column and a caption column;
 * `prompts.txt` + `videos.txt`, line by line.
 
+The metadata tables may also declare each file's `license` and `consent` (training data rights).
 Every file is accounted for: accepted (with its caption, content hash and decoded size) or rejected
 with a reason. Archive members with absolute paths, `..` or links are never written.
 """
@@ -65,6 +66,8 @@ class AcceptedVideo:
     frames: int
     width: int
     height: int
+    license: str | None = None  # declared in the metadata table (or, for uploads, by the uploader)
+    consent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,27 @@ def _read_caption_tables(root: Path) -> dict[str, str]:
     return captions
 
 
+RIGHTS_COLUMNS = ("license", "consent")
+
+
+def _read_rights_tables(root: Path) -> dict[str, dict[str, str]]:
+    """Per-file `license` / `consent` declarations from metadata.jsonl or metadata.csv, where given."""
+    rights: dict[str, dict[str, str]] = {}
+    jsonl, table = root / "metadata.jsonl", root / "metadata.csv"
+    rows: list[dict] = []
+    if jsonl.is_file():
+        rows += [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if table.is_file():
+        with open(table, newline="", encoding="utf-8") as handle:
+            rows += list(csv.DictReader(handle))
+    for row in rows:
+        file = next((str(row[c]) for c in FILE_COLUMNS if row.get(c) is not None), None)
+        declared = {c: str(row[c]).strip() for c in RIGHTS_COLUMNS if row.get(c) not in (None, "")}
+        if file is not None and declared:
+            rights[file] = declared
+    return rights
+
+
 def _looks_like_video(path: Path) -> bool:
     """Container magic: MP4/MOV `ftyp`, Matroska/WebM EBML, AVI RIFF."""
     with open(path, "rb") as handle:
@@ -190,7 +214,8 @@ def _looks_like_video(path: Path) -> bool:
 def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageInventory:
     """Validate every file under `root` (already extracted) against `requirements`."""
     inventory = FootageInventory(root)
-    table = _read_caption_tables(root)
+    table = _read_caption_tables(root)  # raises on malformed tables, before rights are read
+    rights = _read_rights_tables(root)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
     video_rel = {p.relative_to(root).as_posix() for p in videos}
@@ -230,7 +255,9 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
             inventory.rejected.append(RejectedFile(rel, RejectReason.DUPLICATE, f"same bytes as {seen_hashes[digest]}"))
             continue
         seen_hashes[digest] = rel
-        inventory.accepted.append(AcceptedVideo(rel, caption.strip(), digest, video.num_frames, video.width, video.height))
+        declared = rights.get(rel, rights.get(path.name, {}))
+        inventory.accepted.append(AcceptedVideo(rel, caption.strip(), digest, video.num_frames, video.width, video.height,
+                                                declared.get("license"), declared.get("consent")))
     for path in files:
         rel = path.relative_to(root).as_posix()
         if path in videos or path in sidecars_used or (path.parent == root and path.name in CAPTION_FILES):

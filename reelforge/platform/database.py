@@ -51,6 +51,7 @@ def engine_for(url: str) -> Engine:
             tenant_store,
             usage_meter,
         )
+        from reelforge.provenance import watermark_registry  # noqa: F401
 
         Base.metadata.create_all(engine)
         audit_log.install_append_only_guards(engine)

@@ -36,8 +36,12 @@ class FileService:
         self.files = FileStore(self.settings.resolved_database_url)
         self.blobs = BlobStore(self.settings.resolved_storage_url)
 
-    async def upload(self, tenant: Tenant, request: Request) -> str:
-        """Stream the multipart body's file to storage and record it; returns the new file id."""
+    async def upload(self, tenant: Tenant, request: Request, uploader: str) -> tuple[str, dict]:
+        """Stream the multipart body's file to storage and record it.
+
+        Returns the new file id and the upload's rights declaration: the uploader and the optional
+        `license` / `consent` form fields, which apply to every video the archive's metadata leaves undeclared.
+        """
         file_id = new_file_id()
         try:
             # The tenant's training policy may allow less than the server-wide cap, never more.
@@ -57,10 +61,11 @@ class FileService:
             raise
         self.blobs.commit_upload(tenant.name, file_id)
         self.files.create(file_id, tenant.name, name, purpose, upload.bytes, upload.sha256)
-        return file_id
+        declared = {k: upload.fields[k].strip()[:200] for k in ("license", "consent") if (upload.fields.get(k) or "").strip()}
+        return file_id, {"uploader": uploader, **declared}
 
-    def validate(self, tenant: Tenant, file_id: str) -> UploadedFile:
-        """Run the footage inventory on a stored upload and record the outcome."""
+    def validate(self, tenant: Tenant, file_id: str, declaration: dict | None = None) -> UploadedFile:
+        """Run the footage inventory on a stored upload and record the outcome, with each video's rights."""
         stored = self.files.get(tenant.name, file_id)
         model = describe_model(self.config.generators[0].model, self.settings, self.config.generators[0].model_path)
         with tempfile.TemporaryDirectory(prefix="reelforge-upload-") as tmp:
@@ -74,6 +79,11 @@ class FileService:
                 self.files.finish_validation(file_id, False, message, {"accepted": [], "rejected": []})
                 return self.files.get(tenant.name, file_id)
         accepted, rejected = report["accepted"], report["rejected"]
+        declaration = declaration or {}
+        for video in accepted:  # the archive's own per-file declarations win over the upload's
+            video["uploader"] = declaration.get("uploader")
+            for key in ("license", "consent"):
+                video[key] = video.get(key) or declaration.get(key)
         summary = f"{len(accepted)} videos accepted, {len(rejected)} files rejected (checked for {model.name})"
         reasons = [f"{r['file']}: {r['reason']}" + (f" ({r['detail']})" if r["detail"] else "") for r in rejected[:MAX_DETAILS]]
         details = summary + ("; rejected: " + "; ".join(reasons) if reasons else "")

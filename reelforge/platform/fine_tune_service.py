@@ -30,6 +30,17 @@ def _check_limit(limit: int) -> None:
         raise UserInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}", param="limit")
 
 
+def check_rights(file: UploadedFile, param: str) -> None:
+    """Every accepted video of `file` declares a licence and consent, or a 400 naming the first that do not."""
+    missing = [v["file"] for v in (file.report or {}).get("accepted", []) if not (v.get("license") and v.get("consent"))]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UserInputError(
+            f"this tenant's policy requires a declared license and consent for every training video; {file.id} has "
+            f"{len(missing)} without: {shown}. Declare them in metadata.jsonl/csv (license, consent columns) or as "
+            "upload fields `license` and `consent`", param=param)
+
+
 class FineTuneService:
     """Tenant-scoped fine-tuning jobs."""
 
@@ -65,6 +76,10 @@ class FineTuneService:
         generator = self._base_generator(body.model)
         training = self._file(tenant, body.training_file, "training_file")
         validation = self._file(tenant, body.validation_file, "validation_file") if body.validation_file else None
+        if policy.require_rights:
+            for label, file in (("training_file", training), ("validation_file", validation)):
+                if file is not None:
+                    check_rights(file, label)
         config, reported = build_job_config(body, tenant.name, generator.model, self.config.fine_tuning.job_defaults)
         if config.epochs is None and config.steps > policy.max_steps:
             asked = body.chosen_hyperparameters().steps is not None

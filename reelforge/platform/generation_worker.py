@@ -1,4 +1,4 @@
-"""What a generator replica does for one job: apply the adapter, sample, encode, store, record.
+"""What a generator replica does for one job: apply the adapter, sample, watermark, encode, sign, store, record.
 
 Kept free of Ray Serve so the bench can time exactly the code a replica runs; `generator` wraps
 it in a deployment. One generation runs at a time per replica (`lock`): adapters are activated on
@@ -29,6 +29,8 @@ from reelforge.platform.generation_limits import ModelCapabilities, capabilities
 from reelforge.platform.job_store import COMPLETED, FAILED, JobStore, VideoJob
 from reelforge.platform.serve_config import GeneratorConfig, ServeAppConfig
 from reelforge.platform.usage_meter import GENERATION, UsageMeter
+from reelforge.provenance.manifest import GenerationClaims
+from reelforge.provenance.stamping import ProvenanceStamper
 
 logger = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 0.25
@@ -62,6 +64,7 @@ class GenerationWorker:
         self.capabilities: ModelCapabilities = capabilities_of(self.model)
         self.meter = UsageMeter(self.settings.resolved_database_url)
         self.audit = AuditLog(self.settings.resolved_database_url)
+        self.stamper = ProvenanceStamper(self.app.provenance, self.settings)
 
     def run(self, video_id: str, adapter: LoadedAdapter | None, replica: str, adapter_wait_s: float | None = None) -> dict:
         """Generate job `video_id` with `adapter` (None: the base model); returns its final status.
@@ -118,10 +121,16 @@ class GenerationWorker:
             activate_adapter(self.model, adapter.peft_name if adapter else None)
             video = generate(self.model, settings, progress=progress)
         generated = time.perf_counter()
-        mp4 = encode_mp4(video)
+        frames, watermark_id = self.stamper.watermark(video.frames, job.id, job.tenant)
+        video = Video(frames, video.fps)
+        claims = GenerationClaims(job.id, job.tenant, job.model, self.model.name, job.adapter,
+                                  adapter.sha256 if adapter else None, watermark_id)
+        mp4 = self.stamper.sign(encode_mp4(video), claims)
+        stamped = time.perf_counter()
         self.blobs.put(job.tenant, job.id, "video", mp4)
         self.blobs.put(job.tenant, job.id, "thumbnail", encode_thumbnail(video))
         return {
-            "generate_s": round(generated - started, 4), "store_s": round(time.perf_counter() - generated, 4),
-            "adapter": adapter.ref.key if adapter else None, "video_sha256": hashlib.sha256(mp4).hexdigest(),
+            "generate_s": round(generated - started, 4), "provenance_s": round(stamped - generated, 4),
+            "store_s": round(time.perf_counter() - stamped, 4), "adapter": adapter.ref.key if adapter else None,
+            "video_sha256": hashlib.sha256(mp4).hexdigest(), "watermark_id": watermark_id,
         }

@@ -179,9 +179,9 @@ class VideoAPI:
     @api.post("/v1/files")
     async def create_file(self, request: Request) -> dict:
         tenant = await self._authenticate(request)
-        file_id = await self.file_service.upload(tenant, request)
+        file_id, declaration = await self.file_service.upload(tenant, request, self._actor(request, tenant))
         # Validated before the response: a file is only usable once its inventory is known.
-        return (await run_in_threadpool(self.file_service.validate, tenant, file_id)).to_openai()
+        return (await run_in_threadpool(self.file_service.validate, tenant, file_id, declaration)).to_openai()
 
     @api.get("/v1/files")
     async def list_files(self, request: Request, purpose: str | None = None, after: str | None = None,

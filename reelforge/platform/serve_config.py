@@ -119,6 +119,8 @@ class TrainingPolicy(_Strict):
     max_steps: int = Field(2000, ge=1)  # optimizer steps of one job, however they are asked for
     max_upload_bytes: int = Field(2 << 30, ge=1024)  # one footage archive (the server-wide cap applies too)
     auto_promote: bool = False  # a succeeded job's version becomes `production` at once
+    # Every training video must have a declared licence and consent (metadata table or upload fields).
+    require_rights: bool = False
 
 
 class FineTuningSection(_Strict):
@@ -148,6 +150,26 @@ class FineTuningSection(_Strict):
         return self.tenants.get(tenant, self.default)
 
 
+class ProvenanceSection(_Strict):
+    """What every generated MP4 carries: an invisible watermark and a signed C2PA manifest."""
+
+    watermark: bool = True
+    watermark_strength: float = Field(0.6, gt=0, le=8)  # per-pattern amplitude in 8-bit levels (~40 dB PSNR at 0.6)
+    watermark_key: str | None = None  # file of >= 16 secret bytes; default: made under <home>/provenance
+    c2pa: bool = True
+    # PEM files; all unset: a development chain made under <home>/provenance (not for production).
+    signing_chain: str | None = None  # leaf first, then issuers
+    signing_key: str | None = None
+    trust_anchor: str | None = None  # the root `reelforge verify` trusts
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> ProvenanceSection:
+        given = [self.signing_chain, self.signing_key, self.trust_anchor]
+        if any(given) and not all(given):
+            raise ValueError("give signing_chain, signing_key and trust_anchor together, or none for a development chain")
+        return self
+
+
 class ServeAppConfig(_Strict):
     """The serving application: stores, generators, dedicated tenants, quotas and job handling."""
 
@@ -160,6 +182,7 @@ class ServeAppConfig(_Strict):
     quotas: QuotaConfig = QuotaConfig()
     moderation: ModerationSection = ModerationSection()
     fine_tuning: FineTuningSection = FineTuningSection()
+    provenance: ProvenanceSection = ProvenanceSection()
     ingress_replicas: int = Field(1, ge=1)
     video_ttl_s: int = Field(24 * 3600, ge=60)  # completed videos are deleted after this
     job_lease_s: float = Field(120.0, gt=0)  # a job whose generator stays silent this long is retried

@@ -63,7 +63,8 @@ def ft_platform(serve_port, tmp_path_factory):
         fine_tuning={"job_defaults": JOB_DEFAULTS, "poll_interval_s": 0.5,
                      "default": {"concurrent_jobs": 2, "max_steps": 5000},
                      "tenants": {"brandco": {"auto_promote": True, "max_steps": 5000},
-                                 "tight": {"concurrent_jobs": 1, "max_steps": 50, "max_upload_bytes": 16 * 1024}}},
+                                 "tight": {"concurrent_jobs": 1, "max_steps": 50, "max_upload_bytes": 16 * 1024},
+                                 "careful": {"require_rights": True}}},
     )
     yield platform
     serve.delete(platform.name)
@@ -71,7 +72,7 @@ def ft_platform(serve_port, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keys(ft_platform) -> dict[str, str]:
-    return {name: ft_platform.tenants.create(name)[1] for name in ("brandco", "quitter", "rival", "tight")}
+    return {name: ft_platform.tenants.create(name)[1] for name in ("brandco", "quitter", "rival", "tight", "careful")}
 
 
 def _client(platform, key: str) -> openai.OpenAI:
@@ -266,3 +267,29 @@ def _tiny_zip(data: bytes) -> bytes:
         for name in names:
             archive.writestr(name, source.read(name))
     return buffer.getvalue()
+
+
+def test_training_data_rights_are_recorded_per_file_and_required_by_policy(ft_platform, keys, tmp_path):
+    from reelforge.platform.file_store import FileStore
+
+    folder = tmp_path / "rights"
+    write_footage(folder, count=3, seed=9, brand=LOOK)
+    careful = _raw(ft_platform, keys["careful"])
+    undeclared = careful.post("/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", _zip(folder))}).json()
+    error = assert_openai_error(careful.post("/fine_tuning/jobs", json={"model": BASE, "training_file": undeclared["id"]}),
+                                400, param="training_file")
+    assert "3 without: clip_0000.mp4, clip_0001.mp4, clip_0002.mp4" in error["message"]
+
+    # One file declared in the archive's metadata, the rest by the upload's fields.
+    (folder / "metadata.jsonl").write_text(
+        '{"file": "clip_0000.mp4", "text": "a red circle moving left on a white background", "license": "cc-by-4.0", "consent": "model release 17"}\n')
+    declared = careful.post("/files", data={"purpose": "fine-tune", "license": "company-owned", "consent": "staff releases on file"},
+                            files={"file": ("f.zip", _zip(folder))}).json()
+    report = FileStore(ft_platform.config.database_url).get("careful", declared["id"]).report
+    rights = {v["file"]: (v["license"], v["consent"], v["uploader"]) for v in report["accepted"]}
+    assert rights["clip_0000.mp4"][:2] == ("cc-by-4.0", "model release 17")
+    assert rights["clip_0001.mp4"][:2] == ("company-owned", "staff releases on file")
+    assert all(uploader.startswith("rf-careful-...") for *_, uploader in rights.values())
+    job = careful.post("/fine_tuning/jobs", json={"model": BASE, "training_file": declared["id"], "hyperparameters": {"steps": 1}})
+    assert job.status_code == 200, job.text
+    assert careful.post(f"/fine_tuning/jobs/{job.json()['id']}/cancel").json()["status"] == "cancelled"
