@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import finetune_brand, ingest_throughput, sampling_vs_pipeline, serving
+from bench import finetune_brand, ingest_throughput, sampling_vs_pipeline, serving, watermark
 
 
 def main() -> None:
@@ -13,6 +13,7 @@ def main() -> None:
     ingest_throughput.main([])
     finetune_brand.main([])
     serving.main([])
+    watermark.main([])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""CLI commands of the serving side: `serve` and `tenants create|list|rotate-key|revoke-key`.
+"""CLI commands of the serving side: `serve`, `tenants ...`, `usage`, `audit export` and `verify`.
 
 Registered on the main `reelforge` app (see cli.py); errors are mapped to exit codes there.
 """

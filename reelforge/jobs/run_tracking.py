@@ -44,7 +44,10 @@ def tenant_experiment_id(client, settings: Settings, tenant: str, create: bool =
     if not create:
         return None
     location = None
-    if settings.mlflow_tracking_uri is None:  # embedded store: keep artifacts beside the database
+    if not settings.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
+        # A database store (embedded SQLite, or PostgreSQL directly): MLflow would put artifacts in
+        # ./mlruns of whatever directory the process runs in; keep them under the home instead.
+        # Behind an MLflow server (http), the server's artifact store applies.
         location = (settings.home / "mlartifacts" / tenant).resolve().as_uri()
     return client.create_experiment(name, artifact_location=location, tags={f"{TAG_PREFIX}tenant": tenant})
 
