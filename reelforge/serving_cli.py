@@ -1,4 +1,4 @@
-"""CLI commands of the serving side: `serve`, `tenants ...`, `usage`, `audit export` and `verify`.
+"""CLI commands of the serving side: `serve`, `tenants ...`, `usage`, `audit export`, `verify` and `demo`.
 
 Registered on the main `reelforge` app (see cli.py); errors are mapped to exit codes there.
 """
@@ -222,3 +222,54 @@ def verify_command(
             stdout.print(f"  - {reason}")
     if not report.ok:
         raise VerificationFailedError(f"{file}: {report.verdict}: {'; '.join(report.reasons)}")
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Where the MP4s, contact sheet and demo home go.")] = Path("demo-output"),
+    clips: Annotated[int, typer.Option(help="Footage clips per tenant.")] = 16,
+    steps: Annotated[int, typer.Option(help="Fine-tuning steps per tenant.")] = 300,
+    eval_prompts: Annotated[int, typer.Option(help="Held-out prompts of the quality table (x 2 seeds).")] = 48,
+) -> None:
+    """The whole story on this machine: platform up, two tenants fine-tune through the API, generate, compare, stop."""
+    import json as json_module
+
+    from reelforge.demo import DemoConfig, run_demo
+    from reelforge.errors import UserInputError
+
+    if clips < 2 or steps < 1 or not 1 <= eval_prompts <= 168:
+        raise UserInputError("--clips must be at least 2, --steps at least 1, --eval-prompts between 1 and 168")
+    logging.basicConfig(level=logging.WARNING)
+    result = run_demo(DemoConfig(out, clips, steps, eval_prompts), stderr)
+    (out / "demo-result.json").write_text(json_module.dumps(result, indent=2) + "\n")
+
+
+@app.command("up")
+def up_command(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="HTTP bind address (default: the config's, else 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's, else 8000).")] = None,
+) -> None:
+    """Start the local platform (`reelforge serve`) in the background and wait until its API answers."""
+    from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
+    from reelforge.platform_daemon import DaemonFiles, start
+
+    app_config, http_options = read_serve_file(config) if config else (ServeAppConfig(), {})
+    host = host or http_options.get("host", "127.0.0.1")
+    port = port or int(http_options.get("port", 8000))
+    home = app_config.settings().home
+    stderr.print("starting reelforge in the background (Ray, MLflow store, Serve) ...")
+    pid = start(home, config, host, port)
+    stderr.print(f"reelforge is up (pid {pid}): API http://{host}:{port}/v1, Ray dashboard http://127.0.0.1:8265, "
+                 f"log {DaemonFiles.under(home).log}; `reelforge down` stops it")
+
+
+@app.command("down")
+def down_command(config: ConfigOption = None) -> None:
+    """Stop the platform `reelforge up` started (accepted jobs resume at the next start)."""
+    from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
+    from reelforge.platform_daemon import stop
+
+    app_config = read_serve_file(config)[0] if config else ServeAppConfig()
+    pid = stop(app_config.settings().home)
+    stderr.print(f"stopped reelforge (pid {pid})" if pid else "reelforge is not running")

@@ -205,7 +205,7 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
             "run_id": run_id, "has_holdout": bool(data.holdout_shards), "world_eval": world, "brand": brand,
             "validation_prompts": _validation_prompts(config, data),
         },
-        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu),
+        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu, placement_strategy=config.placement_strategy),
         run_config=RunConfig(
             name=job_id, storage_path=str((settings.home / "ray-results").resolve()),
             failure_config=FailureConfig(max_failures=config.max_failures),

@@ -77,6 +77,9 @@ class FineTuneConfig(_Section):
     # Scaling. `use_gpu` unset means "GPUs if the cluster has any".
     workers: int = Field(2, ge=1, le=1024)
     use_gpu: bool | None = None
+    # How workers are placed: PACK fills a node first (fast collectives), SPREAD / STRICT_SPREAD put
+    # them on different nodes (STRICT: one per node, or the job waits for nodes).
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_SPREAD"] = "PACK"
     deepspeed: DeepSpeedSection = DeepSpeedSection()
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPUs that have it, fp32 on CPU
     gradient_checkpointing: bool = False

@@ -110,6 +110,7 @@ class FineTuneService:
                 self.jobs.fail(job.id, f"invalid_{label}", message, label)
                 return self.jobs.get(tenant.name, job.id)
             self.jobs.add_event(job.id, f"Validated {label} {file.id}: {file.status_details}")
+        self.jobs.mark_queued(job.id)  # files are good: it waits for its turn on the cluster
         return self.jobs.get(tenant.name, job.id)
 
     def get(self, tenant: Tenant, job_id: str) -> FineTuneJob:

@@ -1,9 +1,9 @@
 """Fine-tuning jobs (`/v1/fine_tuning/jobs`), their events and checkpoints, in the platform database.
 
 A job row holds the validated `FineTuneConfig` it will run, so what the tenant asked for is fixed
-at creation. The ingress moves it from `validating_files` to `queued` (a Ray Job submitted under
-the job's own id); the Ray Job's driver marks it `running` and, at the end, `succeeded` or
-`failed`; the ingress settles anything the driver could not (a killed driver, a cancel). Terminal
+at creation. It is `validating_files` while its files are checked, then `queued` until its Ray Job
+(submitted under the job's own id) has its data; the driver marks it `running` and, at the end,
+`succeeded` or `failed`; the ingress settles anything the driver could not (a killed driver, a cancel). Terminal
 states never change again: every transition is a guarded UPDATE.
 """
 
@@ -243,7 +243,7 @@ class FineTuneStore:
             session.execute(update(FineTuneJobRow).where(FineTuneJobRow.id == job_id).values(submission_id=submission_id))
 
     def mark_queued(self, job_id: str) -> bool:
-        """Files are valid and the Ray Job is submitted."""
+        """Files are valid: the job waits for its turn on the cluster."""
         return self._transition(job_id, (VALIDATING,), status=QUEUED)
 
     def mark_running(self, job_id: str, device: str, workers: int, total_steps: int, run_id: str | None = None) -> bool:

@@ -2,8 +2,9 @@
 
 It runs in each ingress replica as one asyncio task (the ingress never trains). Each pass:
 
-* a job in `validating_files` is submitted as a Ray Job whose submission id is the job id, so two
-  ingress replicas submitting the same job create one Ray Job; the job becomes `queued`;
+* a `queued` job (its files were validated when it was created) is submitted as a Ray Job whose
+  submission id is the job id, so two ingress replicas submitting the same job create one Ray Job.
+  At most `fine_tuning.max_running_jobs` are submitted at once, oldest first; the rest stay queued;
 * a queued or running job whose Ray Job ended without the driver settling it (killed, crashed)
   fails with the tail of the driver's log;
 * a cancelled job's Ray Job is stopped, and anything it left is removed: a registry version it
@@ -107,10 +108,14 @@ class FineTuneSupervisor:
             self._wake.clear()
 
     def supervise_once(self) -> None:
-        """One pass over every unfinished or unsettled job."""
-        for job in self.jobs.in_flight():
-            if job.status == VALIDATING and job.submission_id is None and not job.cancel_requested:
-                self.submit(job)
+        """One pass over every unfinished or unsettled job; submits the oldest waiting ones while there is room."""
+        in_flight = self.jobs.in_flight()
+        running = sum(1 for j in in_flight if j.submission_id is not None and j.status in (QUEUED, RUNNING))
+        for job in in_flight:  # oldest first: a fair queue across tenants
+            if job.status == QUEUED and job.submission_id is None and not job.cancel_requested:
+                if running < self.config.fine_tuning.max_running_jobs:
+                    self.submit(job)
+                    running += 1
             elif job.submission_id is not None:
                 self.follow(job)
 
@@ -134,8 +139,7 @@ class FineTuneSupervisor:
             if "already exists" not in str(exc):  # another ingress replica submitted it first
                 raise
         self.jobs.set_submission(job.id, job.id)
-        if self.jobs.mark_queued(job.id):
-            self.jobs.add_event(job.id, f"Queued as Ray Job {job.id} on the cluster")
+        self.jobs.add_event(job.id, f"Submitted to the cluster as Ray Job {job.id}")
 
     def _ray_job(self, job: FineTuneJob):
         """The Ray Job's info, or None when the cluster no longer knows it (it was restarted)."""

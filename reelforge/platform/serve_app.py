@@ -34,7 +34,8 @@ def _gpus_per_replica(generator: GeneratorConfig) -> float:
 def _generator(app: ServeAppConfig, generator: GeneratorConfig, name: str, autoscaling: AutoscalingSection) -> Application:
     options = VideoGenerator.options(
         name=name,
-        ray_actor_options={"num_cpus": generator.num_cpus, "num_gpus": _gpus_per_replica(generator)},
+        ray_actor_options={"num_cpus": generator.num_cpus, "num_gpus": _gpus_per_replica(generator),
+                           **({"resources": generator.resources} if generator.resources else {})},
         max_ongoing_requests=generator.max_ongoing_requests,
         autoscaling_config=autoscaling.to_ray(),
         graceful_shutdown_timeout_s=generator.graceful_shutdown_timeout_s,

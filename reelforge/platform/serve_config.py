@@ -60,6 +60,9 @@ class GeneratorConfig(_Strict):
     model_path: str | None = None
     num_gpus: float | None = None  # None: one GPU per replica when the cluster has GPUs, else none
     num_cpus: float = Field(1.0, ge=0)
+    # Custom Ray resources per replica, e.g. {"serve-node": 0.01} to keep replicas on the nodes that
+    # advertise it (a cluster's serving node type).
+    resources: dict[str, float] = Field(default_factory=dict)
     # Small on purpose: a replica runs one generation at a time, a second one waits (and its
     # adapter can load meanwhile); the rest wait in the job store, where the autoscaler sees them.
     max_ongoing_requests: int = Field(2, ge=1)
@@ -134,6 +137,9 @@ class FineTuningSection(_Strict):
     jobs_api_url: str | None = None  # the Ray Jobs API; default: the dashboard of the cluster Serve runs on
     python: str | None = None  # interpreter the Ray Job runs; default: the ingress's own
     poll_interval_s: float = Field(2.0, gt=0)  # how often the ingress follows submitted jobs
+    # Jobs running on the cluster at once, all tenants together; later ones wait their turn.
+    # Each job's ingest and workers need CPUs (and GPUs): too many at once starve each other.
+    max_running_jobs: int = Field(1, ge=1)
 
     @field_validator("job_defaults")
     @classmethod

@@ -73,6 +73,7 @@ def _job(store: FineTuneStore, tenant: str = "acme") -> str:
     store.create(id=job_id, tenant=tenant, model="reelforge-tiny", model_path=None, training_file="file-1",
                  validation_file=None, suffix="brand", seed=0, hyperparameters={}, config={}, metadata_=None,
                  auto_promote=False, workers=2)
+    store.mark_queued(job_id)  # as FineTuneService.create leaves a job whose files are valid
     return job_id
 
 
@@ -134,3 +135,15 @@ def test_a_job_cancelled_before_submission_never_reaches_the_cluster(setup):
     store.cancel("acme", job_id)
     supervisor.supervise_once()
     assert api.submitted == [] and store.in_flight() == []
+
+
+def test_jobs_wait_their_turn_beyond_the_cluster_wide_limit(setup):
+    supervisor, api, store, _ = setup
+    first, second = _job(store, "acme"), _job(store, "globex")
+    supervisor.supervise_once()
+    assert api.submitted == [first] and store.get(None, second).submission_id is None
+    store.mark_running(first, "cpu", 1, 10)
+    store.succeed(first, "ft:reelforge-tiny:acme:brand@1")
+    api.jobs[first] = Info(Status.SUCCEEDED, end_time=None)
+    supervisor.supervise_once()  # the first is settled, the second goes
+    assert api.submitted == [first, second] and store.get(None, second).submission_id == second

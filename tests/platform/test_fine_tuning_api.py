@@ -104,7 +104,7 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
         model=BASE, training_file=uploaded.id, validation_file=held_out.id, suffix="brand", seed=TRAIN_SEED,
         method={"type": "supervised", "supervised": {"hyperparameters": {"steps": TRAIN_STEPS, "learning_rate_multiplier": 2.0}}},
     )
-    assert (job.status, job.model, job.training_file, job.seed) == ("validating_files", BASE, uploaded.id, TRAIN_SEED)
+    assert (job.status, job.model, job.training_file, job.seed) == ("queued", BASE, uploaded.id, TRAIN_SEED)
     assert job.hyperparameters.learning_rate_multiplier == 2.0 and job.hyperparameters.batch_size == 4
     done = _wait_for_status(client, job.id, {"succeeded", "failed", "cancelled"}, timeout=600)
     assert done.status == "succeeded", done.error
@@ -113,7 +113,7 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
 
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
     assert messages[0].startswith("Job succeeded") and messages[-1].startswith("Created fine-tuning job")
-    for expected in ("Validated training_file", "Validated validation_file", "Queued as Ray Job",
+    for expected in ("Validated training_file", "Validated validation_file", "Submitted to the cluster as Ray Job",
                      "Ingested 15 clips from 15 videos (12 for training, 3 held out)", "Evaluation at step 0: loss=",
                      f"Evaluation at step {TRAIN_STEPS}: loss=",
                      f"Training started: {TRAIN_STEPS} steps", f"Step {TRAIN_STEPS}/{TRAIN_STEPS}: training loss=",

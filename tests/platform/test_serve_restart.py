@@ -1,5 +1,6 @@
 """`reelforge serve` as a user runs it: the CLI starts its own loopback Ray cluster and Serve app;
-stopped with videos in flight and started again, it finishes every accepted video."""
+stopped with videos in flight and started again (this time with `reelforge up`, stopped with
+`reelforge down`), it finishes every accepted video."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from ray._common.test_utils import wait_for_condition
 
 from reelforge.models.video_io import read_video
 from reelforge.platform.job_store import JobStore
+from reelforge.platform_daemon import is_running
 from tests.platform.conftest import PROMPT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def reelforge(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "reelforge", *args], check=False, env=env, capture_output=True, text=True, timeout=120)
+def reelforge(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reelforge", *args], check=False, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def start_server(config: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
@@ -78,8 +81,12 @@ def test_restart_with_jobs_in_flight_finishes_them_all(tmp_path: Path):
     assert interrupted, "every job finished before the stop; nothing was in flight"
     assert "resume when the server starts again" in log.read_text()
 
-    server = start_server(config, port, env, log)
+    up = reelforge(["up", "--config", str(config), "--port", str(port)], env, timeout=400)
+    assert up.returncode == 0 and "reelforge is up" in up.stderr, up.stderr
+    pid = int((home / "run" / "serve.pid").read_text())
     try:
+        again = reelforge(["up", "--config", str(config), "--port", str(port)], env)
+        assert again.returncode == 2 and f"already running (pid {pid})" in again.stderr
         wait_for_condition(lambda: all(jobs.peek(v).status == "completed" for v in ids), timeout=240, retry_interval_ms=250)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", headers=headers, timeout=60) as http:
             for video_id in ids:
@@ -87,5 +94,9 @@ def test_restart_with_jobs_in_flight_finishes_them_all(tmp_path: Path):
                 path.write_bytes(http.get(f"/videos/{video_id}/content").content)
                 assert read_video(path).num_frames == 17
     finally:
-        assert stop_server(server) == 0
+        down = reelforge(["down", "--config", str(config)], env, timeout=200)
+    assert down.returncode == 0 and f"stopped reelforge (pid {pid})" in down.stderr, down.stderr
+    assert not (home / "run" / "serve.pid").exists()
+    assert not is_running(pid)
+    assert "not running" in reelforge(["down", "--config", str(config)], env).stderr
     assert any(jobs.peek(v).attempts >= 2 for v in interrupted)  # started, lost with the server, run again
