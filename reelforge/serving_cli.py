@@ -24,6 +24,14 @@ app.add_typer(tenants_app, name="tenants")
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Serve config (as for `serve deploy`); its database is used.")]
 
 
+def _serve_target(config: Path | None, host: str | None, port: int | None):
+    """The app config and where it listens: flags, else the file's `http_options`, else 127.0.0.1:8000."""
+    from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
+
+    app_config, http_options = read_serve_file(config) if config else (ServeAppConfig(), {})
+    return app_config, host or http_options.get("host", "127.0.0.1"), port or int(http_options.get("port", 8000))
+
+
 @app.command("serve")
 def serve_command(
     config: ConfigOption = None,
@@ -35,11 +43,8 @@ def serve_command(
 
     from reelforge.jobs.ray_cluster import ensure_ray
     from reelforge.platform.serve_app import APP_NAME, build_app
-    from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
 
-    app_config, http_options = read_serve_file(config) if config else (ServeAppConfig(), {})
-    host = host or http_options.get("host", "127.0.0.1")
-    port = port or int(http_options.get("port", 8000))
+    app_config, host, port = _serve_target(config, host, port)
     ensure_ray(app_config.settings(), dashboard=True)
     # After ray.init, which installs its own crash handler for SIGTERM: SIGTERM stops the server
     # like Ctrl-C, and SIGINT is restored in case a launcher left it ignored.
@@ -251,12 +256,9 @@ def up_command(
     port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's, else 8000).")] = None,
 ) -> None:
     """Start the local platform (`reelforge serve`) in the background and wait until its API answers."""
-    from reelforge.platform.serve_config import ServeAppConfig, read_serve_file
     from reelforge.platform_daemon import DaemonFiles, start
 
-    app_config, http_options = read_serve_file(config) if config else (ServeAppConfig(), {})
-    host = host or http_options.get("host", "127.0.0.1")
-    port = port or int(http_options.get("port", 8000))
+    app_config, host, port = _serve_target(config, host, port)
     home = app_config.settings().home
     stderr.print("starting reelforge in the background (Ray, MLflow store, Serve) ...")
     pid = start(home, config, host, port)

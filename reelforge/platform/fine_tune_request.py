@@ -17,7 +17,6 @@ hyperparameters either in `method.supervised.hyperparameters` or the older top-l
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import secrets
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reelforge.errors import UserInputError
 from reelforge.jobs.finetune_config import FineTuneConfig, FineTuneConfigError, build_config, with_keys
-from reelforge.platform.video_request import read_body
+from reelforge.platform.video_request import read_json_object
 
 HYPERPARAMETERS_PARAM = "method.supervised.hyperparameters"
 FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -90,13 +89,7 @@ async def parse_fine_tune_request(request, max_bytes: int) -> FineTuneCreateRequ
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("application/json", ""):
         raise UserInputError(f"unsupported content type {content_type!r}; send application/json")
-    body = await read_body(request, max_bytes)
-    try:
-        data = json.loads(body or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UserInputError(f"request body must be a JSON object, got {type(data).__name__}")
+    data = await read_json_object(request, max_bytes)
     try:
         parsed = FineTuneCreateRequest.model_validate(data)
     except ValidationError as exc:

@@ -56,17 +56,23 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return request._body
 
 
+async def read_json_object(request: Request, max_bytes: int) -> dict:
+    """The body as a JSON object; malformed JSON or another JSON type is a UserInputError."""
+    body = await read_body(request, max_bytes)
+    try:
+        data = json.loads(body or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UserInputError(f"request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
 async def parse_create_request(request: Request, max_bytes: int) -> VideoCreateRequest:
     """Parse a create body by content type; every problem is a UserInputError naming the field."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json" or content_type == "":
-        body = await read_body(request, max_bytes)
-        try:
-            data = json.loads(body or b"")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserInputError(f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise UserInputError(f"request body must be a JSON object, got {type(data).__name__}")
+        data = await read_json_object(request, max_bytes)
     elif content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         await read_body(request, max_bytes)  # enforces the limit; Starlette re-reads the cached body
         try:

@@ -24,6 +24,18 @@ BASE = "reelforge-tiny"
 PROMPT = "a red circle moving left on a white background"
 
 
+def zip_folder(folder: Path) -> bytes:
+    """A .zip of a folder's files (flat), as a tenant uploads footage."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, path.name)
+    return buffer.getvalue()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

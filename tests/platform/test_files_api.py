@@ -13,6 +13,7 @@ import pytest
 
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
+from tests.platform.conftest import zip_folder
 from tests.platform.test_videos_api import assert_openai_error
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -22,11 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def footage_zip(tmp_path_factory) -> bytes:
     folder = tmp_path_factory.mktemp("footage")
     write_footage(folder, count=3, seed=5, brand=BrandLook("lower-third", "orange"))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(folder.iterdir()):
-            archive.write(path, path.name)
-    return buffer.getvalue()
+    return zip_folder(folder)
 
 
 @pytest.fixture(scope="module")

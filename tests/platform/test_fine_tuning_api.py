@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import openai
 import pytest
@@ -21,7 +20,7 @@ from reelforge.models.video_io import read_video
 from reelforge.platform.fine_tune_store import FineTuneStore
 from reelforge.platform.fine_tune_supervisor import jobs_api_url
 from reelforge.platform.usage_meter import TRAINING, UsageMeter
-from tests.platform.conftest import BASE, PROMPT, deploy_platform
+from tests.platform.conftest import BASE, PROMPT, deploy_platform, zip_folder
 from tests.platform.test_videos_api import assert_openai_error
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,20 +34,12 @@ JOB_DEFAULTS = {"workers": 1, "world_eval_prompts": 0, "validation_videos": 0, "
                 "eval_every": 1000, "checkpoint_every": 100}
 
 
-def _zip(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(folder.iterdir()):
-            archive.write(path, path.name)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
-def footage_zip(tmp_path_factory) -> bytes:
+def footagezip_folder(tmp_path_factory) -> bytes:
     """Twelve shapes-world clips with an orange lower third (the bench's footage: seed 1)."""
     folder = tmp_path_factory.mktemp("brand-footage")
     write_footage(folder, count=12, seed=1, brand=LOOK)
-    return _zip(folder)
+    return zip_folder(folder)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +85,7 @@ def _wait_for_status(client: openai.OpenAI, job_id: str, statuses: set[str], tim
 def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, keys, footage_zip, tmp_path):
     validation = tmp_path / "validation"
     write_footage(validation, count=3, seed=2, brand=LOOK)
-    validation_zip = _zip(validation)
+    validation_zip = zip_folder(validation)
     data = footage_zip
     client = _client(ft_platform, keys["brandco"])
     uploaded = client.files.create(file=("footage.zip", data, "application/zip"), purpose="fine-tune")
@@ -189,7 +180,7 @@ def test_a_file_with_no_usable_footage_fails_the_job_with_its_report(ft_platform
         (broken / f"clip{i}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 8)
         (broken / f"clip{i}.txt").write_text("a red circle")
     client = _client(ft_platform, keys["rival"])
-    uploaded = client.files.create(file=("broken.zip", _zip(broken), "application/zip"), purpose="fine-tune")
+    uploaded = client.files.create(file=("broken.zip", zip_folder(broken), "application/zip"), purpose="fine-tune")
     assert uploaded.status == "error"
     job = client.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id)
     assert job.status == "failed" and job.error.code == "invalid_training_file" and job.error.param == "training_file"
@@ -246,7 +237,7 @@ def test_limits_and_bad_requests_get_clear_errors(ft_platform, keys, footage_zip
 
 def test_concurrent_job_limit_is_a_429(ft_platform, keys, footage_zip):
     tight = _raw(ft_platform, keys["tight"])
-    file_id = tight.post("/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", _tiny_zip(footage_zip))}).json()["id"]
+    file_id = tight.post("/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", _tinyzip_folder(footage_zip))}).json()["id"]
     body = {"model": BASE, "training_file": file_id, "hyperparameters": {"n_epochs": 1}}
     first = tight.post("/fine_tuning/jobs", json=body)
     assert first.status_code == 200, first.text
@@ -258,7 +249,7 @@ def test_concurrent_job_limit_is_a_429(ft_platform, keys, footage_zip):
                        timeout=60)
 
 
-def _tiny_zip(data: bytes) -> bytes:
+def _tinyzip_folder(data: bytes) -> bytes:
     """The first two clips of a footage zip: small enough for `tight`'s upload limit."""
     source = zipfile.ZipFile(io.BytesIO(data))
     names = sorted(source.namelist())[:4]
@@ -275,7 +266,7 @@ def test_training_data_rights_are_recorded_per_file_and_required_by_policy(ft_pl
     folder = tmp_path / "rights"
     write_footage(folder, count=3, seed=9, brand=LOOK)
     careful = _raw(ft_platform, keys["careful"])
-    undeclared = careful.post("/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", _zip(folder))}).json()
+    undeclared = careful.post("/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", zip_folder(folder))}).json()
     error = assert_openai_error(careful.post("/fine_tuning/jobs", json={"model": BASE, "training_file": undeclared["id"]}),
                                 400, param="training_file")
     assert "3 without: clip_0000.mp4, clip_0001.mp4, clip_0002.mp4" in error["message"]
@@ -284,7 +275,7 @@ def test_training_data_rights_are_recorded_per_file_and_required_by_policy(ft_pl
     (folder / "metadata.jsonl").write_text(
         '{"file": "clip_0000.mp4", "text": "a red circle moving left on a white background", "license": "cc-by-4.0", "consent": "model release 17"}\n')
     declared = careful.post("/files", data={"purpose": "fine-tune", "license": "company-owned", "consent": "staff releases on file"},
-                            files={"file": ("f.zip", _zip(folder))}).json()
+                            files={"file": ("f.zip", zip_folder(folder))}).json()
     report = FileStore(ft_platform.config.database_url).get("careful", declared["id"]).report
     rights = {v["file"]: (v["license"], v["consent"], v["uploader"]) for v in report["accepted"]}
     assert rights["clip_0000.mp4"][:2] == ("cc-by-4.0", "model release 17")
