@@ -100,9 +100,11 @@ def load_credentials(chain: Path, key: Path, trust_anchor: Path) -> SigningCrede
     return SigningCredentials(chain.read_bytes(), key.read_bytes(), trust_anchor.read_bytes())
 
 
-def watermark_key(home: Path, path: Path | None = None) -> bytes:
-    """The secret the watermark patterns derive from: `path`, else the home's, made on first use (0600)."""
+def watermark_key(home: Path, path: Path | None = None, create: bool = True) -> bytes:
+    """The secret the watermark patterns derive from: `path`, else the home's, made on first use (0600) when `create`."""
     path = path or home / DEV_DIR / "watermark.key"
+    if not path.is_file() and not create:
+        raise UserInputError(f"no watermark key at {path}; give the platform's serve config (--config) or home")
     if not path.is_file():
         # Written whole aside, then hard-linked into place (atomic, refuses to overwrite): of replicas
         # starting together exactly one key wins and every one reads that one, never a half-written file.

@@ -14,7 +14,13 @@ import numpy as np
 
 from reelforge.platform.serve_config import ProvenanceSection
 from reelforge.provenance.manifest import GenerationClaims, ManifestReport, read_manifest, sign_mp4
-from reelforge.provenance.signing_keys import SigningCredentials, development_credentials, load_credentials, watermark_key
+from reelforge.provenance.signing_keys import (
+    DEV_DIR,
+    SigningCredentials,
+    development_credentials,
+    load_credentials,
+    watermark_key,
+)
 from reelforge.provenance.watermark import WatermarkRead, embed_watermark, read_watermark
 from reelforge.provenance.watermark_registry import WatermarkOwner, WatermarkRegistry
 from reelforge.settings import Settings
@@ -31,9 +37,17 @@ def signing_credentials(section: ProvenanceSection, settings: Settings) -> Signi
     return development_credentials(settings.home)
 
 
-def configured_watermark_key(section: ProvenanceSection, settings: Settings) -> bytes:
-    """The configured key file's bytes, or the home's key (made on first use)."""
-    return watermark_key(settings.home, Path(section.watermark_key) if section.watermark_key else None)
+def configured_watermark_key(section: ProvenanceSection, settings: Settings, create: bool = True) -> bytes:
+    """The configured key file's bytes, or the home's key (made on first use when `create`)."""
+    return watermark_key(settings.home, Path(section.watermark_key) if section.watermark_key else None, create)
+
+
+def trust_anchor(section: ProvenanceSection, settings: Settings) -> bytes | None:
+    """The root manifests are checked against: the configured one, else the home's development root if it exists."""
+    if section.trust_anchor:
+        return Path(section.trust_anchor).read_bytes()
+    root = settings.home / DEV_DIR / "dev-credentials" / "root.pem"
+    return root.read_bytes() if root.is_file() else None
 
 
 class ProvenanceStamper:
@@ -82,12 +96,12 @@ def verify_video(path: Path, section: ProvenanceSection, settings: Settings) -> 
     from reelforge.models.video_io import read_video
 
     data = path.read_bytes()
-    anchor = signing_credentials(section, settings).trust_anchor_pem if section.c2pa else None
+    anchor = trust_anchor(section, settings) if section.c2pa else None
     manifest = read_manifest(data, anchor)
     reasons: list[str] = []
     read = owner = None
     if section.watermark:
-        read = read_watermark(read_video(path).frames, configured_watermark_key(section, settings))
+        read = read_watermark(read_video(path).frames, configured_watermark_key(section, settings, create=False))
         owner = WatermarkRegistry(settings.resolved_database_url).owner(read.payload_id) if read.found else None
         if read.found and owner is None:
             reasons.append(f"watermark id {read.payload_id} was not issued by this platform")

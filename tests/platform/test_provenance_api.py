@@ -75,3 +75,7 @@ def test_tampered_or_foreign_files_fail_verification(served, monkeypatch, capsys
     assert code == 3 and report["verdict"] == "unmarked"
     code, _, err = run_cli(["verify", str(tmp_path / "missing.mp4"), "--config", str(config)], monkeypatch, capsys)
     assert code == 2 and "does not exist" in err
+    elsewhere = tmp_path / "elsewhere.yaml"  # a machine without the platform's keys: said so, no new key made
+    elsewhere.write_text(yaml.safe_dump({"home": str(tmp_path / "empty-home")}))
+    code, _, err = run_cli(["verify", str(path), "--config", str(elsewhere)], monkeypatch, capsys)
+    assert code == 2 and "no watermark key" in err and not (tmp_path / "empty-home" / "provenance" / "watermark.key").exists()
