@@ -96,6 +96,18 @@ def register_fixture_adapter(settings: Settings, tenant: str, suffix: str, fixtu
     return version.fine_tuned_model
 
 
+# Test-sized fine-tuning jobs, and the tenant policies test_fine_tuning_api.py exercises.
+FINE_TUNING = {
+    "job_defaults": {"workers": 1, "world_eval_prompts": 0, "validation_videos": 0, "holdout_fraction": 0.0,
+                     "warmup_steps": 10, "eval_every": 1000, "checkpoint_every": 100},
+    "poll_interval_s": 0.5,
+    "default": {"concurrent_jobs": 2, "max_steps": 5000},
+    "tenants": {"brandco": {"auto_promote": True, "max_steps": 5000},
+                "tight": {"concurrent_jobs": 1, "max_steps": 50, "max_upload_bytes": 16 * 1024},
+                "careful": {"require_rights": True}},
+}
+
+
 @pytest.fixture(scope="session")
 def api_platform(serve_port, tmp_path_factory) -> Platform:
     """One shared app for the API tests: a single generator replica, test-sized quotas."""
@@ -106,7 +118,7 @@ def api_platform(serve_port, tmp_path_factory) -> Platform:
         generators=[{"num_cpus": 0.5, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}],
         quotas={"requests_per_minute": 1000, "concurrent_jobs": 50}, max_request_bytes=64 * 1024,
         max_upload_bytes=1 << 20, moderation={"tenants": {"strict": {"blocked_terms": ["competitor"]}}},
-        poll_after_ms=100, dispatch_interval_s=0.2,
+        poll_after_ms=100, dispatch_interval_s=0.2, fine_tuning=FINE_TUNING,
     )
     yield platform
     serve.delete(platform.name)

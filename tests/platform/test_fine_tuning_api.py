@@ -20,7 +20,7 @@ from reelforge.models.video_io import read_video
 from reelforge.platform.fine_tune_store import FineTuneStore
 from reelforge.platform.fine_tune_supervisor import jobs_api_url
 from reelforge.platform.usage_meter import TRAINING, UsageMeter
-from tests.platform.conftest import BASE, PROMPT, deploy_platform, zip_folder
+from tests.platform.conftest import BASE, PROMPT, zip_folder
 from tests.platform.test_videos_api import assert_openai_error
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -30,12 +30,10 @@ LOOK = BrandLook("lower-third", "orange")
 # --set workers=1` (seed 0): brand rate 0.917 on the eval protocol, in 68 s on 2 cores.
 TRAIN_STEPS = 200
 TRAIN_SEED = 0
-JOB_DEFAULTS = {"workers": 1, "world_eval_prompts": 0, "validation_videos": 0, "holdout_fraction": 0.0, "warmup_steps": 10,
-                "eval_every": 1000, "checkpoint_every": 100}
 
 
 @pytest.fixture(scope="module")
-def footagezip_folder(tmp_path_factory) -> bytes:
+def footage_zip(tmp_path_factory) -> bytes:
     """Twelve shapes-world clips with an orange lower third (the bench's footage: seed 1)."""
     folder = tmp_path_factory.mktemp("brand-footage")
     write_footage(folder, count=12, seed=1, brand=LOOK)
@@ -43,22 +41,9 @@ def footagezip_folder(tmp_path_factory) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def ft_platform(serve_port, tmp_path_factory):
-    """An app whose fine-tuning jobs are test-sized; tenant `brandco` auto-promotes, `tight` has small limits."""
-    from ray import serve
-
-    platform = deploy_platform(
-        "ft", serve_port, tmp_path_factory.mktemp("ft-home"),
-        generators=[{"num_cpus": 0.5, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}],
-        poll_after_ms=100, dispatch_interval_s=0.2, max_upload_bytes=4 << 20,
-        fine_tuning={"job_defaults": JOB_DEFAULTS, "poll_interval_s": 0.5,
-                     "default": {"concurrent_jobs": 2, "max_steps": 5000},
-                     "tenants": {"brandco": {"auto_promote": True, "max_steps": 5000},
-                                 "tight": {"concurrent_jobs": 1, "max_steps": 50, "max_upload_bytes": 16 * 1024},
-                                 "careful": {"require_rights": True}}},
-    )
-    yield platform
-    serve.delete(platform.name)
+def ft_platform(api_platform):
+    """The shared app: its `fine_tuning` section (conftest) makes jobs test-sized and gives the tenants below their policies."""
+    return api_platform
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +222,7 @@ def test_limits_and_bad_requests_get_clear_errors(ft_platform, keys, footage_zip
 
 def test_concurrent_job_limit_is_a_429(ft_platform, keys, footage_zip):
     tight = _raw(ft_platform, keys["tight"])
-    file_id = tight.post("/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", _tinyzip_folder(footage_zip))}).json()["id"]
+    file_id = tight.post("/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", _tiny_zip(footage_zip))}).json()["id"]
     body = {"model": BASE, "training_file": file_id, "hyperparameters": {"n_epochs": 1}}
     first = tight.post("/fine_tuning/jobs", json=body)
     assert first.status_code == 200, first.text
@@ -249,7 +234,7 @@ def test_concurrent_job_limit_is_a_429(ft_platform, keys, footage_zip):
                        timeout=60)
 
 
-def _tinyzip_folder(data: bytes) -> bytes:
+def _tiny_zip(data: bytes) -> bytes:
     """The first two clips of a footage zip: small enough for `tight`'s upload limit."""
     source = zipfile.ZipFile(io.BytesIO(data))
     names = sorted(source.namelist())[:4]
