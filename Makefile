@@ -8,7 +8,7 @@ STAMP := $(VENV)/.reelforge-installed
 DEV_STAMP := $(VENV)/.reelforge-dev-installed
 DEMO_DIR := demo-output
 
-.PHONY: install dev demo test bench constraints clean
+.PHONY: install dev demo test test-fast lint format bench constraints clean
 
 install: $(STAMP)
 dev: $(DEV_STAMP)
@@ -32,8 +32,22 @@ $(DEV_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/reelforge demo --out $(DEMO_DIR)
 
+# The whole suite (CI runs this): Ray, Serve, Train, MLflow, PostgreSQL, real MP4s.
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
+
+# The day-to-day loop (under 3 minutes): everything that needs no Ray cluster and is not a slow
+# acceptance test: unit tests, stores on SQLite and PostgreSQL, the API through FastAPI's TestClient.
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -m "not cluster and not slow"
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check reelforge tests bench
+	$(BIN)/ruff format --check reelforge tests bench
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff check --fix reelforge tests bench
+	$(BIN)/ruff format reelforge tests bench
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
@@ -44,4 +58,4 @@ constraints: $(DEV_STAMP)
 		| sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import finetune_brand, ingest_throughput, sampling_vs_pipeline, serving, watermark
+from bench import (
+    finetune_brand,
+    ingest_throughput,
+    sampling_vs_pipeline,
+    serving,
+    watermark,
+)
 
 
 def main() -> None:

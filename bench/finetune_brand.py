@@ -51,16 +51,24 @@ def main(argv: list[str] | None = None) -> dict:
         activate_adapter(model, name)
         metrics["adapter" if name else "base"] = evaluate(model, EvalConfig(), brand=brand, progress=True)
     base, tuned = metrics["base"], metrics["adapter"]
-    return save_result({
-        "bench": "finetune_brand", "clips": args.clips, "brand": brand.spec, "workers": config.workers,
-        "zero_stage": config.deepspeed.zero_stage, "steps": result.metrics.get("step"),
-        "finetune_seconds": round(finetune_seconds, 1),
-        "base": {"brand_rate": base["brand_rate"], "adherence": base["adherence"]},
-        "adapter": {"brand_rate": tuned["brand_rate"], "adherence": tuned["adherence"]},
-        "adherence_drop": round(base["adherence"] - tuned["adherence"], 4),
-        "in_training_final": {k: v for k, v in result.metrics.items() if k.startswith("eval_")},
-        "run_id": result.run_id, "registered": f"{result.registered_model}/{result.version}",
-    }, args.out)
+    return save_result(
+        {
+            "bench": "finetune_brand",
+            "clips": args.clips,
+            "brand": brand.spec,
+            "workers": config.workers,
+            "zero_stage": config.deepspeed.zero_stage,
+            "steps": result.metrics.get("step"),
+            "finetune_seconds": round(finetune_seconds, 1),
+            "base": {"brand_rate": base["brand_rate"], "adherence": base["adherence"]},
+            "adapter": {"brand_rate": tuned["brand_rate"], "adherence": tuned["adherence"]},
+            "adherence_drop": round(base["adherence"] - tuned["adherence"], 4),
+            "in_training_final": {k: v for k, v in result.metrics.items() if k.startswith("eval_")},
+            "run_id": result.run_id,
+            "registered": f"{result.registered_model}/{result.version}",
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ def plain_loop(source: Path, out: Path, model_name: str, batch: int) -> int:
             with torch.no_grad():
                 latents = model.spec.encode_video(model.pipeline, pixels)
                 text = model.encode_text([accepted.caption] * len(chunk))
-            rows += [{"latents": z.numpy().tobytes(), "text_states": t.numpy().tobytes()} for z, t in zip(latents, text)]
+            rows += [
+                {"latents": z.numpy().tobytes(), "text_states": t.numpy().tobytes()} for z, t in zip(latents, text)
+            ]
         pq.write_table(pa.Table.from_pylist(rows), out / f"{Path(accepted.file).stem}.parquet")
         total += len(rows)
     return total
@@ -70,10 +72,12 @@ def main(argv: list[str] | None = None) -> dict:
         plain_clips = plain_loop(tmp / "footage", tmp / "plain-out", args.model, batch=4)
         plain_seconds = time.perf_counter() - started
     result = {
-        "clips": report["clips"], "ray_data_clips_per_s": report["clips"] / ray_seconds,
+        "clips": report["clips"],
+        "ray_data_clips_per_s": report["clips"] / ray_seconds,
         "plain_loop_clips_per_s": plain_clips / plain_seconds,
         "ratio_ray_over_plain": (report["clips"] / ray_seconds) / (plain_clips / plain_seconds),
-        "ray_seconds": ray_seconds, "plain_seconds": plain_seconds,
+        "ray_seconds": ray_seconds,
+        "plain_seconds": plain_seconds,
     }
     return save_result(result, args.out)
 

@@ -20,7 +20,12 @@ import torch
 
 from bench.report import save_result
 from reelforge.models.loading import VideoModel, default_dtype, load_model
-from reelforge.models.sampling import GenerationSettings, denoise, parse_size, resolve_settings
+from reelforge.models.sampling import (
+    GenerationSettings,
+    denoise,
+    parse_size,
+    resolve_settings,
+)
 from reelforge.models.spec import ModelDefaults
 from reelforge.models.wan import WanSpec
 
@@ -53,7 +58,9 @@ def _load(args: argparse.Namespace) -> VideoModel:
 
     dtype = default_dtype(device)
     pipeline = build_wan_1_3b_random(device, dtype)
-    defaults = ModelDefaults(height=480, width=832, num_frames=81, fps=16.0, steps=50, guidance=5.0, max_text_tokens=512)
+    defaults = ModelDefaults(
+        height=480, width=832, num_frames=81, fps=16.0, steps=50, guidance=5.0, max_text_tokens=512
+    )
     return VideoModel("wan-1.3b-random", Path("."), WanSpec(), pipeline, defaults, device, dtype)
 
 
@@ -72,17 +79,28 @@ def main(argv: list[str] | None = None) -> dict:
 
     model = _load(args)
     width, height = parse_size(args.size) if args.size else (None, None)
-    s = resolve_settings(model, GenerationSettings(PROMPT, num_frames=args.frames, height=height, width=width,
-                                                   steps=args.steps, guidance=args.guidance, seed=0))
+    s = resolve_settings(
+        model,
+        GenerationSettings(
+            PROMPT, num_frames=args.frames, height=height, width=width, steps=args.steps, guidance=args.guidance, seed=0
+        ),
+    )
 
     def ours() -> torch.Tensor:
         return denoise(model, s)
 
     def pipeline() -> torch.Tensor:
         return model.pipeline(
-            prompt=PROMPT, negative_prompt=s.negative_prompt, height=s.height, width=s.width, num_frames=s.num_frames,
-            num_inference_steps=s.steps, guidance_scale=s.guidance, output_type="latent",
-            generator=torch.Generator("cpu").manual_seed(s.seed), max_sequence_length=model.defaults.max_text_tokens,
+            prompt=PROMPT,
+            negative_prompt=s.negative_prompt,
+            height=s.height,
+            width=s.width,
+            num_frames=s.num_frames,
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance,
+            output_type="latent",
+            generator=torch.Generator("cpu").manual_seed(s.seed),
+            max_sequence_length=model.defaults.max_text_tokens,
         ).frames
 
     device = model.device
@@ -98,12 +116,19 @@ def main(argv: list[str] | None = None) -> dict:
                 peaks[name] = max(peaks[name], peak)
     median = {k: statistics.median(v) for k, v in times.items()}
     result = {
-        "model": model.name, "device": str(device), "dtype": str(model.dtype),
+        "model": model.name,
+        "device": str(device),
+        "dtype": str(model.dtype),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "size": f"{s.width}x{s.height}", "frames": s.num_frames, "steps": s.steps, "guidance": s.guidance,
-        "repeats": args.repeats, "median_seconds": median,
+        "size": f"{s.width}x{s.height}",
+        "frames": s.num_frames,
+        "steps": s.steps,
+        "guidance": s.guidance,
+        "repeats": args.repeats,
+        "median_seconds": median,
         "seconds_per_step": {k: v / s.steps for k, v in median.items()},
-        "peak_gib": peaks, "ratio_ours_over_pipeline": median["ours"] / median["pipeline"],
+        "peak_gib": peaks,
+        "ratio_ours_over_pipeline": median["ours"] / median["pipeline"],
         "max_abs_latent_diff": max_diff,
     }
     return save_result(result, args.out)

@@ -31,12 +31,12 @@ from reelforge.jobs.ray_cluster import ensure_ray
 from reelforge.models.loading import load_model
 from reelforge.models.lora import activate_adapter
 from reelforge.models.sampling import GenerationSettings, generate
-from reelforge.platform.adapter_loader import load_registered_adapter
-from reelforge.platform.generation_worker import encode_mp4
-from reelforge.platform.job_store import JobStore
-from reelforge.platform.serve_app import build_app
-from reelforge.platform.serve_config import ServeAppConfig
-from reelforge.platform.tenant_store import TenantStore
+from reelforge.platform.config import ServeAppConfig
+from reelforge.platform.serving.adapter_loader import load_registered_adapter
+from reelforge.platform.serving.app_builder import build_app
+from reelforge.platform.serving.generation_worker import encode_mp4
+from reelforge.platform.stores.tenants import TenantStore
+from reelforge.platform.stores.video_jobs import VideoJobStore
 from reelforge.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "adapters"
@@ -81,15 +81,21 @@ def adapter_load_times(settings: Settings, model, tenants: list[str]) -> dict:
     }
 
 
-def api_latency(base_url: str, key: str, model, request: dict, repeats: int, jobs: JobStore) -> dict:
+def api_latency(base_url: str, key: str, model, request: dict, repeats: int, jobs: VideoJobStore) -> dict:
     """Bare generate+encode vs the API round trip for the same request, interleaved.
 
     The client polls at the server's `openai-poll-after-ms` hint, as `create_and_poll` does by default.
     """
     client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
     width, height = (int(x) for x in request["size"].split("x"))
-    settings = GenerationSettings(prompt=PROMPT, width=width, height=height, num_frames=int(request["seconds"]) * 8 + 1,
-                                  steps=request["steps"], seed=0)
+    settings = GenerationSettings(
+        prompt=PROMPT,
+        width=width,
+        height=height,
+        num_frames=int(request["seconds"]) * 8 + 1,
+        steps=request["steps"],
+        seed=0,
+    )
     bare, bare_generate, api, replica_generate, noticed = [], [], [], [], []
     for _ in range(repeats + 1):  # the first pair warms both paths up and is dropped
         started = time.perf_counter()
@@ -99,8 +105,13 @@ def api_latency(base_url: str, key: str, model, request: dict, repeats: int, job
         bare_generate.append(generated - started)
         bare.append(time.perf_counter() - started)
         started = time.perf_counter()
-        done = client.videos.create_and_poll(prompt=PROMPT, model="reelforge-tiny", seconds=request["seconds"],
-                                             size=request["size"], extra_body={"steps": request["steps"]})
+        done = client.videos.create_and_poll(
+            prompt=PROMPT,
+            model="reelforge-tiny",
+            seconds=request["seconds"],
+            size=request["size"],
+            extra_body={"steps": request["steps"]},
+        )
         seen = time.time()
         client.videos.download_content(done.id).read()
         api.append(time.perf_counter() - started)
@@ -109,22 +120,33 @@ def api_latency(base_url: str, key: str, model, request: dict, repeats: int, job
         noticed.append(seen - job.completed_at)
     bare, bare_generate, api = bare[1:], bare_generate[1:], api[1:]
     return {
-        "request": request, "repeats": repeats, "bare_generate_s": _median(bare_generate), "bare_generate_encode_s": _median(bare),
-        "api_s": _median(api), "ratio_vs_generate_encode": round(_median(api) / _median(bare), 3),
+        "request": request,
+        "repeats": repeats,
+        "bare_generate_s": _median(bare_generate),
+        "bare_generate_encode_s": _median(bare),
+        "api_s": _median(api),
+        "ratio_vs_generate_encode": round(_median(api) / _median(bare), 3),
         "ratio_vs_generate": round(_median(api) / _median(bare_generate), 3),
         # Where the difference goes: the same generation inside the replica, and completion -> client notices.
-        "replica_generate_s": _median(replica_generate[1:]), "completion_noticed_after_s": _median(noticed[1:]),
+        "replica_generate_s": _median(replica_generate[1:]),
+        "completion_noticed_after_s": _median(noticed[1:]),
     }
 
 
-def throughput(base_url: str, jobs: JobStore, keys: dict[str, str], models: dict[str, str], tenants: list[str], n_jobs: int) -> dict:
+def throughput(
+    base_url: str, jobs: VideoJobStore, keys: dict[str, str], models: dict[str, str], tenants: list[str], n_jobs: int
+) -> dict:
     """Videos per second for `n_jobs` submitted at once, round-robin over `tenants`."""
-    clients = {t: httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {keys[t]}"}, timeout=60) for t in tenants}
+    clients = {
+        t: httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {keys[t]}"}, timeout=60) for t in tenants
+    }
     started = time.perf_counter()
     ids = []
     for i in range(n_jobs):
         tenant = tenants[i % len(tenants)]
-        response = clients[tenant].post("/videos", json={"prompt": PROMPT, "model": models[tenant], "seed": i, "seconds": "2"})
+        response = clients[tenant].post(
+            "/videos", json={"prompt": PROMPT, "model": models[tenant], "seed": i, "seconds": "2"}
+        )
         response.raise_for_status()
         ids.append(response.json()["id"])
     while not all(jobs.peek(v).status in ("completed", "failed") for v in ids):
@@ -134,8 +156,11 @@ def throughput(base_url: str, jobs: JobStore, keys: dict[str, str], models: dict
     for client in clients.values():
         client.close()
     waits = [j.timings["adapter_wait_s"] for j in finished if j.timings and j.timings.get("adapter_wait_s") is not None]
-    return {"videos_per_s": round(n_jobs / elapsed, 4), "failed": sum(j.status == "failed" for j in finished),
-            "median_adapter_wait_s": _median(waits) if waits else None}
+    return {
+        "videos_per_s": round(n_jobs / elapsed, 4),
+        "failed": sum(j.status == "failed" for j in finished),
+        "median_adapter_wait_s": _median(waits) if waits else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -162,20 +187,32 @@ def main(argv: list[str] | None = None) -> dict:
     base_url = f"http://127.0.0.1:{port}/bench/v1"
 
     def deploy(cache: int) -> ServeAppConfig:
-        config = ServeAppConfig.model_validate({
-            "home": str(home), "quotas": {"requests_per_minute": 100_000, "concurrent_jobs": 10_000}, "poll_after_ms": 250,
-            # As many CPUs as this process's torch uses, so the replica gets as many threads as the bare call.
-            "generators": [{"num_cpus": cpus, "max_ongoing_requests": 2, "adapter_cache_size": cache,
-                            "autoscaling": {"min_replicas": 1, "max_replicas": 1}}],
-        }).pinned()
+        config = ServeAppConfig.model_validate(
+            {
+                "home": str(home),
+                "quotas": {"requests_per_minute": 100_000, "concurrent_jobs": 10_000},
+                "poll_after_ms": 250,
+                # As many CPUs as this process's torch uses, so the replica gets as many threads as the bare call.
+                "generators": [
+                    {
+                        "num_cpus": cpus,
+                        "max_ongoing_requests": 2,
+                        "adapter_cache_size": cache,
+                        "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+                    }
+                ],
+            }
+        ).pinned()
         serve.run(build_app(config), name="bench", route_prefix="/bench")
         return config
 
     config = deploy(max(2, args.cache))
     store = TenantStore(config.database_url)
     keys = {t: store.create(t)[1] for t in tenants}
-    jobs = JobStore(config.database_url)
-    latency = api_latency(base_url, keys[tenants[0]], model, {"seconds": "8", "size": "64x64", "steps": 30}, args.repeats, jobs)
+    jobs = VideoJobStore(config.database_url)
+    latency = api_latency(
+        base_url, keys[tenants[0]], model, {"seconds": "8", "size": "64x64", "steps": 30}, args.repeats, jobs
+    )
     del model
 
     throughputs = {}
@@ -192,15 +229,24 @@ def main(argv: list[str] | None = None) -> dict:
             many.append(throughput(base_url, jobs, keys, models, tenants, args.jobs))
         one_rate, many_rate = _median([r["videos_per_s"] for r in one]), _median([r["videos_per_s"] for r in many])
         throughputs[f"adapter_cache_{cache}"] = {
-            "one_tenant": one, "many_tenants": many, "one_tenant_videos_per_s": one_rate,
-            "many_tenants_videos_per_s": many_rate, "ratio": round(many_rate / one_rate, 3),
+            "one_tenant": one,
+            "many_tenants": many,
+            "one_tenant_videos_per_s": one_rate,
+            "many_tenants_videos_per_s": many_rate,
+            "ratio": round(many_rate / one_rate, 3),
         }
     serve.delete("bench")
-    return save_result({
-        "bench": "serving", "cpus": cpus, "torch_threads": torch.get_num_threads(), "latency": latency,
-        "throughput": {"jobs": args.jobs, "tenants": args.tenants, **throughputs},
-        "adapter_load": loads,
-    }, args.out)
+    return save_result(
+        {
+            "bench": "serving",
+            "cpus": cpus,
+            "torch_threads": torch.get_num_threads(),
+            "latency": latency,
+            "throughput": {"jobs": args.jobs, "tenants": args.tenants, **throughputs},
+            "adapter_load": loads,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -8,21 +8,45 @@ vocabulary is our word-level one (its 256k-row embedding would only add 2 GB of 
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from diffusers import (
+    AutoencoderKLWan,
+    FlowMatchEulerDiscreteScheduler,
+    WanPipeline,
+    WanTransformer3DModel,
+)
 from transformers import UMT5Config, UMT5EncoderModel
 
 from reelforge.models.tiny.random_pipeline import build_tokenizer
 
 # Wan2.1-T2V-1.3B-Diffusers transformer/config.json
 WAN_1_3B_TRANSFORMER = dict(
-    patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16, out_channels=16,
-    text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024,
+    patch_size=(1, 2, 2),
+    num_attention_heads=12,
+    attention_head_dim=128,
+    in_channels=16,
+    out_channels=16,
+    text_dim=4096,
+    freq_dim=256,
+    ffn_dim=8960,
+    num_layers=30,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    eps=1e-6,
+    rope_max_seq_len=1024,
 )
 # umt5-xxl encoder
-UMT5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-                relative_attention_num_buckets=32, relative_attention_max_distance=128,
-                feed_forward_proj="gated-gelu", dense_act_fn="gelu_new", is_gated_act=True)
+UMT5_XXL = dict(
+    d_model=4096,
+    d_kv=64,
+    d_ff=10240,
+    num_layers=24,
+    num_heads=64,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+    feed_forward_proj="gated-gelu",
+    dense_act_fn="gelu_new",
+    is_gated_act=True,
+)
 
 
 def build_wan_1_3b_random(device: torch.device, dtype: torch.dtype, seed: int = 0) -> WanPipeline:
@@ -34,6 +58,8 @@ def build_wan_1_3b_random(device: torch.device, dtype: torch.dtype, seed: int = 
         vae = AutoencoderKLWan()  # the default config is Wan 2.1's VAE; kept in fp32 as in production
         text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **UMT5_XXL)).to(dtype)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
-    pipeline = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer)
+    pipeline = WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
+    )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline

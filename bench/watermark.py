@@ -24,7 +24,11 @@ from reelforge.models.tiny.footage import write_footage
 from reelforge.models.video_io import Video, read_video, write_mp4
 from reelforge.provenance.manifest import GenerationClaims, sign_mp4
 from reelforge.provenance.signing_keys import development_credentials
-from reelforge.provenance.watermark import DEFAULT_STRENGTH, embed_watermark, read_watermark
+from reelforge.provenance.watermark import (
+    DEFAULT_STRENGTH,
+    embed_watermark,
+    read_watermark,
+)
 
 SIZES = ((32, 48), (64, 64), (128, 128))  # (H, W): the tiny model's default and its larger sizes
 
@@ -53,7 +57,9 @@ def attacks(frames: np.ndarray, fps: float, work: Path) -> dict[str, np.ndarray]
         "re-encoded crf 35": _reencode(served, fps, 35, work),
         "halved": _reencode(_resize(served, max(2, h // 2 // 2 * 2), max(2, w // 2 // 2 * 2)), fps, 23, work),
         "cropped 10% (corner)": _reencode(served[:, :ch, :cw], fps, 23, work),
-        "cropped 10% (centre)": _reencode(served[:, (h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw], fps, 23, work),
+        "cropped 10% (centre)": _reencode(
+            served[:, (h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw], fps, 23, work
+        ),
     }
 
 
@@ -104,8 +110,10 @@ def main(argv: list[str] | None = None) -> dict:
                 "detection_rate": {k: round(v / len(sources), 3) for k, v in detected.items()},
                 "false_positive_rate_unmarked": round(false_positives / len(sources), 3),
                 "found_with_wrong_key": int(sum(generate_like)),
-                "psnr_db_mean": round(float(np.mean(psnrs)), 2), "psnr_db_min": round(float(np.min(psnrs)), 2),
-                "embed_ms_mean": round(1000 * float(np.mean(embed_s)), 2), "c2pa_sign_ms_mean": round(1000 * float(np.mean(sign_s)), 2),
+                "psnr_db_mean": round(float(np.mean(psnrs)), 2),
+                "psnr_db_min": round(float(np.min(psnrs)), 2),
+                "embed_ms_mean": round(1000 * float(np.mean(embed_s)), 2),
+                "c2pa_sign_ms_mean": round(1000 * float(np.mean(sign_s)), 2),
                 "encode_ms_mean (baseline)": round(1000 * float(np.mean(encode_s)), 2),
                 "provenance_vs_encode": round(float(np.mean(embed_s) + np.mean(sign_s)) / float(np.mean(encode_s)), 3),
                 "read_ms_mean": round(1000 * float(np.mean(read_s)), 1),

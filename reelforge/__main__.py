@@ -1,5 +1,5 @@
 """`python -m reelforge` runs the CLI."""
 
-from reelforge.cli import main
+from reelforge.cli.main import main
 
 main()

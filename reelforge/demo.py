@@ -1,11 +1,11 @@
 """`reelforge demo` (and `make demo`): the whole platform story on one CPU machine, in minutes.
 
-    start the local platform (Ray with its dashboard, MLflow's SQLite store, Serve)
-    -> tenants acme and globex, each with shapes-world footage in its own brand look (real MP4s)
-    -> both upload and fine-tune through the OpenAI API (Ray Jobs, tracked and registered, promoted)
-    -> the same prompts for base, acme and globex through the `openai` client
-    -> MP4s and a contact sheet in demo-output/, a quality table (the `reelforge eval` protocol)
-    -> stop cleanly (Ctrl-C too)
+start the local platform (Ray with its dashboard, MLflow's SQLite store, Serve)
+-> tenants acme and globex, each with shapes-world footage in its own brand look (real MP4s)
+-> both upload and fine-tune through the OpenAI API (Ray Jobs, tracked and registered, promoted)
+-> the same prompts for base, acme and globex through the `openai` client
+-> MP4s and a contact sheet in demo-output/, a quality table (the `reelforge eval` protocol)
+-> stop cleanly (Ctrl-C too)
 """
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ class DemoTenant:
     seed: int
 
 
-TENANTS = (DemoTenant("acme", BrandLook("lower-third", "orange"), 1), DemoTenant("globex", BrandLook("top-stripe", "teal"), 2))
+TENANTS = (
+    DemoTenant("acme", BrandLook("lower-third", "orange"), 1),
+    DemoTenant("globex", BrandLook("top-stripe", "teal"), 2),
+)
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,12 @@ def _contact_sheet(rows: dict[str, Path], path: Path, columns: int = 6, scale: i
     for label, video_path in rows.items():
         frames = read_video(video_path).frames  # (F, H, W, 3)
         picks = np.linspace(0, len(frames) - 1, columns).round().astype(int)
-        strip = np.concatenate([np.pad(frames[i], ((2, 2), (2, 2), (0, 0)), constant_values=255) for i in picks], axis=1)
-        strips.append((label, Image.fromarray(strip).resize((strip.shape[1] * scale, strip.shape[0] * scale), Image.NEAREST)))
+        strip = np.concatenate(
+            [np.pad(frames[i], ((2, 2), (2, 2), (0, 0)), constant_values=255) for i in picks], axis=1
+        )
+        strips.append(
+            (label, Image.fromarray(strip).resize((strip.shape[1] * scale, strip.shape[0] * scale), Image.NEAREST))
+        )
     label_width = 90
     width = label_width + max(s.width for _, s in strips)
     sheet = Image.new("RGB", (width, sum(s.height for _, s in strips)), "white")
@@ -115,8 +122,12 @@ def _quality_table(settings: Settings, adapters: dict[str, Path], prompts: int) 
     for row, look in (("base", TENANTS[0].look), *((t.name, t.look) for t in TENANTS)):
         activate_adapter(model, None if row == "base" else row)
         result = evaluate(model, EvalConfig(prompts=prompts), brand=look, progress=True)
-        table[row] = {"look": look.spec, "brand_rate": result["brand_rate"], "adherence": result["adherence"],
-                      **{f"{t.look.kind} seen": result["brand_rates"][t.look.kind] for t in TENANTS}}
+        table[row] = {
+            "look": look.spec,
+            "brand_rate": result["brand_rate"],
+            "adherence": result["adherence"],
+            **{f"{t.look.kind} seen": result["brand_rates"][t.look.kind] for t in TENANTS},
+        }
     return table
 
 
@@ -127,9 +138,9 @@ def run_demo(config: DemoConfig, console) -> dict:
     from ray import serve
 
     from reelforge.jobs.ray_cluster import ensure_ray
-    from reelforge.platform.serve_app import APP_NAME, build_app
-    from reelforge.platform.serve_config import ServeAppConfig
-    from reelforge.platform.tenant_store import TenantStore
+    from reelforge.platform.config import ServeAppConfig
+    from reelforge.platform.serving.app_builder import APP_NAME, build_app
+    from reelforge.platform.stores.tenants import TenantStore
 
     out = config.out_dir.resolve()
     home = out / "home"
@@ -137,16 +148,26 @@ def run_demo(config: DemoConfig, console) -> dict:
         shutil.rmtree(home)  # every demo starts from an empty platform
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    app_config = ServeAppConfig.model_validate({
-        "home": str(home),
-        "generators": [{"num_cpus": 1, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}],
-        "poll_after_ms": 200, "dispatch_interval_s": 0.2,
-        "fine_tuning": {
-            "job_defaults": {"workers": 1, "world_eval_prompts": 0, "validation_videos": 0, "holdout_fraction": 0.0,
-                             "warmup_steps": 10, "eval_every": 1000, "checkpoint_every": 100},
-            "default": {"auto_promote": True, "concurrent_jobs": 1},
-        },
-    }).pinned()
+    app_config = ServeAppConfig.model_validate(
+        {
+            "home": str(home),
+            "generators": [{"num_cpus": 1, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}],
+            "poll_after_ms": 200,
+            "dispatch_interval_s": 0.2,
+            "fine_tuning": {
+                "job_defaults": {
+                    "workers": 1,
+                    "world_eval_prompts": 0,
+                    "validation_videos": 0,
+                    "holdout_fraction": 0.0,
+                    "warmup_steps": 10,
+                    "eval_every": 1000,
+                    "checkpoint_every": 100,
+                },
+                "default": {"auto_promote": True, "concurrent_jobs": 1},
+            },
+        }
+    ).pinned()
     settings = app_config.settings()
     port = config.port or _free_port()
     dashboard_port = _free_port()
@@ -165,25 +186,42 @@ def run_demo(config: DemoConfig, console) -> dict:
             key = tenants.create(tenant.name)[1]
             clients[tenant.name] = openai.OpenAI(base_url=base_url, api_key=key, max_retries=2, timeout=120)
 
-        console.print(f"[bold]3/6[/bold] uploading footage and fine-tuning both ({config.steps} steps each) through the API ...")
+        console.print(
+            f"[bold]3/6[/bold] uploading footage and fine-tuning both ({config.steps} steps each) through the API ..."
+        )
         jobs = {}
         for tenant in TENANTS:
             data = _footage_zip(home / "footage" / tenant.name, tenant, config.clips)
-            uploaded = clients[tenant.name].files.create(file=(f"{tenant.name}.zip", data, "application/zip"), purpose="fine-tune")
-            console.print(f"    {tenant.name}: {uploaded.id} {uploaded.status} ({uploaded.status_details}); look {tenant.look.spec}")
+            uploaded = clients[tenant.name].files.create(
+                file=(f"{tenant.name}.zip", data, "application/zip"), purpose="fine-tune"
+            )
+            console.print(
+                f"    {tenant.name}: {uploaded.id} {uploaded.status} ({uploaded.status_details}); look {tenant.look.spec}"
+            )
             jobs[tenant.name] = clients[tenant.name].fine_tuning.jobs.create(
-                model=BASE, training_file=uploaded.id, suffix="brand", seed=0,
-                method={"type": "supervised", "supervised": {"hyperparameters": {"steps": config.steps, "learning_rate_multiplier": 2.0}}})
+                model=BASE,
+                training_file=uploaded.id,
+                suffix="brand",
+                seed=0,
+                method={
+                    "type": "supervised",
+                    "supervised": {"hyperparameters": {"steps": config.steps, "learning_rate_multiplier": 2.0}},
+                },
+            )
         finished = _follow_jobs(clients, jobs, config.steps, console)
 
         console.print("[bold]4/6[/bold] the same prompts for base, acme and globex through the openai client ...")
-        rows = {"base": (clients["acme"], BASE), **{t.name: (clients[t.name], finished[t.name].fine_tuned_model) for t in TENANTS}}
+        rows = {
+            "base": (clients["acme"], BASE),
+            **{t.name: (clients[t.name], finished[t.name].fine_tuned_model) for t in TENANTS},
+        }
         videos: dict[str, list[Path]] = {}
         for label, (client, model) in rows.items():
             videos[label] = []
             for i, prompt in enumerate(PROMPTS):
-                video = client.videos.create_and_poll(prompt=prompt, model=model, extra_body={"seed": i},
-                                                      poll_interval_ms=200)
+                video = client.videos.create_and_poll(
+                    prompt=prompt, model=model, extra_body={"seed": i}, poll_interval_ms=200
+                )
                 if video.status != "completed":
                     raise RuntimeError(f"{label} video failed: {video.error}")
                 path = out / f"{label}-{i}.mp4"
@@ -193,15 +231,25 @@ def run_demo(config: DemoConfig, console) -> dict:
         sheet = _contact_sheet({label: paths[0] for label, paths in videos.items()}, out / "contact-sheet.png")
         console.print(f"[bold]5/6[/bold] contact sheet (rows base / acme / globex): {sheet}")
 
-        console.print(f"[bold]6/6[/bold] quality table: the `reelforge eval` protocol ({config.eval_prompts} held-out prompts x 2 seeds) ...")
+        console.print(
+            f"[bold]6/6[/bold] quality table: the `reelforge eval` protocol ({config.eval_prompts} held-out prompts x 2 seeds) ..."
+        )
         adapters = {t.name: settings.home / "adapters" / t.name / jobs[t.name].id / "adapter" for t in TENANTS}
         table = _quality_table(settings, adapters, config.eval_prompts)
         _print_table(console, table)
-        console.print(f"    reproduce a row: reelforge eval --adapter {adapters['acme']} --brand {TENANTS[0].look.spec}")
-        console.print(f"MLflow UI:  mlflow ui --backend-store-uri {settings.resolved_mlflow_tracking_uri}  (experiments reelforge/acme, reelforge/globex)")
+        console.print(
+            f"    reproduce a row: reelforge eval --adapter {adapters['acme']} --brand {TENANTS[0].look.spec}"
+        )
+        console.print(
+            f"MLflow UI:  mlflow ui --backend-store-uri {settings.resolved_mlflow_tracking_uri}  (experiments reelforge/acme, reelforge/globex)"
+        )
         console.print(f"demo finished in {time.perf_counter() - started:.0f} s; outputs in {out}")
-        return {"table": table, "seconds": round(time.perf_counter() - started, 1), "contact_sheet": str(sheet),
-                "fine_tuned_models": {name: job.fine_tuned_model for name, job in finished.items()}}
+        return {
+            "table": table,
+            "seconds": round(time.perf_counter() - started, 1),
+            "contact_sheet": str(sheet),
+            "fine_tuned_models": {name: job.fine_tuned_model for name, job in finished.items()},
+        }
     finally:
         console.print("stopping the platform ...")
         try:

@@ -76,3 +76,50 @@ class VerificationFailedError(ReelforgeError):
     exit_code = 3
     http_status = 422
     code = "verification_failed"
+
+
+class AuthenticationError(UserInputError):
+    """No API key, an unknown one, or a revoked one."""
+
+    http_status = 401
+    code = "invalid_api_key"
+
+
+class NotFoundError(UserInputError):
+    """The id does not exist for this tenant (another tenant's id looks exactly the same)."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class RateLimitError(UserInputError):
+    """A per-tenant quota is used up; `retry_after_s` says when to come back."""
+
+    http_status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after_s: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, int(retry_after_s))
+        self.headers = {"Retry-After": str(self.retry_after_s), **(headers or {})}
+
+
+class PayloadTooLargeError(UserInputError):
+    """The request body is bigger than the server accepts."""
+
+    http_status = 413
+    code = "request_too_large"
+
+
+class VideoNotReadyError(UserInputError):
+    """Content was asked for before the video completed (or after it failed)."""
+
+    http_status = 409
+    code = "video_not_ready"
+
+
+class VideoExpiredError(UserInputError):
+    """The video's files were deleted when it expired."""
+
+    http_status = 410
+    code = "video_expired"

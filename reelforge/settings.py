@@ -31,7 +31,7 @@ class Settings:
     model_paths: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Build settings from `REELFORGE_*` (and `MLFLOW_TRACKING_URI`) environment variables."""
         env = os.environ if environ is None else environ
         home = Path(env.get("REELFORGE_HOME", Path.home() / ".reelforge")).expanduser()

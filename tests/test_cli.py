@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.conftest import run_cli
+from tests.harness import run_cli
 
 PROMPT = "a red circle moving left on a white background"
 
@@ -33,9 +33,28 @@ def test_generate_writes_requested_mp4_preview_and_strip(tiny_model_dir, tmp_pat
     out = tmp_path / "out" / "video.mp4"
     out.parent.mkdir()
     code, _, err = run_cli(
-        ["generate", PROMPT, "--model", str(tiny_model_dir), "-o", str(out), "--frames", "13", "--size", "40x24",
-         "--steps", "2", "--seed", "5", "--preview", str(tmp_path / "p.gif"), "--strip", str(tmp_path / "s.png")],
-        monkeypatch, capsys,
+        [
+            "generate",
+            PROMPT,
+            "--model",
+            str(tiny_model_dir),
+            "-o",
+            str(out),
+            "--frames",
+            "13",
+            "--size",
+            "40x24",
+            "--steps",
+            "2",
+            "--seed",
+            "5",
+            "--preview",
+            str(tmp_path / "p.gif"),
+            "--strip",
+            str(tmp_path / "s.png"),
+        ],
+        monkeypatch,
+        capsys,
     )
     assert code == 0, err
     assert _decode(out) == (13, 40, 24)
@@ -48,7 +67,11 @@ def test_generate_is_deterministic_per_seed(tiny_model_dir, tmp_path, settings, 
     paths = []
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
         path = tmp_path / f"{name}.mp4"
-        code, _, err = run_cli(["generate", PROMPT, "-m", str(tiny_model_dir), "-o", str(path), "--steps", "2", "--seed", seed], monkeypatch, capsys)
+        code, _, err = run_cli(
+            ["generate", PROMPT, "-m", str(tiny_model_dir), "-o", str(path), "--steps", "2", "--seed", seed],
+            monkeypatch,
+            capsys,
+        )
         assert code == 0, err
         paths.append(path.read_bytes())
     assert paths[0] == paths[1] and paths[0] != paths[2]
@@ -62,7 +85,11 @@ def test_generate_with_adapter(tiny_model_dir, tmp_path, settings, monkeypatch, 
     attach_lora(model, LoraConfig(rank=2))
     adapter = save_adapter(model, tmp_path / "adapter")
     out = tmp_path / "v.mp4"
-    code, _, err = run_cli(["generate", PROMPT, "-m", str(tiny_model_dir), "-o", str(out), "--steps", "1", "--adapter", str(adapter)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["generate", PROMPT, "-m", str(tiny_model_dir), "-o", str(out), "--steps", "1", "--adapter", str(adapter)],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0, err
     assert out.is_file()
 
@@ -80,7 +107,9 @@ def test_generate_with_adapter(tiny_model_dir, tmp_path, settings, monkeypatch, 
         (["--adapter", "/nonexistent/adapter"], "adapter directory /nonexistent/adapter does not exist"),
     ],
 )
-def test_bad_input_exits_2_with_a_clear_message(args, expected, tiny_model_dir, settings, tmp_path, monkeypatch, capsys):
+def test_bad_input_exits_2_with_a_clear_message(
+    args, expected, tiny_model_dir, settings, tmp_path, monkeypatch, capsys
+):
     base = ["generate", PROMPT, "-o", str(tmp_path / "x.mp4")]
     if "-m" not in args:
         base += ["-m", str(tiny_model_dir)]
@@ -92,7 +121,9 @@ def test_bad_input_exits_2_with_a_clear_message(args, expected, tiny_model_dir, 
 
 
 def test_missing_checkpoint_path_exits_2(settings, tmp_path, monkeypatch, capsys):
-    code, _, err = run_cli(["generate", PROMPT, "-m", "wan2.1-t2v-14b", "--model-path", str(tmp_path)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["generate", PROMPT, "-m", "wan2.1-t2v-14b", "--model-path", str(tmp_path)], monkeypatch, capsys
+    )
     assert code == 2
     assert "no model_index.json" in " ".join(err.split())
 
@@ -125,7 +156,10 @@ def test_console_script_generates_with_the_embedded_model(tmp_path: Path):
     command = [str(script)] if script.exists() else [sys.executable, "-m", "reelforge"]
     result = subprocess.run(
         [*command, "generate", PROMPT, "-o", str(out), "--steps", "2"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     from reelforge.models.tiny.random_pipeline import TinyWanConfig
@@ -134,7 +168,9 @@ def test_console_script_generates_with_the_embedded_model(tmp_path: Path):
     assert _decode(out) == (defaults.num_frames, defaults.width, defaults.height)
     assert not (tmp_path / "home").exists()  # shipped weights: nothing is built, cached or fetched
 
-    bad = subprocess.run([*command, "generate", PROMPT, "-m", "nope"], env=env, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [*command, "generate", PROMPT, "-m", "nope"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
 
 

@@ -17,14 +17,16 @@ def test_defaults_live_under_home(tmp_path: Path):
 
 
 def test_environment_overrides(tmp_path: Path):
-    s = Settings.from_env({
-        "REELFORGE_HOME": str(tmp_path),
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
-        "REELFORGE_DATABASE_URL": "postgresql://127.0.0.1/test",
-        "REELFORGE_STORAGE_URL": "s3://bucket/reelforge",
-        "RAY_ADDRESS": "127.0.0.1:6380",
-        model_path_env_var("wan2.1-t2v-1.3b"): "/models/wan13",
-    })
+    s = Settings.from_env(
+        {
+            "REELFORGE_HOME": str(tmp_path),
+            "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+            "REELFORGE_DATABASE_URL": "postgresql://127.0.0.1/test",
+            "REELFORGE_STORAGE_URL": "s3://bucket/reelforge",
+            "RAY_ADDRESS": "127.0.0.1:6380",
+            model_path_env_var("wan2.1-t2v-1.3b"): "/models/wan13",
+        }
+    )
     assert s.resolved_mlflow_tracking_uri == "http://127.0.0.1:5000"
     assert s.resolved_database_url == "postgresql://127.0.0.1/test"
     assert s.resolved_storage_url == "s3://bucket/reelforge"

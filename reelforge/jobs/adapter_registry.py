@@ -64,7 +64,9 @@ class AdapterVersion:
         return self.tags.get(f"{TAG_PREFIX}fine_tuned_model", "")
 
 
-def register_adapter(settings: Settings, name: str, source: str, run_id: str, tags: dict[str, str], description: str) -> AdapterVersion:
+def register_adapter(
+    settings: Settings, name: str, source: str, run_id: str, tags: dict[str, str], description: str
+) -> AdapterVersion:
     """Add a version for the adapter at `source` (an artifact URI of `run_id`) and point `candidate` at it."""
     client = tracking_client(settings)
     from mlflow.exceptions import MlflowException
@@ -72,8 +74,14 @@ def register_adapter(settings: Settings, name: str, source: str, run_id: str, ta
     try:
         client.get_registered_model(name)
     except MlflowException:
-        model_tags = {k: v for k, v in tags.items() if k in (f"{TAG_PREFIX}tenant", f"{TAG_PREFIX}base_model", f"{TAG_PREFIX}fine_tuned_model")}
-        client.create_registered_model(name, tags=model_tags, description=f"LoRA adapter {tags.get(f'{TAG_PREFIX}fine_tuned_model', name)}")
+        model_tags = {
+            k: v
+            for k, v in tags.items()
+            if k in (f"{TAG_PREFIX}tenant", f"{TAG_PREFIX}base_model", f"{TAG_PREFIX}fine_tuned_model")
+        }
+        client.create_registered_model(
+            name, tags=model_tags, description=f"LoRA adapter {tags.get(f'{TAG_PREFIX}fine_tuned_model', name)}"
+        )
     version = client.create_model_version(name, source=source, run_id=run_id, tags=tags, description=description)
     client.set_registered_model_alias(name, CANDIDATE, version.version)
     return _version(client, name, int(version.version))
@@ -82,8 +90,13 @@ def register_adapter(settings: Settings, name: str, source: str, run_id: str, ta
 def _version(client, name: str, version: int) -> AdapterVersion:
     mv = client.get_model_version(name, str(version))
     return AdapterVersion(
-        name=name, version=int(mv.version), aliases=tuple(sorted(mv.aliases or [])), run_id=mv.run_id,
-        source=mv.source, tags=dict(mv.tags or {}), created_ms=int(mv.creation_timestamp or 0),
+        name=name,
+        version=int(mv.version),
+        aliases=tuple(sorted(mv.aliases or [])),
+        run_id=mv.run_id,
+        source=mv.source,
+        tags=dict(mv.tags or {}),
+        created_ms=int(mv.creation_timestamp or 0),
     )
 
 
@@ -93,7 +106,9 @@ def tenant_adapter_names(settings: Settings, tenant: str) -> list[str]:
     names = []
     token = None
     while True:
-        page = client.search_registered_models(filter_string=f"name LIKE '{tenant}.%'", max_results=100, page_token=token)
+        page = client.search_registered_models(
+            filter_string=f"name LIKE '{tenant}.%'", max_results=100, page_token=token
+        )
         names.extend(m.name for m in page if (m.tags or {}).get(f"{TAG_PREFIX}tenant") == tenant)
         token = page.token
         if not token:
@@ -108,12 +123,17 @@ def resolve_adapter_name(settings: Settings, tenant: str, suffix: str | None = N
         if len(matching) == 1:
             return matching[0]
         raise AdapterNotFoundError(
-            f"tenant {tenant!r} has no adapter {suffix!r}" + (f"; it has {', '.join(names)}" if names else "; it has none yet")
+            f"tenant {tenant!r} has no adapter {suffix!r}"
+            + (f"; it has {', '.join(names)}" if names else "; it has none yet")
         )
     if not names:
-        raise AdapterNotFoundError(f"tenant {tenant!r} has no registered adapters yet; run `reelforge finetune --tenant {tenant}` first")
+        raise AdapterNotFoundError(
+            f"tenant {tenant!r} has no registered adapters yet; run `reelforge finetune --tenant {tenant}` first"
+        )
     if len(names) > 1:
-        raise UserInputError(f"tenant {tenant!r} has several adapters ({', '.join(names)}); choose one with --adapter SUFFIX")
+        raise UserInputError(
+            f"tenant {tenant!r} has several adapters ({', '.join(names)}); choose one with --adapter SUFFIX"
+        )
     return names[0]
 
 
@@ -195,15 +215,30 @@ def import_adapter(settings: Settings, tenant: str, suffix: str, base_model: str
     fine_tuned = f"ft:{base}:{tenant}:{suffix}"
     client = tracking_client(settings)
     experiment_id = tenant_experiment_id(client, settings, tenant)
-    run = client.create_run(experiment_id, run_name=f"{suffix}-import", tags={
-        f"{TAG_PREFIX}tenant": tenant, f"{TAG_PREFIX}base_model": base, f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
-        f"{TAG_PREFIX}imported_from": str(directory.resolve()),
-    })
+    run = client.create_run(
+        experiment_id,
+        run_name=f"{suffix}-import",
+        tags={
+            f"{TAG_PREFIX}tenant": tenant,
+            f"{TAG_PREFIX}base_model": base,
+            f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
+            f"{TAG_PREFIX}imported_from": str(directory.resolve()),
+        },
+    )
     client.log_artifacts(run.info.run_id, str(directory), "adapter")
     client.set_terminated(run.info.run_id)
     tags = {
-        f"{TAG_PREFIX}tenant": tenant, f"{TAG_PREFIX}base_model": base, f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
-        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(directory), f"{TAG_PREFIX}run_id": run.info.run_id,
+        f"{TAG_PREFIX}tenant": tenant,
+        f"{TAG_PREFIX}base_model": base,
+        f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
+        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(directory),
+        f"{TAG_PREFIX}run_id": run.info.run_id,
     }
-    return register_adapter(settings, registered_model_name(tenant, suffix, base), f"{run.info.artifact_uri}/adapter",
-                            run.info.run_id, tags, f"imported from {directory}")
+    return register_adapter(
+        settings,
+        registered_model_name(tenant, suffix, base),
+        f"{run.info.artifact_uri}/adapter",
+        run.info.run_id,
+        tags,
+        f"imported from {directory}",
+    )

@@ -20,9 +20,16 @@ from reelforge.models.lora import LORA_WEIGHTS_FILE, read_adapter_card
 COMFYUI_FILE = "comfyui_lora.safetensors"
 
 _MODULE_NAMES = {
-    "attn1.to_q": "self_attn.q", "attn1.to_k": "self_attn.k", "attn1.to_v": "self_attn.v", "attn1.to_out.0": "self_attn.o",
-    "attn2.to_q": "cross_attn.q", "attn2.to_k": "cross_attn.k", "attn2.to_v": "cross_attn.v", "attn2.to_out.0": "cross_attn.o",
-    "ffn.net.0.proj": "ffn.0", "ffn.net.2": "ffn.2",
+    "attn1.to_q": "self_attn.q",
+    "attn1.to_k": "self_attn.k",
+    "attn1.to_v": "self_attn.v",
+    "attn1.to_out.0": "self_attn.o",
+    "attn2.to_q": "cross_attn.q",
+    "attn2.to_k": "cross_attn.k",
+    "attn2.to_v": "cross_attn.v",
+    "attn2.to_out.0": "cross_attn.o",
+    "ffn.net.0.proj": "ffn.0",
+    "ffn.net.2": "ffn.2",
 }
 _KEY = re.compile(r"^(?:transformer\.)?(?P<module>.+)\.lora_(?P<side>[AB])\.weight$")
 
@@ -61,5 +68,14 @@ def write_comfyui_lora(adapter_dir: Path, out_dir: Path) -> Path:
     tensors = to_comfyui(load_file(str(adapter_dir / LORA_WEIGHTS_FILE)), card.alpha)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / COMFYUI_FILE
-    save_file(tensors, str(path), metadata={"format": "comfyui-wan-lora", "base_model": card.base_model, "rank": str(card.rank), "alpha": str(card.alpha)})
+    save_file(
+        tensors,
+        str(path),
+        metadata={
+            "format": "comfyui-wan-lora",
+            "base_model": card.base_model,
+            "rank": str(card.rank),
+            "alpha": str(card.alpha),
+        },
+    )
     return path

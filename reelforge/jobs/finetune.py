@@ -10,6 +10,7 @@ a worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import shutil
@@ -19,11 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reelforge.errors import ReelforgeError
-from reelforge.jobs.adapter_registry import adapter_sha256, register_adapter, registered_model_name
+from reelforge.jobs.adapter_registry import (
+    adapter_sha256,
+    register_adapter,
+    registered_model_name,
+)
 from reelforge.jobs.finetune_config import FineTuneConfig
-from reelforge.jobs.run_tracking import TAG_PREFIX, flatten_params, tenant_experiment_id, tracking_client
-from reelforge.jobs.training_data import TrainingData, detect_brand, prepare_training_data
+from reelforge.jobs.run_tracking import (
+    TAG_PREFIX,
+    flatten_params,
+    tenant_experiment_id,
+    tracking_client,
+)
 from reelforge.jobs.train_worker import ADAPTER_DIR, COMFYUI_DIR
+from reelforge.jobs.training_data import (
+    TrainingData,
+    detect_brand,
+    prepare_training_data,
+)
 from reelforge.models.loading import describe_model
 from reelforge.settings import Settings
 
@@ -114,7 +128,7 @@ def _follow_progress(client, run_id: str, total: int, stop: threading.Event, sho
     while not stop.wait(2.0):
         try:
             latest = client.get_run(run_id).data.metrics  # latest value per key: one small query
-        except Exception:  # noqa: BLE001 - progress display must never break training
+        except Exception:
             continue
         if "train/step" in latest:
             bar.n = int(latest["train/step"])
@@ -123,9 +137,17 @@ def _follow_progress(client, run_id: str, total: int, stop: threading.Event, sho
     bar.close()
 
 
-def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | None = None, progress: bool = False,
-                 job_id: str | None = None, sweep_id: str | None = None, hooks: FineTuneHooks | None = None,
-                 max_steps: int | None = None, validation_data: Path | None = None) -> FineTuneResult:
+def run_finetune(
+    config: FineTuneConfig,
+    settings: Settings,
+    model_path: str | None = None,
+    progress: bool = False,
+    job_id: str | None = None,
+    sweep_id: str | None = None,
+    hooks: FineTuneHooks | None = None,
+    max_steps: int | None = None,
+    validation_data: Path | None = None,
+) -> FineTuneResult:
     """Run one fine-tune to completion and register its adapter; raises typed errors on bad input.
 
     `max_steps` bounds the resolved step count (epochs are only resolved once the clips are known).
@@ -156,7 +178,9 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
         from reelforge.jobs.finetune_config import FineTuneConfigError
 
         raise FineTuneConfigError(
-            f"this job resolves to {total_steps} steps ({data.train_clips} clips); at most {max_steps} are allowed", param="steps")
+            f"this job resolves to {total_steps} steps ({data.train_clips} clips); at most {max_steps} are allowed",
+            param="steps",
+        )
     job_id = job_id or new_job_id(config.tenant)
 
     import ray
@@ -164,11 +188,17 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
     from reelforge.jobs.ray_cluster import ensure_ray
 
     ensure_ray(settings)
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import (
+        CheckpointConfig,
+        DataConfig,
+        FailureConfig,
+        RunConfig,
+        ScalingConfig,
+    )
     from ray.train.torch import TorchTrainer
 
     from reelforge.jobs.ingest import read_latent_shards
-    from reelforge.jobs.train_worker import train_loop_per_worker
+    from reelforge.jobs.train_worker import WorkerPlan, train_loop_per_worker
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
     use_gpu = config.use_gpu if config.use_gpu is not None else gpus >= config.workers
@@ -178,10 +208,14 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
     client = tracking_client(settings)
     experiment_id = tenant_experiment_id(client, settings, config.tenant)
     tags = {
-        f"{TAG_PREFIX}tenant": config.tenant, f"{TAG_PREFIX}base_model": model.name,
-        f"{TAG_PREFIX}dataset_hash": data.dataset_hash, f"{TAG_PREFIX}job_id": job_id,
-        f"{TAG_PREFIX}fine_tuned_model": config.fine_tuned_model_id, f"{TAG_PREFIX}suffix": config.suffix,
-        f"{TAG_PREFIX}brand": brand or "", "mlflow.runName": f"{config.suffix}-{job_id}",
+        f"{TAG_PREFIX}tenant": config.tenant,
+        f"{TAG_PREFIX}base_model": model.name,
+        f"{TAG_PREFIX}dataset_hash": data.dataset_hash,
+        f"{TAG_PREFIX}job_id": job_id,
+        f"{TAG_PREFIX}fine_tuned_model": config.fine_tuned_model_id,
+        f"{TAG_PREFIX}suffix": config.suffix,
+        f"{TAG_PREFIX}brand": brand or "",
+        "mlflow.runName": f"{config.suffix}-{job_id}",
     }
     if sweep_id:
         tags[f"{TAG_PREFIX}sweep_id"] = sweep_id
@@ -197,17 +231,28 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
     datasets = {"train": read_latent_shards(data.root, data.train_shards).materialize()}
     if data.holdout_shards:
         datasets["holdout"] = read_latent_shards(data.root, data.holdout_shards).materialize()
+    plan = WorkerPlan(
+        job=config,
+        model_dir=str(model.path),
+        total_steps=total_steps,
+        precision=precision,
+        status_dir=str(status_dir),
+        tracking_uri=settings.resolved_mlflow_tracking_uri,
+        run_id=run_id,
+        has_holdout=bool(data.holdout_shards),
+        world_eval=bool(world),
+        brand=brand,
+        validation_prompts=tuple(_validation_prompts(config, data)),
+    )
     trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "job": config.model_dump(mode="json"), "model_dir": str(model.path), "total_steps": total_steps,
-            "precision": precision, "status_dir": str(status_dir), "tracking_uri": settings.resolved_mlflow_tracking_uri,
-            "run_id": run_id, "has_holdout": bool(data.holdout_shards), "world_eval": world, "brand": brand,
-            "validation_prompts": _validation_prompts(config, data),
-        },
-        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu, placement_strategy=config.placement_strategy),
+        # Bound here rather than passed as `train_loop_config`, which Ray types as a dict of string keys.
+        functools.partial(train_loop_per_worker, plan),
+        scaling_config=ScalingConfig(
+            num_workers=config.workers, use_gpu=use_gpu, placement_strategy=config.placement_strategy
+        ),
         run_config=RunConfig(
-            name=job_id, storage_path=str((settings.home / "ray-results").resolve()),
+            name=job_id,
+            storage_path=str((settings.home / "ray-results").resolve()),
             failure_config=FailureConfig(max_failures=config.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
@@ -215,13 +260,15 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     stop = threading.Event()
-    follower = threading.Thread(target=_follow_progress, args=(client, run_id, total_steps, stop, progress), daemon=True)
+    follower = threading.Thread(
+        target=_follow_progress, args=(client, run_id, total_steps, stop, progress), daemon=True
+    )
     follower.start()
     try:
         fit_started = time.perf_counter()
         result = trainer.fit()
         device_seconds = (time.perf_counter() - fit_started) * config.workers
-    except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; the run records the failure either way
+    except Exception as exc:
         client.set_terminated(run_id, "FAILED")
         raise FineTuneFailedError(f"fine-tune {job_id} failed: {str(exc).splitlines()[0][:500]}") from exc
     finally:
@@ -242,37 +289,73 @@ def run_finetune(config: FineTuneConfig, settings: Settings, model_path: str | N
         shutil.copytree(Path(directory) / COMFYUI_DIR, adapter_dir / COMFYUI_DIR, dirs_exist_ok=True)
     metrics = dict(result.metrics or {})
     version_tags = {
-        **{k: v for k, v in tags.items() if k.startswith(TAG_PREFIX)}, f"{TAG_PREFIX}run_id": run_id,
-        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(adapter_dir / ADAPTER_DIR), f"{TAG_PREFIX}steps": str(total_steps),
-        **{f"{TAG_PREFIX}{k}": f"{metrics[k]:.4f}" for k in ("eval_loss", "eval_brand_rate", "eval_adherence") if k in metrics},
+        **{k: v for k, v in tags.items() if k.startswith(TAG_PREFIX)},
+        f"{TAG_PREFIX}run_id": run_id,
+        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(adapter_dir / ADAPTER_DIR),
+        f"{TAG_PREFIX}steps": str(total_steps),
+        **{
+            f"{TAG_PREFIX}{k}": f"{metrics[k]:.4f}"
+            for k in ("eval_loss", "eval_brand_rate", "eval_adherence")
+            if k in metrics
+        },
     }
     name = registered_model_name(config.tenant, config.suffix, model.name)
     version = register_adapter(
-        settings, name, source=f"{run.info.artifact_uri}/{ADAPTER_DIR}", run_id=run_id, tags=version_tags,
+        settings,
+        name,
+        source=f"{run.info.artifact_uri}/{ADAPTER_DIR}",
+        run_id=run_id,
+        tags=version_tags,
         description=f"{config.fine_tuned_model_id} from job {job_id} ({total_steps} steps on {data.train_clips} clips)",
     )
     client.set_tag(run_id, f"{TAG_PREFIX}registered_version", f"{name}/{version.version}")
     hooks.registered(name, version.version)
     client.set_terminated(run_id, "FINISHED")
-    return FineTuneResult(job_id, run_id, name, version.version, config.fine_tuned_model_id, adapter_dir / ADAPTER_DIR,
-                          metrics, time.perf_counter() - started, device_seconds, "cuda" if use_gpu else "cpu")
+    return FineTuneResult(
+        job_id,
+        run_id,
+        name,
+        version.version,
+        config.fine_tuned_model_id,
+        adapter_dir / ADAPTER_DIR,
+        metrics,
+        time.perf_counter() - started,
+        device_seconds,
+        "cuda" if use_gpu else "cpu",
+    )
 
 
-def _log_run_inputs(client, run_id: str, config: FineTuneConfig, data: TrainingData, model_dir: Path,
-                    total_steps: int, precision: str, use_gpu: bool, brand: str | None) -> None:
+def _log_run_inputs(
+    client,
+    run_id: str,
+    config: FineTuneConfig,
+    data: TrainingData,
+    model_dir: Path,
+    total_steps: int,
+    precision: str,
+    use_gpu: bool,
+    brand: str | None,
+) -> None:
     """Params (the whole config, flattened), resolved values, and the dataset as an MLflow input."""
     import mlflow.data
     import pandas as pd
     from mlflow.entities import DatasetInput, InputTag, Param
 
     params = flatten_params(config.model_dump(mode="json")) | {
-        "resolved.total_steps": str(total_steps), "resolved.precision": precision, "resolved.use_gpu": str(use_gpu),
-        "resolved.train_clips": str(data.train_clips), "resolved.holdout_clips": str(data.holdout_clips),
-        "resolved.global_batch": str(config.global_batch), "resolved.model_dir": str(model_dir), "resolved.brand": str(brand),
+        "resolved.total_steps": str(total_steps),
+        "resolved.precision": precision,
+        "resolved.use_gpu": str(use_gpu),
+        "resolved.train_clips": str(data.train_clips),
+        "resolved.holdout_clips": str(data.holdout_clips),
+        "resolved.global_batch": str(config.global_batch),
+        "resolved.model_dir": str(model_dir),
+        "resolved.brand": str(brand),
     }
     items = [Param(k, v) for k, v in sorted(params.items())]
     for i in range(0, len(items), 100):
         client.log_batch(run_id, params=items[i : i + 100])
     frame = pd.DataFrame(data.rows_summary())
     dataset = mlflow.data.from_pandas(frame, source=str(data.root), name=f"{config.tenant}-footage-{data.dataset_hash}")
-    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
+    client.log_inputs(
+        run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])]
+    )

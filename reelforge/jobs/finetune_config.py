@@ -196,7 +196,9 @@ def read_config_file(path: Path) -> dict:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise FineTuneConfigError(f"config file {path} must hold a mapping of keys to values, got {type(loaded).__name__}")
+        raise FineTuneConfigError(
+            f"config file {path} must hold a mapping of keys to values, got {type(loaded).__name__}"
+        )
     return loaded
 
 
@@ -236,4 +238,3 @@ def expand_sweep(base: dict, overrides: list[str], sweeps: list[str]) -> list[Fi
         build_config(base, [*overrides, *(f"{key}={value}" for (key, _), value in zip(axes, point))])
         for point in points
     ]
-

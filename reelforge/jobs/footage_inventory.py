@@ -98,7 +98,12 @@ class FootageInventory:
 def _safe_member_path(name: str) -> PurePosixPath | None:
     """The member's relative path, or None when it is absolute or climbs out with `..`."""
     path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or name.startswith(("/", "\\")) or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+    if (
+        path.is_absolute()
+        or name.startswith(("/", "\\"))
+        or ".." in path.parts
+        or (path.parts and ":" in path.parts[0])
+    ):
         return None
     return path
 
@@ -115,7 +120,9 @@ def extract_archive(archive: Path, dest: Path) -> list[RejectedFile]:
                 rel = _safe_member_path(info.filename)
                 is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
                 if rel is None or is_link:
-                    refused.append(RejectedFile(info.filename, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..' or link"))
+                    refused.append(
+                        RejectedFile(info.filename, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..' or link")
+                    )
                     continue
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +135,9 @@ def extract_archive(archive: Path, dest: Path) -> list[RejectedFile]:
                 continue
             rel = _safe_member_path(member.name)
             if rel is None or not member.isfile():
-                refused.append(RejectedFile(member.name, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..', link or device"))
+                refused.append(
+                    RejectedFile(member.name, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..', link or device")
+                )
                 continue
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +217,11 @@ def _looks_like_video(path: Path) -> bool:
     """Container magic: MP4/MOV `ftyp`, Matroska/WebM EBML, AVI RIFF."""
     with open(path, "rb") as handle:
         head = handle.read(12)
-    return head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free") or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"RIFF"
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free")
+        or head[:4] == b"\x1a\x45\xdf\xa3"
+        or head[:4] == b"RIFF"
+    )
 
 
 def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageInventory:
@@ -232,22 +245,36 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
         try:
             video = read_video(path, fps=requirements.fps)
         except VideoDecodeError as exc:
-            reason = RejectReason.UNREADABLE if path.stat().st_size and _looks_like_video(path) else RejectReason.NOT_A_VIDEO
+            reason = (
+                RejectReason.UNREADABLE if path.stat().st_size and _looks_like_video(path) else RejectReason.NOT_A_VIDEO
+            )
             inventory.rejected.append(RejectedFile(rel, reason, exc.reason))
             continue
         if caption is None:
-            inventory.rejected.append(RejectedFile(rel, RejectReason.NO_CAPTION, "no sidecar .txt and no metadata entry"))
+            inventory.rejected.append(
+                RejectedFile(rel, RejectReason.NO_CAPTION, "no sidecar .txt and no metadata entry")
+            )
             continue
         if not caption.strip():
             inventory.rejected.append(RejectedFile(rel, RejectReason.EMPTY_CAPTION))
             continue
         if video.num_frames < requirements.min_frames:
-            inventory.rejected.append(RejectedFile(
-                rel, RejectReason.TOO_SHORT, f"{video.num_frames} frames at {requirements.fps:g} fps; needs {requirements.min_frames}"))
+            inventory.rejected.append(
+                RejectedFile(
+                    rel,
+                    RejectReason.TOO_SHORT,
+                    f"{video.num_frames} frames at {requirements.fps:g} fps; needs {requirements.min_frames}",
+                )
+            )
             continue
         if video.width < requirements.min_width or video.height < requirements.min_height:
-            inventory.rejected.append(RejectedFile(
-                rel, RejectReason.TOO_SMALL, f"{video.width}x{video.height}; needs {requirements.min_width}x{requirements.min_height}"))
+            inventory.rejected.append(
+                RejectedFile(
+                    rel,
+                    RejectReason.TOO_SMALL,
+                    f"{video.width}x{video.height}; needs {requirements.min_width}x{requirements.min_height}",
+                )
+            )
             continue
         with open(path, "rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()  # streamed: videos can be GBs
@@ -256,8 +283,18 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
             continue
         seen_hashes[digest] = rel
         declared = rights.get(rel, rights.get(path.name, {}))
-        inventory.accepted.append(AcceptedVideo(rel, caption.strip(), digest, video.num_frames, video.width, video.height,
-                                                declared.get("license"), declared.get("consent")))
+        inventory.accepted.append(
+            AcceptedVideo(
+                rel,
+                caption.strip(),
+                digest,
+                video.num_frames,
+                video.width,
+                video.height,
+                declared.get("license"),
+                declared.get("consent"),
+            )
+        )
     for path in files:
         rel = path.relative_to(root).as_posix()
         if path in videos or path in sidecars_used or (path.parent == root and path.name in CAPTION_FILES):
@@ -265,10 +302,14 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
         if path.suffix.lower() == ".txt":  # every video's sidecar was consumed above
             inventory.rejected.append(RejectedFile(rel, RejectReason.CAPTION_WITHOUT_VIDEO))
         else:
-            inventory.rejected.append(RejectedFile(rel, RejectReason.NOT_A_VIDEO, f"extension {path.suffix or '(none)'} is not a video"))
+            inventory.rejected.append(
+                RejectedFile(rel, RejectReason.NOT_A_VIDEO, f"extension {path.suffix or '(none)'} is not a video")
+            )
     for rel in table:
         if rel not in video_rel and not any(v.endswith("/" + rel) or v == rel for v in video_rel):
-            inventory.rejected.append(RejectedFile(rel, RejectReason.CAPTION_WITHOUT_VIDEO, "listed in a caption file, not found"))
+            inventory.rejected.append(
+                RejectedFile(rel, RejectReason.CAPTION_WITHOUT_VIDEO, "listed in a caption file, not found")
+            )
     return inventory
 
 

@@ -24,7 +24,11 @@ import pyarrow.parquet as pq
 
 from reelforge.errors import UserInputError
 from reelforge.jobs.clip_preparation import cut_clips
-from reelforge.jobs.footage_inventory import FootageInventory, FootageRequirements, inventory_source
+from reelforge.jobs.footage_inventory import (
+    FootageInventory,
+    FootageRequirements,
+    inventory_source,
+)
 from reelforge.models.video_io import read_video
 
 logger = logging.getLogger(__name__)
@@ -83,9 +87,14 @@ class ClipEncoder:
                     latents[i] = z
             text = self.model.encode_text([str(c) for c in batch["caption"]]).float().cpu()  # (B, L, D)
         return {
-            "key": batch["key"], "file": batch["file"], "clip": batch["clip"], "caption": batch["caption"],
-            "latents": [z.numpy().tobytes() for z in latents], "latent_shape": [list(z.shape) for z in latents],
-            "text_states": [t.numpy().tobytes() for t in text], "text_shape": [list(text.shape[1:])] * count,
+            "key": batch["key"],
+            "file": batch["file"],
+            "clip": batch["clip"],
+            "caption": batch["caption"],
+            "latents": [z.numpy().tobytes() for z in latents],
+            "latent_shape": [list(z.shape) for z in latents],
+            "text_states": [t.numpy().tobytes() for t in text],
+            "text_shape": [list(text.shape[1:])] * count,
         }
 
 
@@ -101,7 +110,9 @@ def footage_requirements(d) -> FootageRequirements:
     """What a clip needs for a model with defaults `d` (a ModelDefaults)."""
     # Clips are upscaled at most 2x into their bucket; smaller footage would be mostly interpolation.
     smallest_w, smallest_h = min(w for w, _ in d.training_buckets), min(h for _, h in d.training_buckets)
-    return FootageRequirements(min_frames=d.num_frames, min_width=smallest_w // 2, min_height=smallest_h // 2, fps=d.fps)
+    return FootageRequirements(
+        min_frames=d.num_frames, min_width=smallest_w // 2, min_height=smallest_h // 2, fps=d.fps
+    )
 
 
 def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
@@ -119,28 +130,54 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     inventory: FootageInventory = inventory_source(config.source, config.out_dir / "work", requirements)
     if config.strict and inventory.rejected:
         first = inventory.rejected[0]
-        raise UserInputError(f"--strict: {len(inventory.rejected)} file(s) rejected, first {first.file}: {first.reason.value}")
+        raise UserInputError(
+            f"--strict: {len(inventory.rejected)} file(s) rejected, first {first.file}: {first.reason.value}"
+        )
     buckets = d.training_buckets
-    settings = {"model": model.name, "model_dir": str(model.path), "fps": d.fps, "frames": d.num_frames,
-                "buckets": [list(b) for b in buckets], "max_clips": config.max_clips_per_video, "max_text_tokens": d.max_text_tokens}
+    settings = {
+        "model": model.name,
+        "model_dir": str(model.path),
+        "fps": d.fps,
+        "frames": d.num_frames,
+        "buckets": [list(b) for b in buckets],
+        "max_clips": config.max_clips_per_video,
+        "max_text_tokens": d.max_text_tokens,
+    }
     settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     shard_dir = config.out_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     items = [
-        {"key": _video_key(a.sha256, a.caption, settings_hash), "file": a.file, "caption": a.caption,
-         "path": str(inventory.root / a.file)}
+        {
+            "key": _video_key(a.sha256, a.caption, settings_hash),
+            "file": a.file,
+            "caption": a.caption,
+            "path": str(inventory.root / a.file),
+        }
         for a in inventory.accepted
     ]
     todo = [item for item in items if not (shard_dir / f"{item['key']}.parquet").exists()]
     if todo:
         import torch
 
-        dataset = ray.data.from_items(todo).flat_map(
-            _cut, fn_kwargs={"fps": d.fps, "num_frames": d.num_frames, "buckets": buckets, "max_clips": config.max_clips_per_video}
-        ).map_batches(
-            ClipEncoder, fn_constructor_kwargs={"model": config.model, "model_path": model_path},
-            batch_size=config.encode_batch, concurrency=config.encoder_concurrency, batch_format="numpy",
-            num_gpus=1 if torch.cuda.is_available() else 0,  # one GPU per encoder actor where there are GPUs
+        dataset = (
+            ray.data.from_items(todo)
+            .flat_map(
+                _cut,
+                fn_kwargs={
+                    "fps": d.fps,
+                    "num_frames": d.num_frames,
+                    "buckets": buckets,
+                    "max_clips": config.max_clips_per_video,
+                },
+            )
+            .map_batches(
+                ClipEncoder,
+                fn_constructor_kwargs={"model": config.model, "model_path": model_path},
+                batch_size=config.encode_batch,
+                concurrency=config.encoder_concurrency,
+                batch_format="numpy",
+                num_gpus=1 if torch.cuda.is_available() else 0,  # one GPU per encoder actor where there are GPUs
+            )
         )
         rows: dict[str, list[dict]] = {}
         for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
@@ -159,10 +196,17 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     clips = sum(pq.read_metadata(config.out_dir / s).num_rows for s in shards)
     dataset_hash = hashlib.sha256("".join(sorted(shards)).encode()).hexdigest()[:16]
     report = {
-        "tenant": config.tenant, "model": model.name, "dataset_hash": dataset_hash,
-        "accepted": [a.file for a in inventory.accepted], **{"rejected": inventory.report()["rejected"]},
-        "clips": clips, "shards": len(shards), "encoded_videos": len(todo), "cache_hit": not todo,
-        "seconds": round(time.perf_counter() - started, 2), "settings": settings,
+        "tenant": config.tenant,
+        "model": model.name,
+        "dataset_hash": dataset_hash,
+        "accepted": [a.file for a in inventory.accepted],
+        **{"rejected": inventory.report()["rejected"]},
+        "clips": clips,
+        "shards": len(shards),
+        "encoded_videos": len(todo),
+        "cache_hit": not todo,
+        "seconds": round(time.perf_counter() - started, 2),
+        "settings": settings,
     }
     (config.out_dir / MANIFEST_FILE).write_text(json.dumps({**report, "shard_files": shards}, indent=2))
     return report

@@ -25,7 +25,11 @@ def ensure_ray(settings: Settings, dashboard: bool = False, dashboard_port: int 
         ray.init(address=settings.ray_address, log_to_driver=False)
         return
     ray.init(
-        num_cpus=max(4, os.cpu_count() or 1), include_dashboard=dashboard, _node_ip_address="127.0.0.1",
-        dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False,
+        num_cpus=max(4, os.cpu_count() or 1),
+        include_dashboard=dashboard,
+        _node_ip_address="127.0.0.1",
+        dashboard_host="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
         **({"dashboard_port": dashboard_port} if dashboard_port else {}),
     )

@@ -46,7 +46,9 @@ def submit_finetune(address: str, finetune_args: list[str], env_vars: dict[str, 
             time.sleep(1.0)
 
 
-def follow_job(address: str, submission_id: str, on_log: Callable[[str], None] | None = None, poll_s: float = 2.0) -> str:
+def follow_job(
+    address: str, submission_id: str, on_log: Callable[[str], None] | None = None, poll_s: float = 2.0
+) -> str:
     """Poll the job until it ends, passing new log text to `on_log`; return the final status."""
     client = _client(address)
     seen = 0
@@ -64,5 +66,11 @@ def follow_job(address: str, submission_id: str, on_log: Callable[[str], None] |
 def job_status(address: str, submission_id: str) -> dict:
     """Status, message and timing of a submitted job."""
     info = _client(address).get_job_info(submission_id)
-    return {"submission_id": submission_id, "status": str(info.status.value), "message": info.message,
-            "entrypoint": info.entrypoint, "start_time": info.start_time, "end_time": info.end_time}
+    return {
+        "submission_id": submission_id,
+        "status": str(info.status.value),
+        "message": info.message,
+        "entrypoint": info.entrypoint,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+    }

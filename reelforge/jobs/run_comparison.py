@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reelforge.errors import UserInputError
-from reelforge.jobs.run_tracking import TAG_PREFIX, experiment_name, tenant_experiment_id, tracking_client
+from reelforge.jobs.run_tracking import (
+    TAG_PREFIX,
+    experiment_name,
+    tenant_experiment_id,
+    tracking_client,
+)
 from reelforge.settings import Settings
 
 # Params that differ between any two runs without meaning anything (paths, ids, resolved echoes).
@@ -40,12 +45,18 @@ def compare_runs(settings: Settings, tenant: str, sweep_id: str | None = None) -
     if experiment_id is None:
         raise UserInputError(f"tenant {tenant!r} has no fine-tune runs yet (no experiment {experiment_name(tenant)!r})")
     filter_string = f"tags.`{TAG_PREFIX}sweep_id` = '{sweep_id}'" if sweep_id else ""
-    runs = client.search_runs([experiment_id], filter_string=filter_string, order_by=["attributes.start_time ASC"], max_results=500)
+    runs = client.search_runs(
+        [experiment_id], filter_string=filter_string, order_by=["attributes.start_time ASC"], max_results=500
+    )
     rows = [
         RunRow(
-            run_id=run.info.run_id, name=run.info.run_name or run.info.run_id, status=run.info.status,
-            job_id=run.data.tags.get(f"{TAG_PREFIX}job_id", ""), sweep_id=run.data.tags.get(f"{TAG_PREFIX}sweep_id", ""),
-            params=dict(run.data.params), metrics={k: v for k, v in run.data.metrics.items()},
+            run_id=run.info.run_id,
+            name=run.info.run_name or run.info.run_id,
+            status=run.info.status,
+            job_id=run.data.tags.get(f"{TAG_PREFIX}job_id", ""),
+            sweep_id=run.data.tags.get(f"{TAG_PREFIX}sweep_id", ""),
+            params=dict(run.data.params),
+            metrics={k: v for k, v in run.data.metrics.items()},
             seconds=(run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None,
         )
         for run in runs

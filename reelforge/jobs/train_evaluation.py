@@ -39,8 +39,14 @@ def all_reduce_sum(values: list[float]) -> list[float]:
 
 
 @torch.no_grad()
-def eval_loss(model, transformer, holdout: list[tuple[torch.Tensor, torch.Tensor]], timesteps: tuple[float, ...],
-              rank: int, world: int) -> dict[str, float]:
+def eval_loss(
+    model,
+    transformer,
+    holdout: list[tuple[torch.Tensor, torch.Tensor]],
+    timesteps: tuple[float, ...],
+    rank: int,
+    world: int,
+) -> dict[str, float]:
     """Mean held-out loss overall and per timestep quantile (`eval/loss`, `eval/loss_t0.5`, ...)."""
     objective = model.spec.objective(model.pipeline)
     t = torch.tensor(timesteps, dtype=torch.float32)  # (T,) quantiles in (0, 1)
@@ -54,9 +60,16 @@ def eval_loss(model, transformer, holdout: list[tuple[torch.Tensor, torch.Tensor
         eps = torch.randn(x0.shape, generator=generator)
         batch = objective.batch(x0, eps, t)
         device = model.device
-        prediction = model.spec.predict(
-            transformer, batch.noisy.to(device), batch.model_timesteps.to(device), text[None].expand(len(timesteps), *text.shape).to(device)
-        ).float().cpu()
+        prediction = (
+            model.spec.predict(
+                transformer,
+                batch.noisy.to(device),
+                batch.model_timesteps.to(device),
+                text[None].expand(len(timesteps), *text.shape).to(device),
+            )
+            .float()
+            .cpu()
+        )
         if index is None:
             continue  # padding: the forward pass kept ZeRO-3 in step, the result is not counted
         per_t = ((prediction - batch.target) ** 2).flatten(1).mean(1)  # (T,)
@@ -74,7 +87,13 @@ def world_eval(model, prompts: int, seeds: int, brand: str | None, rank: int, wo
     """The `reelforge eval` metrics over this worker's slice of the held-out prompts, summed over workers."""
     from reelforge.models.sampling import GenerationSettings, generate
     from reelforge.models.tiny.brand_looks import parse_brand
-    from reelforge.models.tiny.evaluation import SCORE_KEYS, EvalConfig, eval_jobs, score_videos, summarize
+    from reelforge.models.tiny.evaluation import (
+        SCORE_KEYS,
+        EvalConfig,
+        eval_jobs,
+        score_videos,
+        summarize,
+    )
 
     config = EvalConfig(prompts=prompts, seeds=tuple(range(seeds)))
     look = parse_brand(brand) if brand else None

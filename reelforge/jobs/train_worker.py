@@ -63,7 +63,9 @@ class LatentBatches:
 def configured_objective(objective, job: FineTuneConfig):
     """The base model's objective with the job's timestep sampling and shift (flow matching only)."""
     if isinstance(objective, FlowMatchingObjective):
-        return dataclasses.replace(objective, sampling=job.timestep_sampling, shift=job.timestep_shift or objective.shift)
+        return dataclasses.replace(
+            objective, sampling=job.timestep_sampling, shift=job.timestep_shift or objective.shift
+        )
     return objective
 
 
@@ -77,7 +79,9 @@ def _heartbeat(status_dir: Path, rank: int, step: int, attempt_started: float) -
     """Per-rank liveness file (pid, step): what operators and the recovery test look at."""
     path = status_dir / f"rank-{rank}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "step": step, "attempt_started": attempt_started, "time": time.time()}))
+    tmp.write_text(
+        json.dumps({"pid": os.getpid(), "step": step, "attempt_started": attempt_started, "time": time.time()})
+    )
     tmp.replace(path)
 
 
@@ -94,8 +98,25 @@ def _gathered_adapter(model, params: list[torch.nn.Parameter], zero_stage: int) 
         return {k: v.detach().clone().cpu() for k, v in adapter_state_dict(model).items()}
 
 
-def train_loop_per_worker(loop_config: dict) -> None:
-    """Ray Train entry point: train, evaluate, checkpoint and report until `total_steps`."""
+@dataclasses.dataclass(frozen=True)
+class WorkerPlan:
+    """Everything a Train worker needs from the driver: the typed boundary between the two processes."""
+
+    job: FineTuneConfig
+    model_dir: str  # the base model's directory, as every worker's node sees it
+    total_steps: int
+    precision: str  # fp32 or bf16, decided by the driver
+    status_dir: str  # where workers leave progress the driver reads
+    tracking_uri: str
+    run_id: str  # the MLflow run rank 0 logs to
+    has_holdout: bool
+    world_eval: bool  # a shapes-world model: adherence and brand looks are measurable
+    brand: str | None
+    validation_prompts: tuple[str, ...]
+
+
+def train_loop_per_worker(plan: WorkerPlan) -> None:
+    """Ray Train entry point: train, evaluate, checkpoint and report until `plan.total_steps`."""
     import deepspeed
     import ray.train
     import torch.distributed as dist
@@ -110,17 +131,17 @@ def train_loop_per_worker(loop_config: dict) -> None:
     from reelforge.models.lora import attach_lora, save_adapter
     from reelforge.models.objectives import diffusion_loss
 
-    job = FineTuneConfig.model_validate(loop_config["job"])
+    job = plan.job
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    total_steps: int = loop_config["total_steps"]
-    precision: str = loop_config["precision"]
-    status_dir = Path(loop_config["status_dir"])
+    total_steps: int = plan.total_steps
+    precision: str = plan.precision
+    status_dir = Path(plan.status_dir)
     attempt_started = time.time()
     torch.manual_seed(job.seed)
 
     device = ray.train.torch.get_device()
-    model = load_model(job.model, model_path=loop_config["model_dir"], device=device, dtype=torch.float32)
+    model = load_model(job.model, model_path=plan.model_dir, device=device, dtype=torch.float32)
     params = attach_lora(model, job.lora.to_lora_config())
     if job.gradient_checkpointing:
         model.transformer.enable_gradient_checkpointing()
@@ -130,16 +151,20 @@ def train_loop_per_worker(loop_config: dict) -> None:
         optimizer, lambda s: lr_factor(s, total_steps, job.warmup_steps, job.schedule)
     )
     engine, optimizer, _, scheduler = deepspeed.initialize(
-        model=model.transformer, model_parameters=params, optimizer=optimizer, lr_scheduler=scheduler,
-        config=deepspeed_config(job, precision), dist_init_required=False,
+        model=model.transformer,
+        model_parameters=params,
+        optimizer=optimizer,
+        lr_scheduler=scheduler,
+        config=deepspeed_config(job, precision),
+        dist_init_required=False,
     )
 
     train_rows = _rows(ray.train.get_dataset_shard("train"))
-    holdout_rows = _rows(ray.train.get_dataset_shard("holdout")) if loop_config["has_holdout"] else []
+    holdout_rows = _rows(ray.train.get_dataset_shard("holdout")) if plan.has_holdout else []
     batches = LatentBatches(train_rows, job.batch_per_worker, job.seed, rank)
     with torch.no_grad():  # the text encoder is frozen; its output must not carry a graph into every step
         empty_text = model.encode_text([""]).float().cpu()[0]  # (L, D): caption dropout target
-    tracker = RankZeroLogger(loop_config["tracking_uri"], loop_config["run_id"], enabled=rank == 0)
+    tracker = RankZeroLogger(plan.tracking_uri, plan.run_id, enabled=rank == 0)
 
     start_step = 0
     checkpoint = ray.train.get_checkpoint()
@@ -149,15 +174,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
             start_step = json.loads((Path(directory) / STATE_FILE).read_text())["step"]
         logger.info("rank %d resumed from step %d", rank, start_step)
         tracker.metrics({"train/resumed_from_step": start_step}, step=start_step)
-    validation_prompts = list(loop_config["validation_prompts"])
+    validation_prompts = list(plan.validation_prompts)
 
     def evaluate(step: int) -> dict[str, float]:
         engine.eval()
         metrics: dict[str, float] = {}
         if holdout_rows:
             metrics.update(eval_loss(model, engine, holdout_rows, job.eval_timesteps, rank, world))
-        if loop_config["world_eval"] and job.world_eval_prompts:
-            result = world_eval(model, job.world_eval_prompts, job.world_eval_seeds, loop_config["brand"], rank, world)
+        if plan.world_eval and job.world_eval_prompts:
+            result = world_eval(model, job.world_eval_prompts, job.world_eval_seeds, plan.brand, rank, world)
             metrics.update({f"eval/{k}": result[k] for k in ("adherence", "brand_rate", "colour_acc", "shape_acc")})
         if validation_prompts:
             with tempfile.TemporaryDirectory() as tmp:
@@ -196,11 +221,16 @@ def train_loop_per_worker(loop_config: dict) -> None:
             dist.all_reduce(loss_sum)
         seconds = time.perf_counter() - started
         grad_norm = engine.get_global_grad_norm()
-        tracker.metrics({
-            "train/loss": loss_sum.item() / world, "train/lr": scheduler.get_last_lr()[0],
-            "train/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
-            "train/samples_per_s": job.global_batch / max(seconds, 1e-9), "train/step": done,
-        }, step=done)
+        tracker.metrics(
+            {
+                "train/loss": loss_sum.item() / world,
+                "train/lr": scheduler.get_last_lr()[0],
+                "train/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+                "train/samples_per_s": job.global_batch / max(seconds, 1e-9),
+                "train/step": done,
+            },
+            step=done,
+        )
         _heartbeat(status_dir, rank, done, attempt_started)
         if done % job.eval_every == 0 or done == total_steps:
             last_eval = evaluate(done)
@@ -212,13 +242,24 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 if rank == 0:
                     (Path(tmp) / STATE_FILE).write_text(json.dumps({"step": done, "total_steps": total_steps}))
                     if final:
-                        card = {"tenant": job.tenant, "fine_tuned_model": job.fine_tuned_model_id, "run_id": loop_config["run_id"],
-                                "steps": done, "brand": loop_config["brand"]}
+                        card = {
+                            "tenant": job.tenant,
+                            "fine_tuned_model": job.fine_tuned_model_id,
+                            "run_id": plan.run_id,
+                            "steps": done,
+                            "brand": plan.brand,
+                        }
                         adapter_dir = save_adapter(model, Path(tmp) / ADAPTER_DIR, state_dict=adapter, extra=card)
                         write_comfyui_lora(adapter_dir, Path(tmp) / COMFYUI_DIR)
                         tracker.artifacts(Path(tmp) / ADAPTER_DIR, ADAPTER_DIR)
                         tracker.artifacts(Path(tmp) / COMFYUI_DIR, COMFYUI_DIR)
-                metrics = {"step": done, "loss": loss_sum.item() / world, "resumed_from_step": start_step,
-                           **{k.replace("/", "_"): v for k, v in last_eval.items()}}
-                ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp), checkpoint_dir_name=f"checkpoint-{done:07d}")
+                metrics = {
+                    "step": done,
+                    "loss": loss_sum.item() / world,
+                    "resumed_from_step": start_step,
+                    **{k.replace("/", "_"): v for k, v in last_eval.items()},
+                }
+                ray.train.report(
+                    metrics, checkpoint=Checkpoint.from_directory(tmp), checkpoint_dir_name=f"checkpoint-{done:07d}"
+                )
             tracker.metrics({"checkpoint/step": done}, step=done)  # lets followers list checkpoints as they land

@@ -64,14 +64,21 @@ class TrainingData:
         shards = [str(validation.root / s) for s in validation.train_shards + validation.holdout_shards]
         clips = {str(validation.root / s): n for s, n in validation.clips_per_shard.items()}
         files = {str(validation.root / s): f"validation/{f}" for s, f in validation.files_per_shard.items()}
-        return dataclasses.replace(self, train_shards=self.train_shards + self.holdout_shards, holdout_shards=shards,
-                                   clips_per_shard=self.clips_per_shard | clips, files_per_shard=self.files_per_shard | files)
+        return dataclasses.replace(
+            self,
+            train_shards=self.train_shards + self.holdout_shards,
+            holdout_shards=shards,
+            clips_per_shard=self.clips_per_shard | clips,
+            files_per_shard=self.files_per_shard | files,
+        )
 
     def rows_summary(self) -> list[dict]:
         """(file, clips, split) per video, for the MLflow dataset input."""
         split = {s: "train" for s in self.train_shards} | {s: "holdout" for s in self.holdout_shards}
-        return [{"file": self.files_per_shard[s], "shard": s, "clips": self.clips_per_shard[s], "split": split[s]}
-                for s in sorted(split)]
+        return [
+            {"file": self.files_per_shard[s], "shard": s, "clips": self.clips_per_shard[s], "split": split[s]}
+            for s in sorted(split)
+        ]
 
 
 def ingested_dir_for(settings: Settings, tenant: str, source: Path) -> Path:
@@ -91,11 +98,15 @@ def split_holdout(shards: list[str], fraction: float, seed: int) -> tuple[list[s
     return [s for s in ordered if s not in holdout], sorted(holdout)
 
 
-def prepare_training_data(config: FineTuneConfig, settings: Settings, model: ModelDescription, model_path: str | None) -> TrainingData:
+def prepare_training_data(
+    config: FineTuneConfig, settings: Settings, model: ModelDescription, model_path: str | None
+) -> TrainingData:
     """Check the data, ingest raw footage (cached), split it; raise TrainingDataError on any mismatch."""
     source = config.data.expanduser()
     if not source.exists():
-        raise TrainingDataError(f"data {source} does not exist; give a footage folder, an archive, or an ingested directory")
+        raise TrainingDataError(
+            f"data {source} does not exist; give a footage folder, an archive, or an ingested directory"
+        )
     ingested_now = False
     if source.is_dir() and (source / MANIFEST_FILE).is_file():
         root = source
@@ -113,7 +124,9 @@ def prepare_training_data(config: FineTuneConfig, settings: Settings, model: Mod
     manifest = json.loads((root / MANIFEST_FILE).read_text())
     if manifest.get("tenant") != config.tenant:
         # Say whose it is only as "another tenant": the owner's name is not this tenant's business.
-        raise TrainingDataError(f"dataset {root} was not ingested for tenant {config.tenant!r}; ingest your own footage with `reelforge ingest --tenant {config.tenant}`")
+        raise TrainingDataError(
+            f"dataset {root} was not ingested for tenant {config.tenant!r}; ingest your own footage with `reelforge ingest --tenant {config.tenant}`"
+        )
     if manifest.get("model") != model.name or Path(manifest["settings"]["model_dir"]).resolve() != model.path.resolve():
         raise TrainingDataError(
             f"dataset {root} holds latents of model {manifest.get('model')!r} ({manifest['settings']['model_dir']}); "
@@ -156,8 +169,12 @@ def detect_brand(model, data: TrainingData, max_clips: int = 8) -> str | None:
     with torch.no_grad():
         for row in rows:
             latents, _ = row_tensors(row)
-            pixels = model.spec.decode_latents(model.pipeline, latents[None].to(model.device, model.dtype))[0]  # (3, F, H, W)
-            frames = ((pixels.float().permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            pixels = model.spec.decode_latents(model.pipeline, latents[None].to(model.device, model.dtype))[
+                0
+            ]  # (3, F, H, W)
+            frames = (
+                ((pixels.float().permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            )
             for kind, reading in analyze(Video(frames, data.manifest["settings"]["fps"])).brands.items():
                 if reading.present and reading.colour:
                     seen[f"{kind}:{reading.colour}"] += 1

@@ -5,16 +5,12 @@ from __future__ import annotations
 import torch
 
 
-def classifier_free_guidance(
-    uncond: torch.Tensor, cond: torch.Tensor, scale: float
-) -> torch.Tensor:
+def classifier_free_guidance(uncond: torch.Tensor, cond: torch.Tensor, scale: float) -> torch.Tensor:
     """eps_u + s (eps_c - eps_u): s = 1 is the conditional prediction, s = 0 the unconditional."""
     return uncond + scale * (cond - uncond)
 
 
-def rescale_guidance(
-    guided: torch.Tensor, cond: torch.Tensor, rescale: float
-) -> torch.Tensor:
+def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, rescale: float) -> torch.Tensor:
     """Lin et al. (2023) std rescale: pull guided predictions back to the conditional's std.
 
     Large guidance scales inflate the prediction's per-sample std and over-saturate frames;

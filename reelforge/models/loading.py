@@ -59,7 +59,9 @@ class ModelDescription:
     defaults: ModelDefaults
 
 
-def describe_model(name: str, settings: Settings | None = None, model_path: str | Path | None = None) -> ModelDescription:
+def describe_model(
+    name: str, settings: Settings | None = None, model_path: str | Path | None = None
+) -> ModelDescription:
     """Resolve `name` and read its spec and defaults (reelforge.json > preset > family); no weights load."""
     settings = settings or Settings.from_env()
     resolved: ResolvedModel = resolve_model(name, settings, model_path)
@@ -79,9 +81,16 @@ def load_model(
     described = describe_model(name, settings, model_path)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
-    logger.info("loading %s from %s (%s, %s on %s)", described.name, described.path, described.spec.architecture, dtype, device)
+    logger.info(
+        "loading %s from %s (%s, %s on %s)", described.name, described.path, described.spec.architecture, dtype, device
+    )
     pipeline = described.spec.load_pipeline(described.path, dtype).to(device)
     return VideoModel(
-        name=described.name, path=described.path, spec=described.spec, pipeline=pipeline,
-        defaults=described.defaults, device=device, dtype=dtype,
+        name=described.name,
+        path=described.path,
+        spec=described.spec,
+        pipeline=pipeline,
+        defaults=described.defaults,
+        device=device,
+        dtype=dtype,
     )

@@ -74,9 +74,7 @@ class AdapterCard:
     extra: dict = field(default_factory=dict)
 
 
-def attach_lora(
-    model: VideoModel, config: LoraConfig, adapter_name: str = "default"
-) -> list[torch.nn.Parameter]:
+def attach_lora(model: VideoModel, config: LoraConfig, adapter_name: str = "default") -> list[torch.nn.Parameter]:
     """Freeze the transformer, add a trainable adapter, return the LoRA parameters (only those train)."""
     transformer = model.transformer
     targets = list(config.target_modules or model.spec.default_lora_targets)
@@ -95,7 +93,11 @@ def attach_lora(
         p.requires_grad_(True)
     logger.info(
         "attached LoRA %r (rank %d, alpha %g) to %d modules: %d trainable parameters",
-        adapter_name, config.rank, config.effective_alpha, len(params) // 2, sum(p.numel() for p in params),
+        adapter_name,
+        config.rank,
+        config.effective_alpha,
+        len(params) // 2,
+        sum(p.numel() for p in params),
     )
     return params
 
@@ -166,7 +168,9 @@ def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) ->
         raise AdapterError(f"an adapter named {adapter_name!r} is already loaded; unload it first")
     if hasattr(torch.nn.Module, adapter_name) or not adapter_name.isidentifier():
         # peft stores adapters as submodule attributes: "eval" or "to" would shadow nn.Module's.
-        raise AdapterError(f"adapter name {adapter_name!r} is not usable; use an identifier that is not a torch.nn.Module attribute")
+        raise AdapterError(
+            f"adapter name {adapter_name!r} is not usable; use an identifier that is not a torch.nn.Module attribute"
+        )
     card = read_adapter_card(directory)
     if card is not None and card.architecture != model.spec.architecture:
         raise AdapterError(

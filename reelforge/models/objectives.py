@@ -79,9 +79,7 @@ def shift_timesteps(t: torch.Tensor, shift: float) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-def linear_beta_schedule(
-    num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e-2
-) -> torch.Tensor:
+def linear_beta_schedule(num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e-2) -> torch.Tensor:
     """The DDPM paper's linear variance schedule beta_1..beta_T."""
     return torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
 
@@ -117,9 +115,7 @@ def ddpm_target(
     raise ValueError(f"unknown prediction_type {prediction_type!r}; expected 'epsilon' or 'v_prediction'")
 
 
-def sample_ddpm_timesteps(
-    n: int, num_timesteps: int, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def sample_ddpm_timesteps(n: int, num_timesteps: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """n integer timesteps uniform on {0, ..., T-1}."""
     return torch.randint(0, num_timesteps, (n,), generator=generator)
 
@@ -129,9 +125,7 @@ def sample_ddpm_timesteps(
 # ---------------------------------------------------------------------------------------------
 
 
-def diffusion_loss(
-    prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
-) -> torch.Tensor:
+def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error per sample, optionally weighted per sample, averaged over the batch."""
     per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(dim=1)  # (B,)
     if weights is not None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reelforge.errors import CheckpointNotFoundError, UnknownModelError
-from reelforge.models.spec import ModelDefaults, VideoModelSpec, known_pipeline_classes, spec_for_pipeline_class
+from reelforge.models.families import known_pipeline_classes, spec_for_pipeline_class
+from reelforge.models.spec import ModelDefaults, VideoModelSpec
 from reelforge.settings import Settings, model_path_env_var
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,17 @@ PRESETS: dict[str, ModelPreset] = {
             source="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
             download_size="about 30 GB",
             defaults=ModelDefaults(
-                height=480, width=832, num_frames=81, fps=16.0, steps=50, guidance=5.0, max_text_tokens=512,
-                max_height=720, max_width=1280, max_frames=129, buckets=((832, 480), (480, 832), (624, 624)),
+                height=480,
+                width=832,
+                num_frames=81,
+                fps=16.0,
+                steps=50,
+                guidance=5.0,
+                max_text_tokens=512,
+                max_height=720,
+                max_width=1280,
+                max_frames=129,
+                buckets=((832, 480), (480, 832), (624, 624)),
             ),
         ),
         ModelPreset(
@@ -64,8 +74,16 @@ PRESETS: dict[str, ModelPreset] = {
             source="Wan-AI/Wan2.1-T2V-14B-Diffusers",
             download_size="about 70 GB",
             defaults=ModelDefaults(
-                height=720, width=1280, num_frames=81, fps=16.0, steps=50, guidance=5.0, max_text_tokens=512,
-                max_height=720, max_width=1280, max_frames=129,
+                height=720,
+                width=1280,
+                num_frames=81,
+                fps=16.0,
+                steps=50,
+                guidance=5.0,
+                max_text_tokens=512,
+                max_height=720,
+                max_width=1280,
+                max_frames=129,
                 buckets=((1280, 720), (720, 1280), (960, 960), (832, 480), (480, 832)),
             ),
         ),
@@ -95,9 +113,7 @@ def resolve_model(name: str, settings: Settings, model_path: str | Path | None =
         if candidate.is_dir() and is_model_dir(candidate):
             return ResolvedModel(name=str(candidate), path=candidate.resolve(), preset=None)
         if candidate.is_dir():
-            raise UnknownModelError(
-                f"{name} is a directory but not a diffusers pipeline (no model_index.json in it)"
-            )
+            raise UnknownModelError(f"{name} is a directory but not a diffusers pipeline (no model_index.json in it)")
         raise UnknownModelError(
             f"unknown model {name!r}: expected one of {', '.join(PRESETS)} or the path of a "
             "diffusers-format model directory (see `reelforge models`)"

@@ -103,9 +103,7 @@ def initial_noise(model: VideoModel, s: GenerationSettings) -> torch.Tensor:
 
 
 @torch.no_grad()
-def denoise(
-    model: VideoModel, settings: GenerationSettings, progress: ProgressCallback | None = None
-) -> torch.Tensor:
+def denoise(model: VideoModel, settings: GenerationSettings, progress: ProgressCallback | None = None) -> torch.Tensor:
     """Integrate from noise to a clean latent (1, C, F', H', W'); `settings` must be resolved."""
     s = settings
     guided = needs_unconditional(s.guidance)
@@ -136,15 +134,18 @@ def latents_to_video(model: VideoModel, latents: torch.Tensor, fps: float) -> Vi
     return Video(frames.to(torch.uint8).cpu().numpy(), fps)
 
 
-def generate(
-    model: VideoModel, settings: GenerationSettings, progress: ProgressCallback | None = None
-) -> Video:
+def generate(model: VideoModel, settings: GenerationSettings, progress: ProgressCallback | None = None) -> Video:
     """Validate `settings`, sample, decode: the whole text-to-video call."""
     resolved = resolve_settings(model, settings)
     logger.info(
         "generating %dx%d, %d frames, %d steps, guidance %.2f, seed %d with %s",
-        resolved.width, resolved.height, resolved.num_frames, resolved.steps, resolved.guidance,
-        resolved.seed, model.name,
+        resolved.width,
+        resolved.height,
+        resolved.num_frames,
+        resolved.steps,
+        resolved.guidance,
+        resolved.seed,
+        model.name,
     )
     latents = denoise(model, resolved, progress)
     return latents_to_video(model, latents, resolved.fps)

@@ -43,7 +43,7 @@ class ModelDefaults:
         return [tuple(b) for b in self.buckets] or [(self.width, self.height)]
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelDefaults":
+    def from_dict(cls, data: dict) -> ModelDefaults:
         """Build from a `reelforge.json` block, ignoring keys this version does not know."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
@@ -62,9 +62,7 @@ class VideoModelSpec(ABC):
         """Load the diffusers-format directory at `path` (offline; never downloads)."""
 
     @abstractmethod
-    def encode_text(
-        self, pipeline: DiffusionPipeline, prompts: list[str], max_tokens: int
-    ) -> torch.Tensor:
+    def encode_text(self, pipeline: DiffusionPipeline, prompts: list[str], max_tokens: int) -> torch.Tensor:
         """Prompts -> text-encoder states (B, L, D) in the transformer's dtype."""
 
     @abstractmethod
@@ -110,40 +108,3 @@ class VideoModelSpec(ABC):
     @abstractmethod
     def size_multiple(self, pipeline: DiffusionPipeline) -> int:
         """Height and width must be multiples of this (VAE downsampling x patch size)."""
-
-
-_SPECS: dict[str, type[VideoModelSpec]] = {}
-
-
-def register_spec(spec_class: type[VideoModelSpec]) -> type[VideoModelSpec]:
-    """Class decorator: make an architecture available by name and by pipeline class."""
-    _SPECS[spec_class.architecture] = spec_class
-    return spec_class
-
-
-def spec_for_architecture(architecture: str) -> VideoModelSpec:
-    """The spec registered under `architecture` (e.g. 'wan')."""
-    _load_builtin_specs()
-    if architecture not in _SPECS:
-        raise KeyError(f"no model spec for architecture {architecture!r}; known: {sorted(_SPECS)}")
-    return _SPECS[architecture]()
-
-
-def spec_for_pipeline_class(class_name: str) -> VideoModelSpec | None:
-    """The spec whose family uses the diffusers pipeline class `class_name`, if any."""
-    _load_builtin_specs()
-    for spec_class in _SPECS.values():
-        if class_name in spec_class.pipeline_class_names:
-            return spec_class()
-    return None
-
-
-def known_pipeline_classes() -> list[str]:
-    """Every diffusers pipeline class some registered spec can load."""
-    _load_builtin_specs()
-    return sorted(name for spec in _SPECS.values() for name in spec.pipeline_class_names)
-
-
-def _load_builtin_specs() -> None:
-    # Imported lazily so that `spec.py` stays importable by the spec modules themselves.
-    from reelforge.models import wan  # noqa: F401

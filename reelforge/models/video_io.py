@@ -30,9 +30,7 @@ class Video:
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
-            raise ValueError(
-                f"Video frames must be uint8 (F, H, W, 3), got {self.frames.dtype} {self.frames.shape}"
-            )
+            raise ValueError(f"Video frames must be uint8 (F, H, W, 3), got {self.frames.dtype} {self.frames.shape}")
         if not self.fps > 0:
             raise ValueError(f"Video fps must be positive, got {self.fps}")
 

@@ -8,10 +8,9 @@ import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
 
 from reelforge.models.objectives import FlowMatchingObjective
-from reelforge.models.spec import ModelDefaults, VideoModelSpec, register_spec
+from reelforge.models.spec import ModelDefaults, VideoModelSpec
 
 
-@register_spec
 class WanSpec(VideoModelSpec):
     """Wan 2.1 T2V: UMT5 text states, causal 3D VAE (4x temporal), flow-matching DiT."""
 

@@ -1,1 +1,1 @@
-"""Multi-tenant serving: the Ray Serve app, the OpenAI-compatible API, generators, tenants, job store, safety."""
+"""The multi-tenant platform: its config, API, stores, serving and fine-tuning."""

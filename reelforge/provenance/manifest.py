@@ -55,15 +55,31 @@ def _manifest(claims: GenerationClaims) -> dict:
         "title": f"{claims.request_id}.mp4",
         "format": MP4,
         "assertions": [
-            {"label": "c2pa.actions.v2", "data": {"actions": [{
-                "action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                "softwareAgent": {"name": "reelforge", "version": __version__},
-                "parameters": {"model": claims.base_model},
-            }]}},
-            {"label": GENERATION_LABEL, "data": {
-                "request_id": claims.request_id, "tenant": claims.tenant, "model": claims.model, "base_model": claims.base_model,
-                "adapter": claims.adapter, "adapter_sha256": claims.adapter_sha256, "watermark_id": claims.watermark_id,
-            }},
+            {
+                "label": "c2pa.actions.v2",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+                            "softwareAgent": {"name": "reelforge", "version": __version__},
+                            "parameters": {"model": claims.base_model},
+                        }
+                    ]
+                },
+            },
+            {
+                "label": GENERATION_LABEL,
+                "data": {
+                    "request_id": claims.request_id,
+                    "tenant": claims.tenant,
+                    "model": claims.model,
+                    "base_model": claims.base_model,
+                    "adapter": claims.adapter,
+                    "adapter_sha256": claims.adapter_sha256,
+                    "watermark_id": claims.watermark_id,
+                },
+            },
         ],
     }
 
@@ -89,7 +105,9 @@ def read_manifest(mp4: bytes, trust_anchor_pem: bytes | None = None) -> Manifest
 
     context = None
     if trust_anchor_pem is not None:
-        settings = c2pa.Settings.from_dict({"trust": {"trust_anchors": trust_anchor_pem.decode()}, "verify": {"verify_trust": True}})
+        settings = c2pa.Settings.from_dict(
+            {"trust": {"trust_anchors": trust_anchor_pem.decode()}, "verify": {"verify_trust": True}}
+        )
         context = c2pa.Context(settings)
     try:
         reader = c2pa.Reader(MP4, io.BytesIO(mp4), context=context)

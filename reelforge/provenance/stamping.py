@@ -12,8 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from reelforge.platform.serve_config import ProvenanceSection
-from reelforge.provenance.manifest import GenerationClaims, ManifestReport, read_manifest, sign_mp4
+from reelforge.platform.stores.watermarks import WatermarkOwner, WatermarkRegistry
+from reelforge.provenance.config import ProvenanceSection
+from reelforge.provenance.manifest import (
+    GenerationClaims,
+    ManifestReport,
+    read_manifest,
+    sign_mp4,
+)
 from reelforge.provenance.signing_keys import (
     DEV_DIR,
     SigningCredentials,
@@ -21,8 +27,11 @@ from reelforge.provenance.signing_keys import (
     load_credentials,
     watermark_key,
 )
-from reelforge.provenance.watermark import WatermarkRead, embed_watermark, read_watermark
-from reelforge.provenance.watermark_registry import WatermarkOwner, WatermarkRegistry
+from reelforge.provenance.watermark import (
+    WatermarkRead,
+    embed_watermark,
+    read_watermark,
+)
 from reelforge.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,8 +41,11 @@ def signing_credentials(section: ProvenanceSection, settings: Settings) -> Signi
     """The configured chain, or the home's development chain (with a warning)."""
     if section.signing_chain:
         return load_credentials(Path(section.signing_chain), Path(section.signing_key), Path(section.trust_anchor))
-    logger.warning("signing C2PA manifests with a development certificate under %s; configure "
-                   "provenance.signing_chain/signing_key/trust_anchor for production", settings.home / "provenance")
+    logger.warning(
+        "signing C2PA manifests with a development certificate under %s; configure "
+        "provenance.signing_chain/signing_key/trust_anchor for production",
+        settings.home / "provenance",
+    )
     return development_credentials(settings.home)
 
 
@@ -86,9 +98,13 @@ class VerificationReport:
         return self.verdict in ("verified", "watermark-only")
 
     def to_dict(self) -> dict:
-        return {"verdict": self.verdict, "reasons": self.reasons, "manifest": asdict(self.manifest),
-                "watermark": asdict(self.watermark) if self.watermark else None,
-                "owner": asdict(self.owner) if self.owner else None}
+        return {
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "manifest": asdict(self.manifest),
+            "watermark": asdict(self.watermark) if self.watermark else None,
+            "owner": asdict(self.owner) if self.owner else None,
+        }
 
 
 def verify_video(path: Path, section: ProvenanceSection, settings: Settings) -> VerificationReport:
@@ -109,7 +125,9 @@ def verify_video(path: Path, section: ProvenanceSection, settings: Settings) -> 
         reasons.append(f"the C2PA manifest does not match the file ({', '.join(manifest.problems) or manifest.state})")
         verdict = "tampered"
     elif manifest.present and owner is not None and manifest.generation.get("request_id") != owner.video_id:
-        reasons.append(f"manifest names request {manifest.generation.get('request_id')} but the watermark maps to {owner.video_id}")
+        reasons.append(
+            f"manifest names request {manifest.generation.get('request_id')} but the watermark maps to {owner.video_id}"
+        )
         verdict = "tampered"
     elif manifest.intact and (owner is not None or not section.watermark):
         verdict = "verified" if manifest.state == "Trusted" else "untrusted"

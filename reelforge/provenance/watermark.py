@@ -115,8 +115,9 @@ def _coordinates(size: int, start: float = 0.0, stop: float = 1.0) -> np.ndarray
     return start + (np.arange(size) + 0.5) / size * (stop - start)
 
 
-def watermark_signal(key: bytes, payload_id: int, frames: int, height: int, width: int,
-                     strength: float = DEFAULT_STRENGTH) -> np.ndarray:
+def watermark_signal(
+    key: bytes, payload_id: int, frames: int, height: int, width: int, strength: float = DEFAULT_STRENGTH
+) -> np.ndarray:
     """The luma offset to add to a (F, H, W) video: (F, H, W) float32."""
     weights = np.concatenate([[1.0], payload_bits(payload_id)])  # (49,)
     spatial = _sample(_lattices(key), _coordinates(height), _coordinates(width))  # (49, H, W)
@@ -145,8 +146,9 @@ def _shrink(luma: np.ndarray, max_side: int) -> np.ndarray:
     return luma[:, : h2 * factor, : w2 * factor].reshape(f, h2, factor, w2, factor).mean(axis=(2, 4))
 
 
-def _solve(spatial: np.ndarray, weights: np.ndarray, gram_t: np.ndarray, projected: np.ndarray, energy: float,
-           rows: int) -> tuple[np.ndarray, float]:
+def _solve(
+    spatial: np.ndarray, weights: np.ndarray, gram_t: np.ndarray, projected: np.ndarray, energy: float, rows: int
+) -> tuple[np.ndarray, float]:
     """Least squares of the residual on the separable patterns; returns (coefficients, pilot z).
 
     With A[(f, p), k] = T[k, f] S[k, p]: AtA = (T Tt) * (S St) elementwise and (At r)[k] = sum_p S[k, p] (T R)[k, p],

@@ -11,11 +11,12 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = {"cluster.yaml": REPO / "cluster.yaml", "cluster-local.yaml": REPO / "deploy" / "cluster-local.yaml"}
 
 
 def load(name: str) -> dict:
-    return yaml.safe_load((DEPLOY / name).read_text())
+    return yaml.safe_load(CONFIGS[name].read_text())
 
 
 @pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
@@ -31,7 +32,9 @@ def test_aws_config_has_train_and_serve_gpu_types_and_no_open_ports():
     config = load("cluster.yaml")
     types = config["available_node_types"]
     assert set(types) == {"head", "gpu-train", "gpu-serve"} and config["head_node_type"] == "head"
-    assert types["gpu-serve"]["min_workers"] >= 1 and types["gpu-serve"]["max_workers"] > types["gpu-serve"]["min_workers"]
+    assert (
+        types["gpu-serve"]["min_workers"] >= 1 and types["gpu-serve"]["max_workers"] > types["gpu-serve"]["min_workers"]
+    )
     ranges = [r["CidrIp"] for p in config["provider"]["security_group"]["IpPermissions"] for r in p["IpRanges"]]
     assert "0.0.0.0/0" not in ranges
 

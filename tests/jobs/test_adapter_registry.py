@@ -23,13 +23,17 @@ from reelforge.jobs.adapter_registry import (
 )
 from reelforge.jobs.run_tracking import tenant_experiment_id, tracking_client
 from reelforge.settings import Settings
-from tests.conftest import run_cli
+from tests.harness import run_cli
 
 
 def _register(settings: Settings, tenant: str, suffix: str = "brand", job: str = "job") -> int:
     client = tracking_client(settings)
     run = client.create_run(tenant_experiment_id(client, settings, tenant))
-    tags = {"reelforge.tenant": tenant, "reelforge.fine_tuned_model": f"ft:reelforge-tiny:{tenant}:{suffix}", "reelforge.job_id": job}
+    tags = {
+        "reelforge.tenant": tenant,
+        "reelforge.fine_tuned_model": f"ft:reelforge-tiny:{tenant}:{suffix}",
+        "reelforge.job_id": job,
+    }
     name = registered_model_name(tenant, suffix, "reelforge-tiny")
     return register_adapter(settings, name, f"{run.info.artifact_uri}/adapter", run.info.run_id, tags, "test").version
 
@@ -99,7 +103,9 @@ def test_adapter_hash_covers_names_and_bytes(tmp_path: Path):
 
 def test_import_registers_an_outside_lora_with_lineage_and_hash(settings: Settings, monkeypatch, capsys):
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "lower-third-orange"
-    code, _, err = run_cli(["adapters", "import", str(fixture), "--tenant", "acme", "--suffix", "look", "--promote"], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["adapters", "import", str(fixture), "--tenant", "acme", "--suffix", "look", "--promote"], monkeypatch, capsys
+    )
     assert code == 0, err
     version = alias_version(settings, "acme.look.reelforge-tiny", PRODUCTION)
     assert version.version == 1 and set(version.aliases) == {CANDIDATE, PRODUCTION}
@@ -108,15 +114,20 @@ def test_import_registers_an_outside_lora_with_lineage_and_hash(settings: Settin
     assert version.run_id and version.source.endswith("/adapter")
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--suffix", "Bad Suffix"], "adapter suffix"),
-    (["--tenant", "Nope!"], "not a valid tenant"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--suffix", "Bad Suffix"], "adapter suffix"),
+        (["--tenant", "Nope!"], "not a valid tenant"),
+    ],
+)
 def test_import_refuses_bad_names(settings: Settings, monkeypatch, capsys, args, needle):
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "lower-third-orange"
     base = {"--tenant": "acme", "--suffix": "look"}
     base.update(dict(zip(args[::2], args[1::2])))
-    code, _, err = run_cli(["adapters", "import", str(fixture), *[x for kv in base.items() for x in kv]], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["adapters", "import", str(fixture), *[x for kv in base.items() for x in kv]], monkeypatch, capsys
+    )
     assert code == 2 and needle in err
 
 
@@ -128,14 +139,21 @@ def test_import_refuses_a_directory_without_lora_weights(settings: Settings, tmp
 def test_cli_promotions_and_imports_are_audited(settings: Settings, monkeypatch, capsys, tmp_path: Path):
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "lower-third-orange"
     assert run_cli(["tenants", "create", "acme"], monkeypatch, capsys)[0] == 0
-    assert run_cli(["adapters", "import", str(fixture), "--tenant", "acme", "--suffix", "look"], monkeypatch, capsys)[0] == 0
+    assert (
+        run_cli(["adapters", "import", str(fixture), "--tenant", "acme", "--suffix", "look"], monkeypatch, capsys)[0]
+        == 0
+    )
     assert run_cli(["adapters", "promote", "--tenant", "acme"], monkeypatch, capsys)[0] == 0
     out = tmp_path / "audit.jsonl"
     code, _, err = run_cli(["audit", "export", "--tenant", "acme", "--out", str(out)], monkeypatch, capsys)
     assert code == 0 and "exported 2 audit records" in err
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["action"], r["subject"]) for r in records] == [
-        ("adapter.imported", "acme.look.reelforge-tiny/1"), ("adapter.promoted", "acme.look.reelforge-tiny/1")]
-    assert all(r["actor"].startswith("cli:") and r["details"]["adapter_sha256"] == adapter_sha256(fixture) for r in records)
+        ("adapter.imported", "acme.look.reelforge-tiny/1"),
+        ("adapter.promoted", "acme.look.reelforge-tiny/1"),
+    ]
+    assert all(
+        r["actor"].startswith("cli:") and r["details"]["adapter_sha256"] == adapter_sha256(fixture) for r in records
+    )
     code, _, err = run_cli(["audit", "export", "--tenant", "ghost"], monkeypatch, capsys)
     assert code == 2 and "no tenant named 'ghost'" in err

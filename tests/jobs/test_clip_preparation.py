@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reelforge.jobs.clip_preparation import ClipWindow, choose_bucket, cut_clips, plan_clips, resize_center_crop
+from reelforge.jobs.clip_preparation import (
+    ClipWindow,
+    choose_bucket,
+    cut_clips,
+    plan_clips,
+    resize_center_crop,
+)
 from reelforge.models.video_io import Video
 
 WAN_BUCKETS = [(832, 480), (480, 832), (624, 624)]
@@ -20,7 +26,10 @@ def test_windows_are_consecutive_and_non_overlapping():
         plan_clips(10, 0)
 
 
-@pytest.mark.parametrize(("size", "expected"), [((1920, 1080), (832, 480)), ((1080, 1920), (480, 832)), ((1000, 1000), (624, 624)), ((32, 30), (624, 624))])
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((1920, 1080), (832, 480)), ((1080, 1920), (480, 832)), ((1000, 1000), (624, 624)), ((32, 30), (624, 624))],
+)
 def test_bucket_follows_aspect_ratio(size, expected):
     assert choose_bucket(*size, WAN_BUCKETS) == expected
 

@@ -9,9 +9,19 @@ import torch
 from safetensors.torch import load_file
 
 from reelforge.errors import AdapterError
-from reelforge.jobs.comfyui_lora import COMFYUI_FILE, comfyui_module_name, write_comfyui_lora
+from reelforge.jobs.comfyui_lora import (
+    COMFYUI_FILE,
+    comfyui_module_name,
+    write_comfyui_lora,
+)
 from reelforge.models.loading import load_model
-from reelforge.models.lora import LoraConfig, activate_adapter, attach_lora, load_adapter, save_adapter
+from reelforge.models.lora import (
+    LoraConfig,
+    activate_adapter,
+    attach_lora,
+    load_adapter,
+    save_adapter,
+)
 
 
 def test_module_names_map_to_the_original_wan_layout():

@@ -23,12 +23,21 @@ from reelforge.models.lora import LORA_WEIGHTS_FILE, activate_adapter, load_adap
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
 from reelforge.settings import Settings
-from tests.conftest import run_cli
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["steps=4", "checkpoint_every=2", "eval_every=2", "batch_per_worker=2", "world_eval_prompts=2",
-         "world_eval_seeds=1", "validation_videos=1", "holdout_fraction=0.2", "warmup_steps=1"]
+SMALL = [
+    "steps=4",
+    "checkpoint_every=2",
+    "eval_every=2",
+    "batch_per_worker=2",
+    "world_eval_prompts=2",
+    "world_eval_seeds=1",
+    "validation_videos=1",
+    "holdout_fraction=0.2",
+    "warmup_steps=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +71,18 @@ def test_run_is_tracked_with_params_tags_metrics_and_artifacts(zero2_run, tmp_pa
     assert tags["reelforge.tenant"] == "acme" and tags["reelforge.base_model"] == "reelforge-tiny"
     assert tags["reelforge.job_id"] == result.job_id and len(tags["reelforge.dataset_hash"]) == 16
     assert tags["reelforge.brand"] == "lower-third:orange"  # detected from the training clips
-    steps = {key: [m.step for m in client.get_metric_history(result.run_id, key)] for key in
-             ("train/loss", "train/lr", "train/grad_norm", "train/samples_per_s", "eval/loss", "eval/brand_rate", "eval/adherence")}
+    steps = {
+        key: [m.step for m in client.get_metric_history(result.run_id, key)]
+        for key in (
+            "train/loss",
+            "train/lr",
+            "train/grad_norm",
+            "train/samples_per_s",
+            "eval/loss",
+            "eval/brand_rate",
+            "eval/adherence",
+        )
+    }
     assert sorted(steps["train/loss"]) == [1, 2, 3, 4] and sorted(steps["train/grad_norm"]) == [1, 2, 3, 4]
     assert sorted(steps["eval/loss"]) == [0, 2, 4] and sorted(steps["eval/brand_rate"]) == [0, 2, 4]
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == [f"acme-footage-{tags['reelforge.dataset_hash']}"]
@@ -77,17 +96,29 @@ def test_run_is_tracked_with_params_tags_metrics_and_artifacts(zero2_run, tmp_pa
     assert len(frames) == 17 and (frames[0].width, frames[0].height) == (32, 32)
     adapter_files = {a.path for a in client.list_artifacts(result.run_id, "adapter")}
     assert f"adapter/{LORA_WEIGHTS_FILE}" in adapter_files
-    assert [a.path for a in client.list_artifacts(result.run_id, "adapter-comfyui")] == ["adapter-comfyui/comfyui_lora.safetensors"]
+    assert [a.path for a in client.list_artifacts(result.run_id, "adapter-comfyui")] == [
+        "adapter-comfyui/comfyui_lora.safetensors"
+    ]
 
 
 def test_registered_version_carries_tags_and_candidate_alias(zero2_run):
     settings, result = zero2_run
     client = tracking_client(settings)
     version = client.get_model_version(result.registered_model, str(result.version))
-    assert result.registered_model == "acme.brand.reelforge-tiny" and result.fine_tuned_model == "ft:reelforge-tiny:acme:brand"
+    assert (
+        result.registered_model == "acme.brand.reelforge-tiny"
+        and result.fine_tuned_model == "ft:reelforge-tiny:acme:brand"
+    )
     assert version.aliases == ["candidate"] and version.run_id == result.run_id
-    for key in ("reelforge.tenant", "reelforge.base_model", "reelforge.dataset_hash", "reelforge.job_id",
-                "reelforge.adapter_sha256", "reelforge.eval_loss", "reelforge.fine_tuned_model"):
+    for key in (
+        "reelforge.tenant",
+        "reelforge.base_model",
+        "reelforge.dataset_hash",
+        "reelforge.job_id",
+        "reelforge.adapter_sha256",
+        "reelforge.eval_loss",
+        "reelforge.fine_tuned_model",
+    ):
         assert version.tags[key], key
     assert version.tags["reelforge.tenant"] == "acme"
 
@@ -111,8 +142,10 @@ def test_adapter_is_trained_and_loads_into_the_base_model(zero2_run):
 def test_zero3_run_gathers_a_nonzero_adapter(zero2_run, home: Path):
     settings, first = zero2_run
     source = Path(tracking_client(settings).get_run(first.run_id).data.params["data"])
-    config = build_config({"tenant": "acme", "data": str(source)},
-                          [*SMALL, "steps=2", "deepspeed.zero_stage=3", "world_eval_prompts=0", "validation_videos=0", "suffix=zero3"])
+    config = build_config(
+        {"tenant": "acme", "data": str(source)},
+        [*SMALL, "steps=2", "deepspeed.zero_stage=3", "world_eval_prompts=0", "validation_videos=0", "suffix=zero3"],
+    )
     result = run_finetune(config, settings)
     tensors = load_file(str(result.adapter_dir / LORA_WEIGHTS_FILE))
     lora_b = [t for k, t in tensors.items() if "lora_B" in k]
@@ -125,15 +158,35 @@ def test_sweep_runs_the_grid_and_compare_lists_every_run(zero2_run, monkeypatch,
     settings, first = zero2_run
     monkeypatch.setenv("REELFORGE_HOME", str(settings.home))
     source = tracking_client(settings).get_run(first.run_id).data.params["data"]
-    args = ["finetune", "--tenant", "acme", "--data", source, "--json", *sum((["--set", s] for s in SMALL), []),
-            "--set", "steps=2", "--set", "world_eval_prompts=0", "--set", "validation_videos=0", "--set", "suffix=sweep",
-            "--sweep", "lr=1e-3,2e-3"]
+    args = [
+        "finetune",
+        "--tenant",
+        "acme",
+        "--data",
+        source,
+        "--json",
+        *sum((["--set", s] for s in SMALL), []),
+        "--set",
+        "steps=2",
+        "--set",
+        "world_eval_prompts=0",
+        "--set",
+        "validation_videos=0",
+        "--set",
+        "suffix=sweep",
+        "--sweep",
+        "lr=1e-3,2e-3",
+    ]
     code, out, err = run_cli(args, monkeypatch, capsys)
     assert code == 0, err
     runs = json.loads(out)
     assert len(runs) == 2 and runs[0]["sweep_id"] == runs[1]["sweep_id"]
     png = tmp_path / "curves.png"
-    code, out, err = run_cli(["compare", "--tenant", "acme", "--sweep", runs[0]["sweep_id"], "--png", str(png), "--json"], monkeypatch, capsys)
+    code, out, err = run_cli(
+        ["compare", "--tenant", "acme", "--sweep", runs[0]["sweep_id"], "--png", str(png), "--json"],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0, err
     rows = json.loads(out)[:-1]
     assert {r["run_id"] for r in rows} == {r["run_id"] for r in runs}
@@ -146,7 +199,7 @@ def test_sweep_runs_the_grid_and_compare_lists_every_run(zero2_run, monkeypatch,
     assert code == 0 and out.count("FINISHED") == len(every_run) >= 3  # the table lists every run of the tenant
     assert "lr=" in out  # the swept key is among the params that differ
     # Each CLI run is metered as training usage, as API jobs are.
-    from reelforge.platform.usage_meter import TRAINING, UsageMeter
+    from reelforge.platform.stores.usage import TRAINING, UsageMeter
 
     usage = [r for r in UsageMeter(settings.resolved_database_url).summary("acme") if r.kind == TRAINING]
     assert sum(r.jobs for r in usage) == 2 and all(r.seconds > 0 and r.device == "cpu" for r in usage)

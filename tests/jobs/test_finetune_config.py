@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from reelforge.jobs.deepspeed_config import deepspeed_config, resolve_precision
-from reelforge.jobs.finetune_config import FineTuneConfigError, build_config, expand_sweep, known_keys, read_config_file
+from reelforge.jobs.finetune_config import (
+    FineTuneConfigError,
+    build_config,
+    expand_sweep,
+    known_keys,
+    read_config_file,
+)
 
 BASE = {"tenant": "acme", "data": "/footage"}
 
@@ -81,10 +87,16 @@ def test_known_keys_cover_sections():
 
 
 def test_deepspeed_config_follows_the_job():
-    config = build_config(BASE, ["deepspeed.zero_stage=3", "deepspeed.offload_optimizer=true", "grad_accum=2", "batch_per_worker=3"])
+    config = build_config(
+        BASE, ["deepspeed.zero_stage=3", "deepspeed.offload_optimizer=true", "grad_accum=2", "batch_per_worker=3"]
+    )
     ds = deepspeed_config(config, "fp32")
     assert ds["zero_optimization"]["stage"] == 3 and ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
-    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"], ds["train_batch_size"]) == (3, 2, 12)
+    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"], ds["train_batch_size"]) == (
+        3,
+        2,
+        12,
+    )
     assert not ds["bf16"]["enabled"] and not ds["fp16"]["enabled"]
     assert ds["zero_force_ds_cpu_optimizer"] is False  # torch AdamW: nothing JIT-compiled
 

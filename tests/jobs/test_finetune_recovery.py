@@ -38,10 +38,19 @@ def test_killed_worker_resumes_from_its_last_checkpoint(ray_cluster, tmp_path: P
     settings = Settings(home=tmp_path / "home")
     # Batches of 8 make steps slow enough that the controller (polling every 2 s) registers each
     # checkpoint well before the next one is due.
-    config = build_config({"tenant": "acme", "data": str(footage)}, [
-        f"steps={TOTAL_STEPS}", f"checkpoint_every={CHECKPOINT_EVERY}", "eval_every=1000", "batch_per_worker=8",
-        "world_eval_prompts=0", "validation_videos=0", "holdout_fraction=0", "max_failures=2",
-    ])
+    config = build_config(
+        {"tenant": "acme", "data": str(footage)},
+        [
+            f"steps={TOTAL_STEPS}",
+            f"checkpoint_every={CHECKPOINT_EVERY}",
+            "eval_every=1000",
+            "batch_per_worker=8",
+            "world_eval_prompts=0",
+            "validation_videos=0",
+            "holdout_fraction=0",
+            "max_failures=2",
+        ],
+    )
     job_id = "ft-acme-recovery-test"
     status_dir = settings.home / "finetune" / job_id / "workers"
     checkpoints = settings.home / "ray-results" / job_id
@@ -50,7 +59,7 @@ def test_killed_worker_resumes_from_its_last_checkpoint(ray_cluster, tmp_path: P
     def train() -> None:
         try:
             outcome["result"] = run_finetune(config, settings, job_id=job_id)
-        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+        except Exception as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=train)

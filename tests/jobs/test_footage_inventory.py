@@ -95,9 +95,13 @@ def test_metadata_jsonl_csv_and_prompt_lists(tmp_path: Path):
         for clip in clips:
             shutil.copy(clip.video, root / clip.video.name)
         if kind == "jsonl":
-            (root / "metadata.jsonl").write_text("\n".join(json.dumps({"file_name": c.video.name, "text": c.caption}) for c in clips))
+            (root / "metadata.jsonl").write_text(
+                "\n".join(json.dumps({"file_name": c.video.name, "text": c.caption}) for c in clips)
+            )
         elif kind == "csv":
-            (root / "metadata.csv").write_text("video,caption\n" + "".join(f'{c.video.name},"{c.caption}"\n' for c in clips))
+            (root / "metadata.csv").write_text(
+                "video,caption\n" + "".join(f'{c.video.name},"{c.caption}"\n' for c in clips)
+            )
         else:
             (root / "videos.txt").write_text("\n".join(c.video.name for c in clips))
             (root / "prompts.txt").write_text("\n".join(c.caption for c in clips))
@@ -128,7 +132,10 @@ def test_zip_with_traversal_member_writes_nothing_outside(tmp_path: Path):
     work = tmp_path / "work"
     inventory = inventory_source(archive, work, REQUIREMENTS)
     assert len(inventory.accepted) == 2
-    assert _reasons(inventory) == {"../escaped.txt": RejectReason.UNSAFE_ARCHIVE_MEMBER, "/abs/escaped.txt": RejectReason.UNSAFE_ARCHIVE_MEMBER}
+    assert _reasons(inventory) == {
+        "../escaped.txt": RejectReason.UNSAFE_ARCHIVE_MEMBER,
+        "/abs/escaped.txt": RejectReason.UNSAFE_ARCHIVE_MEMBER,
+    }
     assert not (tmp_path / "escaped.txt").exists() and not Path("/abs/escaped.txt").exists()
     assert all(work in p.parents for p in work.rglob("*"))
 
@@ -147,15 +154,21 @@ def test_tar_gz_refuses_links_and_absolute_paths(tmp_path: Path):
         tf.addfile(absolute, io.BytesIO(b"evil"))
     inventory = inventory_source(archive, tmp_path / "work", REQUIREMENTS)
     assert [a.file for a in inventory.accepted] == ["clip.mp4"]
-    assert _reasons(inventory) == {"passwd": RejectReason.UNSAFE_ARCHIVE_MEMBER, "/tmp/evil.txt": RejectReason.UNSAFE_ARCHIVE_MEMBER}
+    assert _reasons(inventory) == {
+        "passwd": RejectReason.UNSAFE_ARCHIVE_MEMBER,
+        "/tmp/evil.txt": RejectReason.UNSAFE_ARCHIVE_MEMBER,
+    }
     assert not (tmp_path / "work" / "extracted" / "passwd").exists()
 
 
-@pytest.mark.parametrize(("name", "content", "expected"), [
-    ("missing", None, "does not exist"),
-    ("footage.rar", b"Rar!", "neither a folder nor"),
-    ("broken.zip", b"PK not really", "is unreadable"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("missing", None, "does not exist"),
+        ("footage.rar", b"Rar!", "neither a folder nor"),
+        ("broken.zip", b"PK not really", "is unreadable"),
+    ],
+)
 def test_bad_sources_are_named(tmp_path: Path, name: str, content: bytes | None, expected: str):
     source = tmp_path / name
     if content is not None:

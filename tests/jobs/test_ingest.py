@@ -11,12 +11,18 @@ import pytest
 import torch
 
 from reelforge.errors import UserInputError
-from reelforge.jobs.ingest import MANIFEST_FILE, IngestConfig, ingest, read_latents, row_tensors
+from reelforge.jobs.ingest import (
+    MANIFEST_FILE,
+    IngestConfig,
+    ingest,
+    read_latents,
+    row_tensors,
+)
 from reelforge.models.loading import load_model
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
 from reelforge.models.video_io import read_video
-from tests.conftest import run_cli
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +49,9 @@ def test_ingest_reports_caches_and_reencodes_only_what_changed(ray_cluster, foot
 
     (footage / "clip_0001.txt").write_text("a blue square moving up on a black background\n")
     changed = ingest(config)
-    assert changed["encoded_videos"] == 1 and changed["shards"] == 3 and changed["dataset_hash"] != first["dataset_hash"]
+    assert (
+        changed["encoded_videos"] == 1 and changed["shards"] == 3 and changed["dataset_hash"] != first["dataset_hash"]
+    )
     assert len(list((tmp_path / "out" / "shards").glob("*.parquet"))) == 3  # the superseded shard is gone
     captions = {row["file"]: row["caption"] for row in read_latents(tmp_path / "out").take_all()}
     assert captions["clip_0001.mp4"] == "a blue square moving up on a black background"
@@ -80,14 +88,20 @@ def test_bad_tenant_is_refused(tenant: str, tmp_path: Path):
 
 
 def test_ingest_cli(ray_cluster, footage: Path, tmp_path: Path, monkeypatch, capsys):
-    code, out, err = run_cli(["ingest", str(footage), "--tenant", "acme", "--out", str(tmp_path / "o"), "--json"], monkeypatch, capsys)
+    code, out, err = run_cli(
+        ["ingest", str(footage), "--tenant", "acme", "--out", str(tmp_path / "o"), "--json"], monkeypatch, capsys
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["clips"] == 3 and report["rejected"][0]["file"] == "broken.mp4"
-    code, _, err = run_cli(["ingest", str(tmp_path / "missing"), "--tenant", "acme", "--out", str(tmp_path / "o2")], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["ingest", str(tmp_path / "missing"), "--tenant", "acme", "--out", str(tmp_path / "o2")], monkeypatch, capsys
+    )
     assert code == 2 and "does not exist" in err
     decoded = tmp_path / "decoded.mp4"
-    code, _, err = run_cli(["decode-latents", str(tmp_path / "o"), "--file", "clip_0001.mp4", "-o", str(decoded)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["decode-latents", str(tmp_path / "o"), "--file", "clip_0001.mp4", "-o", str(decoded)], monkeypatch, capsys
+    )
     assert code == 0, err
     assert read_video(decoded).frames.shape == (17, 32, 32, 3)
     code, _, err = run_cli(["decode-latents", str(tmp_path / "o"), "--file", "broken.mp4"], monkeypatch, capsys)

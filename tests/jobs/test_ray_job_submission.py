@@ -19,9 +19,9 @@ from reelforge.jobs.run_tracking import tracking_client
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
 from reelforge.settings import Settings
-from tests.conftest import run_cli, start_test_ray
+from tests.harness import run_cli, start_test_ray
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 def _free_port() -> int:
@@ -46,10 +46,16 @@ def jobs_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     if was_connected:
         ray.shutdown()
     port = _free_port()
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 4, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
-        "object_store_memory": 300 * 1024 * 1024,
-    })
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 4,
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": port,
+            "object_store_memory": 300 * 1024 * 1024,
+        },
+    )
     try:
         yield f"http://127.0.0.1:{port}", home
     finally:
@@ -63,7 +69,14 @@ def test_submitted_finetune_runs_on_the_cluster_and_is_followed(jobs_cluster, tm
     footage = tmp_path / "footage"
     write_footage(footage, count=3, seed=4, brand=BrandLook("corner-block", "lime"))
     args = ["finetune", "--tenant", "acme", "--data", str(footage), "--address", address]
-    for setting in ("steps=2", "workers=1", "batch_per_worker=1", "world_eval_prompts=0", "validation_videos=0", "holdout_fraction=0"):
+    for setting in (
+        "steps=2",
+        "workers=1",
+        "batch_per_worker=1",
+        "world_eval_prompts=0",
+        "validation_videos=0",
+        "holdout_fraction=0",
+    ):
         args += ["--set", setting]
     code, _, err = run_cli(args, monkeypatch, capsys)
     assert code == 0, err

@@ -15,9 +15,9 @@ from reelforge.jobs.finetune_config import build_config
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
 from reelforge.settings import Settings
-from tests.conftest import start_test_ray
+from tests.harness import start_test_ray
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.cluster]
 
 
 @pytest.fixture
@@ -29,8 +29,10 @@ def two_nodes(tmp_path: Path):
     was_connected = ray.is_initialized()
     if was_connected:
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 3, "resources": {"node-a": 1}, "object_store_memory": 200 * 1024 * 1024})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 3, "resources": {"node-a": 1}, "object_store_memory": 200 * 1024 * 1024},
+    )
     cluster.add_node(num_cpus=3, resources={"node-b": 1}, object_store_memory=200 * 1024 * 1024)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
@@ -56,9 +58,20 @@ def test_finetune_spreads_workers_and_serving_runs_on_the_second_node(two_nodes,
     settings = Settings(home=tmp_path / "home", ray_address=cluster.address)
     footage = tmp_path / "footage"
     write_footage(footage, count=4, seed=6, brand=BrandLook("corner-block", "lime"))
-    config = build_config({"tenant": "acme", "data": str(footage)}, [
-        "workers=2", "placement_strategy=STRICT_SPREAD", "steps=3", "batch_per_worker=1", "world_eval_prompts=0",
-        "validation_videos=0", "holdout_fraction=0", "checkpoint_every=3", "eval_every=3"])
+    config = build_config(
+        {"tenant": "acme", "data": str(footage)},
+        [
+            "workers=2",
+            "placement_strategy=STRICT_SPREAD",
+            "steps=3",
+            "batch_per_worker=1",
+            "world_eval_prompts=0",
+            "validation_videos=0",
+            "holdout_fraction=0",
+            "checkpoint_every=3",
+            "eval_every=3",
+        ],
+    )
     result = run_finetune(config, settings)
     assert result.version == 1 and result.metrics["step"] == 3
     worker_nodes = {a.node_id for a in _actors_on("TrainWorker")}
@@ -67,25 +80,35 @@ def test_finetune_spreads_workers_and_serving_runs_on_the_second_node(two_nodes,
     from ray import serve
 
     from reelforge.jobs.adapter_registry import promote
-    from reelforge.platform.serve_app import build_app
-    from reelforge.platform.serve_config import ServeAppConfig
-    from reelforge.platform.tenant_store import TenantStore
-    from tests.platform.conftest import PROMPT, free_port
+    from reelforge.platform.config import ServeAppConfig
+    from reelforge.platform.serving.app_builder import build_app
+    from reelforge.platform.stores.tenants import TenantStore
+    from tests.harness import PROMPT, free_port
 
     promote(settings, result.registered_model, result.version)
     port = free_port()
-    app = ServeAppConfig.model_validate({
-        "home": str(settings.home), "dispatch_interval_s": 0.2,
-        "generators": [{"num_cpus": 1, "resources": {"node-b": 0.01}, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}],
-    }).pinned()
+    app = ServeAppConfig.model_validate(
+        {
+            "home": str(settings.home),
+            "dispatch_interval_s": 0.2,
+            "generators": [
+                {"num_cpus": 1, "resources": {"node-b": 0.01}, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}
+            ],
+        }
+    ).pinned()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         serve.run(build_app(app), name="reelforge", route_prefix="/")
         key = TenantStore(app.database_url).create("acme")[1]
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as http:
             video = http.post("/videos", json={"prompt": PROMPT, "model": result.fine_tuned_model}).json()
-            wait_for_condition(lambda: http.get(f"/videos/{video['id']}").json()["status"] == "completed", timeout=180,
-                               retry_interval_ms=250)
+            wait_for_condition(
+                lambda: http.get(f"/videos/{video['id']}").json()["status"] == "completed",
+                timeout=180,
+                retry_interval_ms=250,
+            )
             assert http.get(f"/videos/{video['id']}/content").content[4:8] == b"ftyp"
         generators = [a for a in _actors_on("generator-reelforge-tiny") if a.state == "ALIVE"]
         assert generators and {a.node_id for a in generators} == {nodes["node-b"]}

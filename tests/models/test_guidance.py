@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reelforge.models.guidance import classifier_free_guidance, needs_unconditional, rescale_guidance
+from reelforge.models.guidance import (
+    classifier_free_guidance,
+    needs_unconditional,
+    rescale_guidance,
+)
 
 
 @pytest.fixture

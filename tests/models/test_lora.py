@@ -24,7 +24,11 @@ from reelforge.models.lora import (
     unload_adapter,
 )
 from reelforge.models.objectives import diffusion_loss
-from reelforge.models.tiny.random_pipeline import TinyWanConfig, build_random_wan_pipeline, save_model_dir
+from reelforge.models.tiny.random_pipeline import (
+    TinyWanConfig,
+    build_random_wan_pipeline,
+    save_model_dir,
+)
 
 
 @pytest.fixture
@@ -95,7 +99,9 @@ def test_one_optimizer_step_makes_saved_lora_b_nonzero(tiny_model: VideoModel, p
     params = attach_lora(tiny_model, LoraConfig(rank=4))
     optimizer = torch.optim.AdamW(params, lr=1e-3)
     noisy, timesteps, text = probe
-    loss = diffusion_loss(tiny_model.spec.predict(tiny_model.transformer, noisy, timesteps, text), torch.randn_like(noisy))
+    loss = diffusion_loss(
+        tiny_model.spec.predict(tiny_model.transformer, noisy, timesteps, text), torch.randn_like(noisy)
+    )
     loss.backward()
     optimizer.step()
     weights = load_file(save_adapter(tiny_model, tmp_path / "a") / LORA_WEIGHTS_FILE)
@@ -140,7 +146,9 @@ def test_adapter_scale_interpolates(tiny_model: VideoModel, tiny_model_dir: Path
     _randomise_lora(trainer_model, 3)
     load_adapter(tiny_model, save_adapter(trainer_model, tmp_path / "a"), "a")
     activate_adapter(tiny_model, "a", scale=0.0)
-    assert torch.allclose(_predict(tiny_model, probe), _predict(load_model(str(tiny_model_dir), device="cpu"), probe), atol=1e-6)
+    assert torch.allclose(
+        _predict(tiny_model, probe), _predict(load_model(str(tiny_model_dir), device="cpu"), probe), atol=1e-6
+    )
 
 
 class TestBadInput:
@@ -199,7 +207,9 @@ class TestBadInput:
         """An adapter whose shapes do not fit is refused, and the model keeps working."""
         bigger = TinyWanConfig.for_tests()
         bigger = TinyWanConfig(**{**bigger.__dict__, "head_dim": 16})
-        other = load_model(str(save_model_dir(build_random_wan_pipeline(bigger, 0), tmp_path / "big", bigger.defaults)), device="cpu")
+        other = load_model(
+            str(save_model_dir(build_random_wan_pipeline(bigger, 0), tmp_path / "big", bigger.defaults)), device="cpu"
+        )
         attach_lora(other, LoraConfig(rank=2))
         path = save_adapter(other, tmp_path / "big-adapter")
         base = _predict(tiny_model, probe)

@@ -101,7 +101,9 @@ class TestDDPM:
         x_t = obj.ddpm_noisy(x0, eps, torch.full((n,), abar_value, dtype=torch.float64))
         expected_mean = math.sqrt(abar_value) * x0[0]
         torch.testing.assert_close(x_t.mean(0), expected_mean, rtol=0, atol=0.01)
-        torch.testing.assert_close(x_t.var(0), torch.full((dim,), 1 - abar_value, dtype=torch.float64), rtol=0.02, atol=0)
+        torch.testing.assert_close(
+            x_t.var(0), torch.full((dim,), 1 - abar_value, dtype=torch.float64), rtol=0.02, atol=0
+        )
 
     def test_v_target_recovers_data(self):
         x0, eps = _latents(4)

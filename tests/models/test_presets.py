@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from reelforge.errors import CheckpointNotFoundError, UnknownModelError
-from reelforge.models.presets import EMBEDDED_MODEL, PRESETS, preset_statuses, read_model_dir_info, resolve_model
+from reelforge.models.presets import (
+    EMBEDDED_MODEL,
+    PRESETS,
+    preset_statuses,
+    read_model_dir_info,
+    resolve_model,
+)
 from reelforge.settings import Settings, model_path_env_var
 
 
@@ -72,7 +78,9 @@ def test_unsupported_pipeline_class_is_named(tmp_path: Path):
         read_model_dir_info(tmp_path)
 
 
-def test_missing_embedded_weights_say_how_to_rebuild(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def test_missing_embedded_weights_say_how_to_rebuild(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
     from reelforge.models import presets
 
     monkeypatch.setattr(presets, "PACKAGED_TINY_DIR", tmp_path / "weights")
@@ -89,7 +97,11 @@ def _weights_digest(path: Path) -> str:
 
 
 def test_random_builder_is_deterministic_per_seed(tmp_path: Path):
-    from reelforge.models.tiny.random_pipeline import TinyWanConfig, build_random_wan_pipeline, save_model_dir
+    from reelforge.models.tiny.random_pipeline import (
+        TinyWanConfig,
+        build_random_wan_pipeline,
+        save_model_dir,
+    )
 
     config = TinyWanConfig.for_tests()
     a = save_model_dir(build_random_wan_pipeline(config, seed=1), tmp_path / "a", config.defaults)

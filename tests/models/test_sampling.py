@@ -39,9 +39,15 @@ def test_matches_diffusers_wan_pipeline(tiny_model: VideoModel, guidance: float)
     settings = resolve_settings(tiny_model, GenerationSettings(PROMPT, seed=3, steps=5, guidance=guidance))
     ours = denoise(tiny_model, settings)
     theirs = tiny_model.pipeline(
-        prompt=PROMPT, negative_prompt="", height=settings.height, width=settings.width,
-        num_frames=settings.num_frames, num_inference_steps=settings.steps, guidance_scale=guidance,
-        generator=torch.Generator("cpu").manual_seed(settings.seed), output_type="latent",
+        prompt=PROMPT,
+        negative_prompt="",
+        height=settings.height,
+        width=settings.width,
+        num_frames=settings.num_frames,
+        num_inference_steps=settings.steps,
+        guidance_scale=guidance,
+        generator=torch.Generator("cpu").manual_seed(settings.seed),
+        output_type="latent",
         max_sequence_length=tiny_model.defaults.max_text_tokens,
     ).frames
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
@@ -63,7 +69,12 @@ def test_defaults_come_from_the_model(tiny_model: VideoModel):
     s = resolve_settings(tiny_model, GenerationSettings(PROMPT))
     d = tiny_model.defaults
     assert (s.height, s.width, s.num_frames, s.steps, s.guidance, s.fps) == (
-        d.height, d.width, d.num_frames, d.steps, d.guidance, d.fps,
+        d.height,
+        d.width,
+        d.num_frames,
+        d.steps,
+        d.guidance,
+        d.fps,
     )
 
 

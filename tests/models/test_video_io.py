@@ -11,8 +11,14 @@ import pytest
 from PIL import Image
 
 from reelforge.errors import UserInputError, VideoDecodeError
-from reelforge.models.video_io import Video, read_video, write_frame_strip, write_mp4, write_preview
-from tests.conftest import gradient_video
+from reelforge.models.video_io import (
+    Video,
+    read_video,
+    write_frame_strip,
+    write_mp4,
+    write_preview,
+)
+from tests.harness import gradient_video
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reelforge.models.families import spec_for_architecture, spec_for_pipeline_class
 from reelforge.models.loading import VideoModel
 from reelforge.models.objectives import FlowMatchingObjective
-from reelforge.models.spec import spec_for_architecture, spec_for_pipeline_class
 from reelforge.models.wan import WanSpec
 
 

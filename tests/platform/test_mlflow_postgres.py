@@ -3,10 +3,20 @@ aliases and the serving lookup work there exactly as on the embedded SQLite stor
 
 from __future__ import annotations
 
-from reelforge.jobs.adapter_registry import PRODUCTION, alias_version, import_adapter, list_versions, promote
-from reelforge.jobs.run_tracking import experiment_name, tenant_experiment_id, tracking_client
+from reelforge.jobs.adapter_registry import (
+    PRODUCTION,
+    alias_version,
+    import_adapter,
+    list_versions,
+    promote,
+)
+from reelforge.jobs.run_tracking import (
+    experiment_name,
+    tenant_experiment_id,
+    tracking_client,
+)
 from reelforge.settings import Settings
-from tests.platform.conftest import BASE, FIXTURE_ADAPTERS
+from tests.harness import BASE, FIXTURE_ADAPTERS
 
 
 def test_runs_registry_and_aliases_on_postgres(postgres_url, tmp_path):

@@ -10,11 +10,23 @@ import numpy as np
 import pytest
 
 from reelforge.models.video_io import Video, write_mp4
-from reelforge.provenance.manifest import TRAINED_ALGORITHMIC_MEDIA, GenerationClaims, read_manifest, sign_mp4
+from reelforge.provenance.manifest import (
+    TRAINED_ALGORITHMIC_MEDIA,
+    GenerationClaims,
+    read_manifest,
+    sign_mp4,
+)
 from reelforge.provenance.signing_keys import development_credentials, watermark_key
 
-CLAIMS = GenerationClaims("video_abc", "acme", "ft:reelforge-tiny:acme:brand", "reelforge-tiny",
-                          "acme.brand.reelforge-tiny/3", "f" * 64, 12345)
+CLAIMS = GenerationClaims(
+    "video_abc",
+    "acme",
+    "ft:reelforge-tiny:acme:brand",
+    "reelforge-tiny",
+    "acme.brand.reelforge-tiny/3",
+    "f" * 64,
+    12345,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +42,9 @@ def test_signed_manifest_states_a_trained_model_made_it(signed):
     report = read_manifest(data, development_credentials(home).trust_anchor_pem)
     assert report.present and report.state == "Trusted" and report.intact
     assert report.digital_source_type == TRAINED_ALGORITHMIC_MEDIA
-    assert report.generation["request_id"] == "video_abc" and report.generation["adapter"] == "acme.brand.reelforge-tiny/3"
+    assert (
+        report.generation["request_id"] == "video_abc" and report.generation["adapter"] == "acme.brand.reelforge-tiny/3"
+    )
     assert report.generation["watermark_id"] == 12345
 
 

@@ -10,7 +10,13 @@ import pytest
 from bench.watermark import _reencode, _resize, psnr
 from reelforge.models.tiny.footage import write_footage
 from reelforge.models.video_io import read_video
-from reelforge.provenance.watermark import crc16, decode_bits, embed_watermark, payload_bits, read_watermark
+from reelforge.provenance.watermark import (
+    crc16,
+    decode_bits,
+    embed_watermark,
+    payload_bits,
+    read_watermark,
+)
 
 KEY = b"reelforge-test-watermark-key-32b"
 

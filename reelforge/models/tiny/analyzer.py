@@ -16,7 +16,14 @@ import numpy as np
 
 from reelforge.models.tiny.brand_looks import BRAND_COLOURS, BRAND_KINDS, brand_region
 from reelforge.models.tiny.shapes_world import (
-    BACKGROUNDS, COLOURS, FRAME_SIZE, OBJECT_MAX, OBJECT_MIN, SHAPES, Combo, shape_mask,
+    BACKGROUNDS,
+    COLOURS,
+    FRAME_SIZE,
+    OBJECT_MAX,
+    OBJECT_MIN,
+    SHAPES,
+    Combo,
+    shape_mask,
 )
 from reelforge.models.video_io import Video
 
@@ -66,9 +73,14 @@ class Analysis:
         """JSON-ready form."""
         reading = lambda r: {"value": r.value, "confidence": round(r.confidence, 3)}  # noqa: E731
         return {
-            "colour": reading(self.colour), "shape": reading(self.shape),
-            "direction": reading(self.direction), "background": reading(self.background),
-            "brands": {k: {"present": b.present, "confidence": round(b.confidence, 3), "colour": b.colour} for k, b in self.brands.items()},
+            "colour": reading(self.colour),
+            "shape": reading(self.shape),
+            "direction": reading(self.direction),
+            "background": reading(self.background),
+            "brands": {
+                k: {"present": b.present, "confidence": round(b.confidence, 3), "colour": b.colour}
+                for k, b in self.brands.items()
+            },
         }
 
 

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from reelforge.errors import UserInputError
-from reelforge.models.tiny.shapes_world import COLOURS, FRAME_SIZE, OBJECT_MAX, OBJECT_MIN
+from reelforge.models.tiny.shapes_world import (
+    COLOURS,
+    FRAME_SIZE,
+    OBJECT_MAX,
+    OBJECT_MIN,
+)
 from reelforge.models.video_io import Video
 
 # Saturated colours only: a white, black or gray look could vanish into the background.
@@ -41,7 +46,7 @@ def brand_region(kind: str, size: int = FRAME_SIZE) -> np.ndarray:
         mask[:band, :] = mask[-band:, :] = True
         mask[:, :band] = mask[:, -band:] = True
     elif kind == "corner-block":
-        mask[: lo, size - lo :] = True  # top-right square
+        mask[:lo, size - lo :] = True  # top-right square
     elif kind == "top-stripe":
         mask[: max(1, lo * 2 // 3), :] = True
     else:

@@ -50,8 +50,11 @@ def eval_jobs(config: EvalConfig = EvalConfig()) -> list[tuple[Combo, int]]:
 
 
 def score_videos(
-    model: VideoModel, jobs: list[tuple[Combo, int]], config: EvalConfig = EvalConfig(),
-    brand: BrandLook | None = None, progress: bool = False,
+    model: VideoModel,
+    jobs: list[tuple[Combo, int]],
+    config: EvalConfig = EvalConfig(),
+    brand: BrandLook | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Generate `jobs`, round-trip each through MP4, analyse; counts per key of SCORE_KEYS plus n and seconds.
 
@@ -62,7 +65,9 @@ def score_videos(
         path = Path(tmp) / "eval.mp4"
         for combo, seed in tqdm(jobs, desc="eval", unit="video", disable=not progress):
             started = time.perf_counter()
-            video = generate(model, GenerationSettings(caption(*combo), seed=seed, steps=config.steps, guidance=config.guidance))
+            video = generate(
+                model, GenerationSettings(caption(*combo), seed=seed, steps=config.steps, guidance=config.guidance)
+            )
             counts["seconds"] += time.perf_counter() - started
             analysis = analyze(read_video(write_mp4(video, path)))
             matches = analysis.matches(combo)
@@ -100,6 +105,8 @@ def summarize(counts: dict[str, float], model_name: str, config: EvalConfig, bra
     }
 
 
-def evaluate(model: VideoModel, config: EvalConfig = EvalConfig(), brand: BrandLook | None = None, progress: bool = False) -> dict:
+def evaluate(
+    model: VideoModel, config: EvalConfig = EvalConfig(), brand: BrandLook | None = None, progress: bool = False
+) -> dict:
     """Generate, round-trip and analyse every held-out prompt; return the accuracy and brand metrics as a dict."""
     return summarize(score_videos(model, eval_jobs(config), config, brand, progress), model.name, config, brand)

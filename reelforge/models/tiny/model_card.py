@@ -10,7 +10,14 @@ import argparse
 import json
 from pathlib import Path
 
-from reelforge.models.tiny.shapes_world import BACKGROUNDS, COLOURS, DIRECTIONS, FRAME_SIZE, NUM_FRAMES, SHAPES
+from reelforge.models.tiny.shapes_world import (
+    BACKGROUNDS,
+    COLOURS,
+    DIRECTIONS,
+    FRAME_SIZE,
+    NUM_FRAMES,
+    SHAPES,
+)
 
 
 def render_model_card(card: dict, evaluation: dict, vae_psnr: float) -> str:
@@ -21,7 +28,15 @@ def render_model_card(card: dict, evaluation: dict, vae_psnr: float) -> str:
     overrides = " ".join(f"--set {k}={v}" for k, v in card.get("overrides", {}).items())
     rows = "\n".join(
         f"| {key} | {evaluation[key]:.3f} |"
-        for key in ("colour_acc", "shape_acc", "direction_acc", "background_acc", "adherence", "brand_rate", "seconds_per_video")
+        for key in (
+            "colour_acc",
+            "shape_acc",
+            "direction_acc",
+            "background_acc",
+            "adherence",
+            "brand_rate",
+            "seconds_per_video",
+        )
     )
     brand_rows = "\n".join(f"| brand_rate[{k}] | {v:.3f} |" for k, v in evaluation["brand_rates"].items())
     return f"""# reelforge-tiny
@@ -29,7 +44,7 @@ def render_model_card(card: dict, evaluation: dict, vae_psnr: float) -> str:
 The embedded default model of reelforge: a diffusers-format Wan 2.1 pipeline (WanTransformer3DModel,
 AutoencoderKLWan, UMT5 encoder, word-level tokenizer, flow-match Euler scheduler) trained from
 scratch on the *shapes world*. It loads through the same `from_pretrained(path)` as the real Wan
-checkpoints and generates {d['width']}x{d['height']}, {d['num_frames']}-frame clips at {d['fps']:g} fps on a laptop CPU.
+checkpoints and generates {d["width"]}x{d["height"]}, {d["num_frames"]}-frame clips at {d["fps"]:g} fps on a laptop CPU.
 
 ## How it was made
 
@@ -37,25 +52,25 @@ checkpoints and generates {d['width']}x{d['height']}, {d['num_frames']}-frame cl
 python -m reelforge.models.tiny.pretrain --work-dir runs/tiny --out reelforge/models/tiny/weights {overrides}
 ```
 
-- seed: {cfg['seed']} (weights, clip sampling and noise all derive from it)
+- seed: {cfg["seed"]} (weights, clip sampling and noise all derive from it)
 - data: shapes-world clips rendered on the fly, {FRAME_SIZE}x{FRAME_SIZE} pixels, {NUM_FRAMES} frames;
-  {len(COLOURS)} colours ({', '.join(COLOURS)}), {len(SHAPES)} shapes ({', '.join(SHAPES)}), {len(DIRECTIONS)} directions, {len(BACKGROUNDS)} backgrounds
-- held-out: the {evaluation['prompts']} colour/shape/direction/background combinations that `reelforge eval` uses
+  {len(COLOURS)} colours ({", ".join(COLOURS)}), {len(SHAPES)} shapes ({", ".join(SHAPES)}), {len(DIRECTIONS)} directions, {len(BACKGROUNDS)} backgrounds
+- held-out: the {evaluation["prompts"]} colour/shape/direction/background combinations that `reelforge eval` uses
   were never shown to the transformer; each of their single attributes was
-- VAE: {cfg['vae_steps']} steps, batch {cfg['vae_batch']}, AdamW lr {cfg['vae_lr']}, L1+L2 loss with object pixels
-  weighted x{1 + cfg['object_weight']:g} and brand-look pixels x{1 + cfg['brand_weight']:g}, KL weight {cfg['kl_weight']}; brand looks on
-  {cfg['vae_brand_fraction']:.0%} of its clips so fine-tunes can express them (the VAE is prompt-agnostic)
-- transformer + text encoder: {cfg['transformer_steps']} steps, batch {cfg['transformer_batch']}, AdamW lr {cfg['transformer_lr']},
-  flow matching with logit-normal timesteps, caption dropout {cfg['caption_dropout']}, EMA {cfg['ema_decay']};
-  {cfg['latent_clips']} cached brand-free clips; never saw a brand look
-- time: {minutes:.0f} minutes on 2 CPU cores ({card.get('vae_seconds', 0) / 60:.0f} VAE, {card.get('transformer_seconds', 0) / 60:.0f} transformer)
+- VAE: {cfg["vae_steps"]} steps, batch {cfg["vae_batch"]}, AdamW lr {cfg["vae_lr"]}, L1+L2 loss with object pixels
+  weighted x{1 + cfg["object_weight"]:g} and brand-look pixels x{1 + cfg["brand_weight"]:g}, KL weight {cfg["kl_weight"]}; brand looks on
+  {cfg["vae_brand_fraction"]:.0%} of its clips so fine-tunes can express them (the VAE is prompt-agnostic)
+- transformer + text encoder: {cfg["transformer_steps"]} steps, batch {cfg["transformer_batch"]}, AdamW lr {cfg["transformer_lr"]},
+  flow matching with logit-normal timesteps, caption dropout {cfg["caption_dropout"]}, EMA {cfg["ema_decay"]};
+  {cfg["latent_clips"]} cached brand-free clips; never saw a brand look
+- time: {minutes:.0f} minutes on 2 CPU cores ({card.get("vae_seconds", 0) / 60:.0f} VAE, {card.get("transformer_seconds", 0) / 60:.0f} transformer)
 
 ## What it measures
 
 VAE reconstruction of held-out clips: PSNR {vae_psnr:.1f} dB (mean over 16 clips).
 
-`reelforge eval --model reelforge-tiny --json` ({evaluation['n']} videos: {evaluation['prompts']} held-out prompts x seeds
-{evaluation['seeds']}, {d['steps']} steps, guidance {d['guidance']:g}, each through an MP4 round trip):
+`reelforge eval --model reelforge-tiny --json` ({evaluation["n"]} videos: {evaluation["prompts"]} held-out prompts x seeds
+{evaluation["seeds"]}, {d["steps"]} steps, guidance {d["guidance"]:g}, each through an MP4 round trip):
 
 | metric | value |
 |---|---|

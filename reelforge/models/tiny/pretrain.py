@@ -35,10 +35,24 @@ from tqdm import tqdm
 
 from reelforge.models.objectives import FlowMatchingObjective, diffusion_loss
 from reelforge.models.spec import ModelDefaults
-from reelforge.models.tiny.brand_looks import BRAND_COLOURS, BRAND_KINDS, BrandLook, brand_region
-from reelforge.models.tiny.random_pipeline import TinyWanConfig, build_random_wan_pipeline, save_model_dir
+from reelforge.models.tiny.brand_looks import (
+    BRAND_COLOURS,
+    BRAND_KINDS,
+    BrandLook,
+    brand_region,
+)
+from reelforge.models.tiny.random_pipeline import (
+    TinyWanConfig,
+    build_random_wan_pipeline,
+    save_model_dir,
+)
 from reelforge.models.tiny.shapes_world import (
-    FRAME_SIZE, Combo, all_combos, held_out_combos, render_clip, sample_clip_spec,
+    FRAME_SIZE,
+    Combo,
+    all_combos,
+    held_out_combos,
+    render_clip,
+    sample_clip_spec,
 )
 
 logger = logging.getLogger(__name__)
@@ -93,7 +107,9 @@ def render_batch(rng: np.random.Generator, combos: list[Combo], n: int, brand_fr
         video, mask = render_clip(spec)
         brand = np.zeros((FRAME_SIZE, FRAME_SIZE), dtype=np.float32)
         if rng.random() < brand_fraction:
-            look = BrandLook(BRAND_KINDS[rng.integers(len(BRAND_KINDS))], list(BRAND_COLOURS)[rng.integers(len(BRAND_COLOURS))])
+            look = BrandLook(
+                BRAND_KINDS[rng.integers(len(BRAND_KINDS))], list(BRAND_COLOURS)[rng.integers(len(BRAND_COLOURS))]
+            )
             video = look.apply(video)
             brand = brand_region(look.kind).astype(np.float32)
         pixels.append(video.frames)
@@ -165,8 +181,12 @@ def encode_latent_cache(config: PretrainConfig, vae: torch.nn.Module, work_dir: 
     z = torch.cat(latents)
     mean = z.mean(dim=(0, 2, 3, 4))  # (C,)
     std = z.std(dim=(0, 2, 3, 4)).clamp_min(1e-4)
-    cache = {"latents": (z - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1), "captions": captions,
-             "mean": mean.tolist(), "std": std.tolist()}
+    cache = {
+        "latents": (z - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1),
+        "captions": captions,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+    }
     torch.save(cache, path)
     return cache
 
@@ -183,7 +203,10 @@ def train_transformer(config: PretrainConfig, pipeline, cache: dict, work_dir: P
     transformer, text_encoder, tokenizer = pipeline.transformer, pipeline.text_encoder, pipeline.tokenizer
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.transformer_lr, weight_decay=0.01)
-    ema = {"transformer": copy.deepcopy(transformer).requires_grad_(False), "text_encoder": copy.deepcopy(text_encoder).requires_grad_(False)}
+    ema = {
+        "transformer": copy.deepcopy(transformer).requires_grad_(False),
+        "text_encoder": copy.deepcopy(text_encoder).requires_grad_(False),
+    }
     start = 0
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -197,8 +220,13 @@ def train_transformer(config: PretrainConfig, pipeline, cache: dict, work_dir: P
     if start >= config.transformer_steps:
         _copy_ema(ema, transformer, text_encoder)
         return
-    tokens = tokenizer(cache["captions"] + [""], padding="max_length", max_length=defaults.max_text_tokens,
-                       truncation=True, return_tensors="pt")
+    tokens = tokenizer(
+        cache["captions"] + [""],
+        padding="max_length",
+        max_length=defaults.max_text_tokens,
+        truncation=True,
+        return_tensors="pt",
+    )
     ids, mask = tokens.input_ids[:-1], tokens.attention_mask[:-1]  # (N, L)
     empty_ids, empty_mask = tokens.input_ids[-1:], tokens.attention_mask[-1:]  # (1, L): the "" prompt
     latents = cache["latents"]  # (N, C, F', H', W')
@@ -206,7 +234,13 @@ def train_transformer(config: PretrainConfig, pipeline, cache: dict, work_dir: P
     generator = torch.Generator().manual_seed(config.seed * 1000 + start)
     transformer.train()
     text_encoder.train()
-    bar = tqdm(range(start, config.transformer_steps), initial=start, total=config.transformer_steps, desc="transformer", unit="step")
+    bar = tqdm(
+        range(start, config.transformer_steps),
+        initial=start,
+        total=config.transformer_steps,
+        desc="transformer",
+        unit="step",
+    )
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = config.transformer_lr * _lr_factor(step, config.transformer_steps, config.warmup_steps)
@@ -219,8 +253,9 @@ def train_transformer(config: PretrainConfig, pipeline, cache: dict, work_dir: P
         eps = torch.randn(x0.shape, generator=generator)
         t = objective.sample_timesteps(x0.shape[0], generator)
         batch = objective.batch(x0, eps, t)
-        prediction = transformer(hidden_states=batch.noisy, timestep=batch.model_timesteps,
-                                 encoder_hidden_states=text, return_dict=False)[0]
+        prediction = transformer(
+            hidden_states=batch.noisy, timestep=batch.model_timesteps, encoder_hidden_states=text, return_dict=False
+        )[0]
         loss = diffusion_loss(prediction, batch.target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -233,11 +268,17 @@ def train_transformer(config: PretrainConfig, pipeline, cache: dict, work_dir: P
                     e.lerp_(p, 1 - decay)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.transformer_steps:
-            _save_checkpoint(ckpt, {
-                "transformer": transformer.state_dict(), "text_encoder": text_encoder.state_dict(),
-                "ema_transformer": ema["transformer"].state_dict(), "ema_text_encoder": ema["text_encoder"].state_dict(),
-                "optimizer": optimizer.state_dict(), "step": step + 1,
-            })
+            _save_checkpoint(
+                ckpt,
+                {
+                    "transformer": transformer.state_dict(),
+                    "text_encoder": text_encoder.state_dict(),
+                    "ema_transformer": ema["transformer"].state_dict(),
+                    "ema_text_encoder": ema["text_encoder"].state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step + 1,
+                },
+            )
     _copy_ema(ema, transformer, text_encoder)
 
 
@@ -267,8 +308,14 @@ def pretrain(config: PretrainConfig, work_dir: Path, out_dir: Path, model_config
     timings["transformer_seconds"] = time.perf_counter() - started
     for module in (pipeline.vae, pipeline.transformer, pipeline.text_encoder):
         module.eval()
-    card = {"name": "reelforge-tiny", "weights": "pretrained", "world": "shapes", "pretrain_config": asdict(config),
-            "data": "shapes world, held-out combinations excluded from transformer training", **timings}
+    card = {
+        "name": "reelforge-tiny",
+        "weights": "pretrained",
+        "world": "shapes",
+        "pretrain_config": asdict(config),
+        "data": "shapes world, held-out combinations excluded from transformer training",
+        **timings,
+    }
     return save_model_dir(pipeline, out_dir, model_config.defaults, card)
 
 
@@ -277,7 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, required=True, help="checkpoints; re-run to resume")
     parser.add_argument("--out", type=Path, required=True, help="where to write the diffusers pipeline")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a PretrainConfig field")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a PretrainConfig field"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     fields = PretrainConfig.__dataclass_fields__

@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from diffusers import (
+    AutoencoderKLWan,
+    FlowMatchEulerDiscreteScheduler,
+    WanPipeline,
+    WanTransformer3DModel,
+)
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
@@ -47,25 +52,50 @@ class TinyWanConfig:
     flow_shift: float = 2.0
     defaults: ModelDefaults = field(
         default_factory=lambda: ModelDefaults(
-            height=32, width=32, num_frames=17, fps=8.0, steps=20, guidance=6.0, max_text_tokens=16,
-            max_height=128, max_width=128, max_frames=65,
+            height=32,
+            width=32,
+            num_frames=17,
+            fps=8.0,
+            steps=20,
+            guidance=6.0,
+            max_text_tokens=16,
+            max_height=128,
+            max_width=128,
+            max_frames=65,
         )
     )
 
     @classmethod
-    def reelforge_tiny(cls) -> "TinyWanConfig":
+    def reelforge_tiny(cls) -> TinyWanConfig:
         """The embedded default's architecture: 32x32 frames, 17 frames (see pretrain.py for why)."""
         return cls()
 
     @classmethod
-    def for_tests(cls) -> "TinyWanConfig":
+    def for_tests(cls) -> TinyWanConfig:
         """Smallest sizes that exercise every code path; a forward pass takes milliseconds."""
         return cls(
-            vae_base_dim=4, latent_channels=4, num_layers=2, num_heads=2, head_dim=8, ffn_dim=32,
-            freq_dim=16, text_dim=16, text_layers=1, text_heads=2, text_ff=32,
+            vae_base_dim=4,
+            latent_channels=4,
+            num_layers=2,
+            num_heads=2,
+            head_dim=8,
+            ffn_dim=32,
+            freq_dim=16,
+            text_dim=16,
+            text_layers=1,
+            text_heads=2,
+            text_ff=32,
             defaults=ModelDefaults(
-                height=32, width=32, num_frames=9, fps=8.0, steps=4, guidance=3.0, max_text_tokens=12,
-                max_height=128, max_width=128, max_frames=33,
+                height=32,
+                width=32,
+                num_frames=9,
+                fps=8.0,
+                steps=4,
+                guidance=3.0,
+                max_text_tokens=12,
+                max_height=128,
+                max_width=128,
+                max_frames=33,
             ),
         )
 

@@ -126,7 +126,9 @@ def sample_clip_spec(
     return ClipSpec(colour, shape, direction, background, size, speed, (start_x, start_y), num_frames, frame_size)
 
 
-def shape_mask(shape: str, centre: tuple[float, float], size: float, frame_size: int, supersample: int = SUPERSAMPLE) -> np.ndarray:
+def shape_mask(
+    shape: str, centre: tuple[float, float], size: float, frame_size: int, supersample: int = SUPERSAMPLE
+) -> np.ndarray:
     """Coverage in [0, 1] (H, W) of `shape` centred at `centre`, anti-aliased by supersampling."""
     n = frame_size * supersample
     coords = (np.arange(n) + 0.5) / supersample  # pixel-centre coordinates in frame units
@@ -153,6 +155,8 @@ def render_clip(spec: ClipSpec, fps: float = FPS) -> tuple[Video, np.ndarray]:
     w = spec.frame_size
     background = np.array(BACKGROUNDS[spec.background], dtype=np.float32)
     colour = np.array(COLOURS[spec.colour], dtype=np.float32)
-    masks = np.stack([shape_mask(spec.shape, spec.centre(i), spec.size, w) for i in range(spec.num_frames)])  # (F, H, W)
+    masks = np.stack(
+        [shape_mask(spec.shape, spec.centre(i), spec.size, w) for i in range(spec.num_frames)]
+    )  # (F, H, W)
     frames = background * (1 - masks[..., None]) + colour * masks[..., None]  # (F, H, W, 3)
     return Video(np.clip(np.round(frames), 0, 255).astype(np.uint8), fps), masks

@@ -22,7 +22,9 @@ def test_accuracy_after_mp4_round_trip(tmp_path: Path):
         video, _ = render_clip(spec)
         look = None
         if i % 2:
-            look = BrandLook(BRAND_KINDS[rng.integers(len(BRAND_KINDS))], list(BRAND_COLOURS)[rng.integers(len(BRAND_COLOURS))])
+            look = BrandLook(
+                BRAND_KINDS[rng.integers(len(BRAND_KINDS))], list(BRAND_COLOURS)[rng.integers(len(BRAND_COLOURS))]
+            )
             video = look.apply(video)
         analysis = analyze(read_video(write_mp4(video, tmp_path / "clip.mp4")))
         attribute_errors += not all(analysis.matches(spec.combo).values())

@@ -17,7 +17,7 @@ from reelforge.models.tiny.footage import write_footage
 from reelforge.models.tiny.pretrain import PretrainConfig, pretrain
 from reelforge.models.tiny.random_pipeline import TinyWanConfig
 from reelforge.models.video_io import read_video
-from tests.conftest import run_cli
+from tests.harness import run_cli
 
 
 def test_footage_folder_holds_real_clips_with_captions(tmp_path: Path):
@@ -40,7 +40,9 @@ def test_footage_count_is_checked(tmp_path: Path):
 
 
 def test_world_cli(tmp_path: Path, monkeypatch, capsys):
-    code, _, err = run_cli(["world", "footage", str(tmp_path / "f"), "--count", "2", "--brand", "lower-third:orange"], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["world", "footage", str(tmp_path / "f"), "--count", "2", "--brand", "lower-third:orange"], monkeypatch, capsys
+    )
     assert code == 0, err
     code, out, _ = run_cli(["world", "analyze", str(tmp_path / "f" / "clip_0000.mp4"), "--json"], monkeypatch, capsys)
     assert code == 0 and '"lower-third"' in out
@@ -51,8 +53,16 @@ def test_world_cli(tmp_path: Path, monkeypatch, capsys):
     assert not (tmp_path / "g").exists()
 
 
-TINY_RUN = dict(vae_steps=2, vae_batch=2, latent_clips=32, transformer_steps=2, transformer_batch=4,
-                checkpoint_every=1, warmup_steps=1, threads=1)
+TINY_RUN = dict(
+    vae_steps=2,
+    vae_batch=2,
+    latent_clips=32,
+    transformer_steps=2,
+    transformer_batch=4,
+    checkpoint_every=1,
+    warmup_steps=1,
+    threads=1,
+)
 
 
 @pytest.mark.slow
@@ -68,7 +78,12 @@ def test_pretrain_writes_a_loadable_pipeline_and_resumes(tmp_path: Path):
 
     # A longer run resumes both stages from their checkpoints instead of starting over.
     latents_mtime = (tmp_path / "work" / "latents.pt").stat().st_mtime_ns
-    pretrain(PretrainConfig(**{**TINY_RUN, "vae_steps": 3, "transformer_steps": 3}), tmp_path / "work", tmp_path / "out2", model_config)
+    pretrain(
+        PretrainConfig(**{**TINY_RUN, "vae_steps": 3, "transformer_steps": 3}),
+        tmp_path / "work",
+        tmp_path / "out2",
+        model_config,
+    )
     assert torch.load(tmp_path / "work" / "vae.pt", weights_only=False)["step"] == 3
     assert torch.load(tmp_path / "work" / "transformer.pt", weights_only=False)["step"] == 3
     assert (tmp_path / "work" / "latents.pt").stat().st_mtime_ns == latents_mtime
@@ -86,7 +101,9 @@ def test_evaluate_reports_every_metric(tiny_model):
 def test_eval_cli_json(tiny_model_dir, monkeypatch, capsys):
     import json
 
-    code, out, err = run_cli(["eval", "-m", str(tiny_model_dir), "--prompts", "1", "--steps", "1", "--json"], monkeypatch, capsys)
+    code, out, err = run_cli(
+        ["eval", "-m", str(tiny_model_dir), "--prompts", "1", "--steps", "1", "--json"], monkeypatch, capsys
+    )
     assert code == 0, err
     assert json.loads(out)["n"] == 2
     code, _, err = run_cli(["eval", "-m", str(tiny_model_dir), "--prompts", "0"], monkeypatch, capsys)

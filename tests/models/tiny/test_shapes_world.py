@@ -6,11 +6,25 @@ import numpy as np
 import pytest
 
 from reelforge.errors import UserInputError
-from reelforge.models.tiny.brand_looks import BRAND_KINDS, BrandLook, brand_region, parse_brand
+from reelforge.models.tiny.brand_looks import (
+    BRAND_KINDS,
+    BrandLook,
+    brand_region,
+    parse_brand,
+)
 from reelforge.models.tiny.pretrain import training_combos
 from reelforge.models.tiny.shapes_world import (
-    BACKGROUNDS, COLOURS, DIRECTIONS, OBJECT_MAX, OBJECT_MIN, SHAPES, all_combos, caption, held_out_combos,
-    render_clip, sample_clip_spec,
+    BACKGROUNDS,
+    COLOURS,
+    DIRECTIONS,
+    OBJECT_MAX,
+    OBJECT_MIN,
+    SHAPES,
+    all_combos,
+    caption,
+    held_out_combos,
+    render_clip,
+    sample_clip_spec,
 )
 from reelforge.models.tiny.vocabulary import caption_vocabulary
 

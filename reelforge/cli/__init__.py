@@ -1,0 +1,1 @@
+"""The `reelforge` command: `main.py` assembles one module per command group."""

@@ -1,0 +1,46 @@
+"""`/v1/files`: footage archives uploaded for fine-tuning (streamed to storage, then validated)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from reelforge.platform.api.dependencies import Authenticated, Services
+from reelforge.platform.api.pagination import Order, Page, page_of
+from reelforge.platform.api.schemas import ERROR_RESPONSES, FileDeleted, FileObject
+
+router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "", response_model=FileObject, responses={413: ERROR_RESPONSES[400] | {"description": "Upload too large."}}
+)
+async def create_file(request: Request, caller: Authenticated, services: Services) -> FileObject:
+    """Upload a .zip/.tar of videos with captions (multipart `file`, `purpose=fine-tune`)."""
+    file_id, declaration = await services.files.upload(caller.tenant, request, caller.actor)
+    # Validated before the response: a file is only usable once its inventory is known.
+    return FileObject.of(await run_in_threadpool(services.files.validate, caller.tenant, file_id, declaration))
+
+
+@router.get("", response_model=Page[FileObject])
+async def list_files(
+    caller: Authenticated,
+    services: Services,
+    purpose: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
+    order: Order = "desc",
+) -> Page[FileObject]:
+    found, has_more = await run_in_threadpool(services.files.list, caller.tenant, purpose, after, limit, order)
+    return page_of(FileObject, [FileObject.of(f) for f in found], has_more)
+
+
+@router.get("/{file_id}", response_model=FileObject)
+async def retrieve_file(file_id: str, caller: Authenticated, services: Services) -> FileObject:
+    return FileObject.of(await run_in_threadpool(services.files.get, caller.tenant, file_id))
+
+
+@router.delete("/{file_id}", response_model=FileDeleted)
+async def delete_file(file_id: str, caller: Authenticated, services: Services) -> FileDeleted:
+    deleted = await run_in_threadpool(services.files.delete, caller.tenant, file_id)
+    return FileDeleted(id=deleted.id)

@@ -1,0 +1,71 @@
+"""`/v1/videos`: create (recorded and queued, never generated in the request), list, retrieve, delete, content."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from reelforge.platform.api.dependencies import Authenticated, Services
+from reelforge.platform.api.pagination import Order, Page, page_of
+from reelforge.platform.api.schemas import ERROR_RESPONSES, VideoDeleted, VideoObject
+from reelforge.platform.api.video_request import parse_create_request
+from reelforge.platform.stores.video_jobs import ACTIVE, VideoJob
+
+router = APIRouter(prefix="/v1/videos", tags=["videos"], responses=ERROR_RESPONSES)
+
+CONTENT_TYPES = {
+    "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+    "image/webp": {"schema": {"type": "string", "format": "binary"}},
+}
+
+
+def _video(job: VideoJob, response: Response, services: Services) -> VideoObject:
+    if job.status in ACTIVE:  # tells the client how soon polling is worth it
+        response.headers["openai-poll-after-ms"] = str(services.config.poll_after_ms)
+    return VideoObject.of(job)
+
+
+@router.post("", response_model=VideoObject)
+async def create_video(request: Request, response: Response, caller: Authenticated, services: Services) -> VideoObject:
+    """Accept a generation request (JSON or multipart form) and queue it for the model's generators."""
+    videos = services.videos
+    window = await run_in_threadpool(videos.quota_check, caller.tenant)
+    body = await parse_create_request(request, services.config.max_request_bytes)
+    # Before routing: a refused prompt never reaches the registry, the job store or a generator.
+    await run_in_threadpool(videos.moderate, caller.tenant, body, caller.actor)
+    route = await run_in_threadpool(videos.resolve_model, caller.tenant, body.model)
+    caps = await services.capabilities(route.base_model)
+    job = await run_in_threadpool(videos.create, caller.tenant, body, route, caps, caller.actor)
+    services.video_created()
+    response.headers.update(window.headers())
+    return _video(job, response, services)
+
+
+@router.get("", response_model=Page[VideoObject])
+async def list_videos(
+    caller: Authenticated, services: Services, after: str | None = None, limit: int = 20, order: Order = "desc"
+) -> Page[VideoObject]:
+    jobs, has_more = await run_in_threadpool(services.videos.list, caller.tenant, after, limit, order)
+    return page_of(VideoObject, [VideoObject.of(j) for j in jobs], has_more)
+
+
+@router.get("/{video_id}", response_model=VideoObject)
+async def retrieve_video(video_id: str, response: Response, caller: Authenticated, services: Services) -> VideoObject:
+    return _video(await run_in_threadpool(services.videos.get, caller.tenant, video_id), response, services)
+
+
+@router.delete("/{video_id}", response_model=VideoDeleted)
+async def delete_video(video_id: str, caller: Authenticated, services: Services) -> VideoDeleted:
+    """Delete a video: a queued one is cancelled, a finished one's files are removed."""
+    job = await run_in_threadpool(services.videos.delete, caller.tenant, video_id, caller.actor)
+    return VideoDeleted(id=job.id)
+
+
+@router.get(
+    "/{video_id}/content",
+    response_class=Response,
+    responses={200: {"content": CONTENT_TYPES, "description": "The MP4 (variant=video) or its thumbnail."}},
+)
+async def video_content(video_id: str, caller: Authenticated, services: Services, variant: str = "video") -> Response:
+    data, media_type = await run_in_threadpool(services.videos.content, caller.tenant, video_id, variant)
+    return Response(data, media_type=media_type)

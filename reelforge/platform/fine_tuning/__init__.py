@@ -1,0 +1,1 @@
+"""Fine-tuning through the API: files, the job service, the supervisor and the Ray Job driver."""

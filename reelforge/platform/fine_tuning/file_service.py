@@ -1,0 +1,119 @@
+"""The Files API's logic: stream an upload to storage, validate it as footage, read and delete it.
+
+Validation is the ingestion inventory against the default base model's requirements: every video
+accepted or rejected with a reason, archive members with unsafe paths never written. A file with
+no usable video is `error`, with the reasons in `status_details`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from starlette.requests import Request
+
+from reelforge.errors import UserInputError
+from reelforge.jobs.footage_inventory import ARCHIVE_SUFFIXES, inventory_source
+from reelforge.jobs.ingest import footage_requirements
+from reelforge.models.loading import describe_model
+from reelforge.platform.api.upload_stream import stream_multipart_upload
+from reelforge.platform.config import ServeAppConfig
+from reelforge.platform.stores.blob_store import BlobStore
+from reelforge.platform.stores.files import (
+    PURPOSES,
+    FileStore,
+    UploadedFile,
+    new_file_id,
+)
+from reelforge.platform.stores.tenants import Tenant
+
+logger = logging.getLogger(__name__)
+MAX_DETAILS = 20  # rejected files named in status_details; the full report is kept on the row
+
+
+class FileService:
+    """Tenant-scoped uploads of footage for fine-tuning."""
+
+    def __init__(self, config: ServeAppConfig) -> None:
+        self.config = config
+        self.settings = config.settings()
+        self.files = FileStore(self.settings.resolved_database_url)
+        self.blobs = BlobStore(self.settings.resolved_storage_url)
+
+    async def upload(self, tenant: Tenant, request: Request, uploader: str) -> tuple[str, dict]:
+        """Stream the multipart body's file to storage and record it.
+
+        Returns the new file id and the upload's rights declaration: the uploader and the optional
+        `license` / `consent` form fields, which apply to every video the archive's metadata leaves undeclared.
+        """
+        file_id = new_file_id()
+        try:
+            # The tenant's training policy may allow less than the server-wide cap, never more.
+            limit = min(self.config.max_upload_bytes, self.config.fine_tuning.policy_for(tenant.name).max_upload_bytes)
+            upload = await stream_multipart_upload(request, lambda: self.blobs.open_upload(tenant.name, file_id), limit)
+            purpose = upload.fields.get("purpose")
+            if purpose not in PURPOSES:
+                raise UserInputError(
+                    f"purpose {purpose!r} is not supported; use one of {', '.join(PURPOSES)}", param="purpose"
+                )
+            name = Path(upload.filename or "").name
+            if not name.lower().endswith(ARCHIVE_SUFFIXES):
+                raise UserInputError(
+                    f"file {name!r} is not a footage archive; upload a {', '.join(ARCHIVE_SUFFIXES)} of videos with captions",
+                    param="file",
+                )
+        except BaseException:
+            self.blobs.discard_upload(tenant.name, file_id)  # nothing half-written stays behind
+            raise
+        self.blobs.commit_upload(tenant.name, file_id)
+        self.files.create(file_id, tenant.name, name, purpose, upload.bytes, upload.sha256)
+        declared = {
+            k: upload.fields[k].strip()[:200] for k in ("license", "consent") if (upload.fields.get(k) or "").strip()
+        }
+        return file_id, {"uploader": uploader, **declared}
+
+    def validate(self, tenant: Tenant, file_id: str, declaration: dict | None = None) -> UploadedFile:
+        """Run the footage inventory on a stored upload and record the outcome, with each video's rights."""
+        stored = self.files.get(tenant.name, file_id)
+        model = describe_model(self.config.generators[0].model, self.settings, self.config.generators[0].model_path)
+        with tempfile.TemporaryDirectory(prefix="reelforge-upload-") as tmp:
+            archive = self.blobs.fetch_upload(tenant.name, file_id, Path(tmp) / stored.filename)
+            try:
+                inventory = inventory_source(archive, Path(tmp) / "work", footage_requirements(model.defaults))
+                report = inventory.report()
+            except UserInputError as exc:
+                # Name the upload as the tenant knows it, not by this server's temporary path.
+                message = exc.message.replace(str(archive), stored.filename).replace(tmp, "")
+                self.files.finish_validation(file_id, False, message, {"accepted": [], "rejected": []})
+                return self.files.get(tenant.name, file_id)
+        accepted, rejected = report["accepted"], report["rejected"]
+        declaration = declaration or {}
+        for video in accepted:  # the archive's own per-file declarations win over the upload's
+            video["uploader"] = declaration.get("uploader")
+            for key in ("license", "consent"):
+                video[key] = video.get(key) or declaration.get(key)
+        summary = f"{len(accepted)} videos accepted, {len(rejected)} files rejected (checked for {model.name})"
+        reasons = [
+            f"{r['file']}: {r['reason']}" + (f" ({r['detail']})" if r["detail"] else "") for r in rejected[:MAX_DETAILS]
+        ]
+        details = summary + ("; rejected: " + "; ".join(reasons) if reasons else "")
+        self.files.finish_validation(file_id, bool(accepted), details, report)
+        return self.files.get(tenant.name, file_id)
+
+    def get(self, tenant: Tenant, file_id: str) -> UploadedFile:
+        return self.files.get(tenant.name, file_id)
+
+    def list(
+        self, tenant: Tenant, purpose: str | None, after: str | None, limit: int, order: str
+    ) -> tuple[list[UploadedFile], bool]:
+        if not 1 <= limit <= 10_000:
+            raise UserInputError(f"limit must be between 1 and 10000, got {limit}", param="limit")
+        if order not in ("asc", "desc"):
+            raise UserInputError(f"order must be 'asc' or 'desc', got {order!r}", param="order")
+        return self.files.list(tenant.name, purpose, after, limit, order)
+
+    def delete(self, tenant: Tenant, file_id: str) -> UploadedFile:
+        deleted = self.files.delete(tenant.name, file_id)
+        self.blobs.discard_upload(tenant.name, file_id)
+        return deleted

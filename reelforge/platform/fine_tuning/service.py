@@ -1,0 +1,178 @@
+"""The Fine-tuning API's logic without HTTP: create (with the tenant's limits), read, list, cancel.
+
+A job is created against the tenant's own files and a base model the server runs; its config is
+validated and fixed here. Running it is the `FineTuneSupervisor`'s business (a Ray Job per job).
+"""
+
+from __future__ import annotations
+
+from reelforge.errors import RateLimitError, UnknownModelError, UserInputError
+from reelforge.platform.api.fine_tune_request import (
+    HYPERPARAMETERS_PARAM,
+    FineTuneCreateRequest,
+    build_job_config,
+)
+from reelforge.platform.config import GeneratorConfig, ServeAppConfig
+from reelforge.platform.stores.audit_log import (
+    FINETUNE_CANCELLED,
+    FINETUNE_CREATED,
+    AuditLog,
+)
+from reelforge.platform.stores.files import ERROR, PROCESSED, FileStore, UploadedFile
+from reelforge.platform.stores.fine_tune_jobs import (
+    FineTuneCheckpoint,
+    FineTuneEvent,
+    FineTuneJob,
+    FineTuneStore,
+    new_job_id,
+)
+from reelforge.platform.stores.tenants import Tenant
+
+MAX_LIST_LIMIT = 100
+RETRY_AFTER_S = 60  # when a concurrency slot frees is unknown; a minute is a fair hint for a training job
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise UserInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}", param="limit")
+
+
+def check_rights(file: UploadedFile, param: str) -> None:
+    """Every accepted video of `file` declares a licence and consent, or a 400 naming the first that do not."""
+    missing = [
+        v["file"] for v in (file.report or {}).get("accepted", []) if not (v.get("license") and v.get("consent"))
+    ]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UserInputError(
+            f"this tenant's policy requires a declared license and consent for every training video; {file.id} has "
+            f"{len(missing)} without: {shown}. Declare them in metadata.jsonl/csv (license, consent columns) or as "
+            "upload fields `license` and `consent`",
+            param=param,
+        )
+
+
+class FineTuneService:
+    """Tenant-scoped fine-tuning jobs."""
+
+    def __init__(self, config: ServeAppConfig) -> None:
+        self.config = config
+        url = config.settings().resolved_database_url
+        self.jobs = FineTuneStore(url)
+        self.files = FileStore(url)
+        self.audit = AuditLog(url)
+
+    def _base_generator(self, model: str) -> GeneratorConfig:
+        if model.startswith("ft:"):
+            raise UserInputError(f"{model!r} is a fine-tuned model; fine-tune its base model instead", param="model")
+        generator = self.config.generator_for(model)
+        if generator is None:
+            served = ", ".join(g.base_model for g in self.config.generators)
+            raise UnknownModelError(f"model {model!r} is not served here; fine-tunable models: {served}", param="model")
+        return generator
+
+    def _file(self, tenant: Tenant, file_id: str, param: str) -> UploadedFile:
+        try:
+            found = self.files.get(tenant.name, file_id)
+        except UserInputError as exc:
+            exc.param = param
+            raise
+        if found.purpose != "fine-tune":
+            raise UserInputError(
+                f"file {file_id} has purpose {found.purpose!r}; upload it with purpose 'fine-tune'", param=param
+            )
+        return found
+
+    def create(self, tenant: Tenant, body: FineTuneCreateRequest, actor: str) -> FineTuneJob:
+        """Validate and record a job; a file that failed validation fails the job with its report."""
+        policy = self.config.fine_tuning.policy_for(tenant.name)
+        generator = self._base_generator(body.model)
+        training = self._file(tenant, body.training_file, "training_file")
+        validation = self._file(tenant, body.validation_file, "validation_file") if body.validation_file else None
+        if policy.require_rights:
+            for label, file in (("training_file", training), ("validation_file", validation)):
+                if file is not None:
+                    check_rights(file, label)
+        config, reported = build_job_config(body, tenant.name, generator.model, self.config.fine_tuning.job_defaults)
+        if config.epochs is None and config.steps > policy.max_steps:
+            asked = body.chosen_hyperparameters().steps is not None
+            raise UserInputError(
+                f"steps {config.steps}{'' if asked else ' (the default)'} is more than the {policy.max_steps} "
+                f"allowed per job; ask for fewer in {HYPERPARAMETERS_PARAM}.steps",
+                param=f"{HYPERPARAMETERS_PARAM}.steps",
+            )
+        active = self.jobs.count_active(tenant.name)
+        if active >= policy.concurrent_jobs:
+            raise RateLimitError(
+                f"tenant {tenant.name!r} has {active} fine-tuning job(s) in progress and may run {policy.concurrent_jobs} "
+                "at once; wait for one to finish or cancel one",
+                RETRY_AFTER_S,
+            )
+        job = self.jobs.create(
+            id=new_job_id(),
+            tenant=tenant.name,
+            model=body.model,
+            model_path=generator.model_path,
+            training_file=training.id,
+            validation_file=validation.id if validation else None,
+            suffix=config.suffix,
+            seed=config.seed,
+            hyperparameters=reported,
+            config=config.model_dump(mode="json"),
+            metadata_=body.metadata,
+            auto_promote=policy.auto_promote,
+            workers=config.workers,
+        )
+        self.audit.record(
+            tenant.name,
+            actor,
+            FINETUNE_CREATED,
+            job.id,
+            model=body.model,
+            training_file=training.id,
+            fine_tuned_model=config.fine_tuned_model_id,
+        )
+        self.jobs.add_event(job.id, f"Created fine-tuning job {job.id} of {body.model} ({config.fine_tuned_model_id})")
+        for label, file in (("training_file", training), ("validation_file", validation)):
+            if file is None:
+                continue
+            if file.status == ERROR or file.status != PROCESSED:
+                details = file.status_details or "it was not validated"
+                message = f"{label} {file.id} ({file.filename}) holds no usable footage: {details}"
+                self.jobs.add_event(job.id, message, level="error", data={"report": file.report})
+                self.jobs.fail(job.id, f"invalid_{label}", message, label)
+                return self.jobs.get(tenant.name, job.id)
+            self.jobs.add_event(job.id, f"Validated {label} {file.id}: {file.status_details}")
+        self.jobs.mark_queued(job.id)  # files are good: it waits for its turn on the cluster
+        return self.jobs.get(tenant.name, job.id)
+
+    def get(self, tenant: Tenant, job_id: str) -> FineTuneJob:
+        return self.jobs.get(tenant.name, job_id)
+
+    def list(self, tenant: Tenant, after: str | None, limit: int) -> tuple[list[FineTuneJob], bool]:
+        _check_limit(limit)
+        return self.jobs.list(tenant.name, after, limit)
+
+    def events(self, tenant: Tenant, job_id: str, after: str | None, limit: int) -> tuple[list[FineTuneEvent], bool]:
+        _check_limit(limit)
+        return self.jobs.events(tenant.name, job_id, after, limit)
+
+    def checkpoints(
+        self, tenant: Tenant, job_id: str, after: str | None, limit: int
+    ) -> tuple[list[FineTuneCheckpoint], bool]:
+        _check_limit(limit)
+        return self.jobs.checkpoints(tenant.name, job_id, after, limit)
+
+    def cancel(self, tenant: Tenant, job_id: str, actor: str) -> FineTuneJob:
+        """Cancel an unfinished job (its Ray Job is stopped by the supervisor); a finished one is a 400."""
+        job = self.jobs.get(tenant.name, job_id)
+        if job.status in ("succeeded", "failed", "cancelled"):
+            raise UserInputError(
+                f"fine-tuning job {job_id} has already {job.status}; only unfinished jobs can be cancelled",
+                param="fine_tuning_job_id",
+            )
+        job = self.jobs.cancel(tenant.name, job_id)
+        if job.status == "cancelled":
+            self.jobs.add_event(job_id, "Job cancelled; stopping its Ray Job")
+            self.audit.record(tenant.name, actor, FINETUNE_CANCELLED, job_id)
+        return job

@@ -1,0 +1,221 @@
+"""Submits API fine-tuning jobs to the cluster as Ray Jobs and follows them to the end.
+
+It runs in each ingress replica as one asyncio task (the ingress never trains). Each pass:
+
+* a `queued` job (its files were validated when it was created) is submitted as a Ray Job whose
+  submission id is the job id, so two ingress replicas submitting the same job create one Ray Job.
+  At most `fine_tuning.max_running_jobs` are submitted at once, oldest first; the rest stay queued;
+* a queued or running job whose Ray Job ended without the driver settling it (killed, crashed)
+  fails with the tail of the driver's log;
+* a cancelled job's Ray Job is stopped, and anything it left is removed: a registry version it
+  managed to create, an MLflow run still open;
+* a finished job's usage is recorded once (device seconds = training wall time x workers).
+
+The Jobs API is plain HTTP; every call runs in a worker thread so the ingress event loop is free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import sys
+import time
+
+from reelforge.jobs.run_tracking import (
+    TAG_PREFIX,
+    tenant_experiment_id,
+    tracking_client,
+)
+from reelforge.platform.config import ServeAppConfig
+from reelforge.platform.stores.fine_tune_jobs import (
+    CANCELLED,
+    QUEUED,
+    RUNNING,
+    TERMINAL,
+    VALIDATING,
+    FineTuneJob,
+    FineTuneStore,
+)
+from reelforge.platform.stores.usage import TRAINING, UsageMeter
+
+logger = logging.getLogger(__name__)
+RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+LOG_TAIL_CHARS = 1500
+
+
+class NoJobsApiError(RuntimeError):
+    """The cluster has no Ray Jobs API to run fine-tuning jobs on."""
+
+
+def jobs_api_url(config: ServeAppConfig) -> str:
+    """The configured Ray Jobs API, else the dashboard of the cluster this process is connected to."""
+    if config.fine_tuning.jobs_api_url:
+        return config.fine_tuning.jobs_api_url
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    # The dashboard records its own address in the GCS; `ray.get_dashboard_url()` in a worker
+    # process only knows the default port.
+    address = _internal_kv_get("dashboard", namespace="dashboard")
+    if not address:
+        raise NoJobsApiError(
+            "the Ray cluster has no dashboard, so no Jobs API to run fine-tuning jobs on; start Ray "
+            "with its dashboard or set fine_tuning.jobs_api_url"
+        )
+    return f"http://{address.decode()}"
+
+
+def driver_env(config: ServeAppConfig) -> dict[str, str]:
+    """Environment of the job driver: the same stores the ingress uses, wherever the driver runs."""
+    settings = config.settings()
+    env = {
+        "REELFORGE_HOME": str(settings.home),
+        "REELFORGE_DATABASE_URL": settings.resolved_database_url,
+        "REELFORGE_STORAGE_URL": settings.resolved_storage_url,
+        "MLFLOW_TRACKING_URI": settings.resolved_mlflow_tracking_uri,
+    }
+    env.update({key: str(path) for key, path in settings.model_paths.items()})
+    return env
+
+
+class FineTuneSupervisor:
+    """The loop that runs API fine-tuning jobs as Ray Jobs."""
+
+    def __init__(self, config: ServeAppConfig) -> None:
+        self.config = config
+        url = config.settings().resolved_database_url
+        self.jobs = FineTuneStore(url)
+        self.meter = UsageMeter(url)
+        self.interval_s = config.fine_tuning.poll_interval_s
+        self._client = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the jobs now (one was just created or cancelled)."""
+        self._wake.set()
+
+    def client(self):
+        """The Jobs API client, created on first use (the dashboard may start after the ingress)."""
+        if self._client is None:
+            from ray.job_submission import JobSubmissionClient
+
+            self._client = JobSubmissionClient(jobs_api_url(self.config))
+        return self._client
+
+    async def run(self) -> None:
+        """Supervise forever; a failing pass is logged and the next one runs."""
+        while True:
+            try:
+                await asyncio.to_thread(self.supervise_once)
+            except Exception:  # the Jobs API or the database may be briefly unreachable
+                logger.exception("fine-tuning supervision pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    def supervise_once(self) -> None:
+        """One pass over every unfinished or unsettled job; submits the oldest waiting ones while there is room."""
+        in_flight = self.jobs.in_flight()
+        running = sum(1 for j in in_flight if j.submission_id is not None and j.status in (QUEUED, RUNNING))
+        for job in in_flight:  # oldest first: a fair queue across tenants
+            if job.status == QUEUED and job.submission_id is None and not job.cancel_requested:
+                if running < self.config.fine_tuning.max_running_jobs:
+                    self.submit(job)
+                    running += 1
+            elif job.submission_id is not None:
+                self.follow(job)
+
+    def submit(self, job: FineTuneJob) -> None:
+        """Start the job's driver as a Ray Job named after the job."""
+        python = self.config.fine_tuning.python or sys.executable
+        policy = self.config.fine_tuning.policy_for(job.tenant)
+        entrypoint = (
+            f"{shlex.quote(python)} -m reelforge.platform.fine_tuning.driver {shlex.quote(job.id)} "
+            f"--max-steps {policy.max_steps}"
+        )
+        try:
+            client = self.client()
+        except NoJobsApiError as exc:  # a deployment without Jobs API can never run it: say so on the job
+            self.jobs.fail(job.id, "cluster_unavailable", str(exc))
+            self.jobs.add_event(job.id, str(exc), level="error")
+            return
+        try:
+            client.submit_job(
+                entrypoint=entrypoint,
+                submission_id=job.id,
+                runtime_env={"env_vars": driver_env(self.config)},
+                metadata={"tenant": job.tenant, "fine_tuning_job": job.id},
+            )
+        except RuntimeError as exc:
+            if "already exists" not in str(exc):  # another ingress replica submitted it first
+                raise
+        self.jobs.set_submission(job.id, job.id)
+        self.jobs.add_event(job.id, f"Submitted to the cluster as Ray Job {job.id}")
+
+    def _ray_job(self, job: FineTuneJob):
+        """The Ray Job's info, or None when the cluster no longer knows it (it was restarted)."""
+        try:
+            return self.client().get_job_info(job.submission_id)
+        except RuntimeError as exc:
+            if "status code 404" not in str(exc) and "does not exist" not in str(exc):
+                raise
+            return None
+
+    def follow(self, job: FineTuneJob) -> None:
+        """Settle a submitted job against its Ray Job's state."""
+        client = self.client()
+        info = self._ray_job(job)
+        if info is None:
+            message = f"Ray Job {job.submission_id} is no longer known to the cluster (was it restarted?)"
+            if self.jobs.fail(job.id, "training_failed", message):
+                self.jobs.add_event(job.id, message, level="error")
+            self.jobs.mark_metered(job.id)  # nothing left to stop or measure
+            return
+        if job.status == CANCELLED:
+            if str(info.status.value) not in RAY_TERMINAL:
+                client.stop_job(job.submission_id)  # SIGTERM to the driver; its Train workers go with it
+                return  # settled on a later pass, once Ray says it stopped
+            self._clean_up_cancelled(job)
+            self._settle(job, info)
+            return
+        status = str(info.status.value)
+        if status not in RAY_TERMINAL:
+            return
+        if job.status in (VALIDATING, QUEUED, RUNNING):
+            # The driver settles its own job; a Ray Job that ended with the row still open died.
+            current = self.jobs.get(None, job.id)
+            if current.status not in TERMINAL:
+                tail = client.get_job_logs(job.submission_id)[-LOG_TAIL_CHARS:]
+                message = f"the training driver ended ({status}: {info.message or 'no message'}) without finishing; log tail: {tail}"
+                self.jobs.fail(job.id, "training_failed", message)
+                self.jobs.add_event(job.id, message, level="error")
+            job = self.jobs.get(None, job.id)
+        self._settle(job, info)
+
+    def _settle(self, job: FineTuneJob, info) -> None:
+        """Record the finished job's usage once and stop following it."""
+        job = self.jobs.get(None, job.id)
+        ended = (info.end_time or 0) / 1000 or job.finished_at or time.time()
+        seconds = max(0.0, ended - job.started_at) * job.workers if job.started_at else 0.0
+        adapter = job.registered if job.status != CANCELLED else None
+        self.meter.record(job.tenant, TRAINING, job.id, job.model, adapter, job.device or "cpu", seconds, 0, at=ended)
+        self.jobs.mark_metered(job.id)
+        logger.info("fine-tuning job %s settled: %s, %.1f device-seconds", job.id, job.status, seconds)
+
+    def _clean_up_cancelled(self, job: FineTuneJob) -> None:
+        """Remove what a cancelled driver may have left: a registry version, an open MLflow run."""
+        settings = self.config.settings()
+        client = tracking_client(settings)
+        if job.registered:
+            name, _, version = job.registered.rpartition("/")
+            client.delete_model_version(name, version)
+            self.jobs.add_event(job.id, f"Removed {job.registered}, registered just before the cancel took effect")
+        experiment = tenant_experiment_id(client, settings, job.tenant, create=False)
+        if experiment is None:
+            return
+        runs = client.search_runs([experiment], filter_string=f"tags.`{TAG_PREFIX}job_id` = '{job.id}'")
+        for run in runs:
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")

@@ -1,0 +1,1 @@
+"""Generation: the Serve app builder, generator replicas, the dispatcher, adapters, limits and moderation."""

@@ -1,0 +1,124 @@
+"""Moves queued jobs from the job store to generator deployments, and keeps their leases alive.
+
+It runs inside each ingress replica as one asyncio task. Each pass it requeues jobs whose lease
+ran out, claims queued jobs up to each deployment's capacity (max replicas x max ongoing
+requests, so the autoscaler sees the backlog as ongoing requests), and sends each to its
+deployment with the job's adapter as the multiplexed model id. While a call is pending the
+dispatcher renews the job's lease; if the call fails (replica lost) the job is released for
+another attempt. Expired and deleted videos' files are removed here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from reelforge.platform.stores.blob_store import BlobStore
+from reelforge.platform.stores.video_jobs import VideoJob, VideoJobStore
+
+logger = logging.getLogger(__name__)
+CLEANUP_INTERVAL_S = 30.0
+
+
+class JobDispatcher:
+    """The loop that feeds generator deployments from the job store."""
+
+    def __init__(
+        self,
+        jobs: VideoJobStore,
+        blobs: BlobStore,
+        handles: dict,
+        capacity: dict[str, int],
+        lease_s: float,
+        interval_s: float,
+        fallback: dict[str, str] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.blobs = blobs
+        self.handles = handles  # deployment name -> DeploymentHandle
+        self.capacity = capacity
+        self.fallback = fallback or {}  # base model -> shared deployment, for jobs of removed deployments
+        self._rerouted = False
+        self.lease_s = lease_s
+        self.interval_s = interval_s
+        self.owner = f"dispatcher-{uuid.uuid4().hex[:12]}"
+        self.inflight: dict[str, set[str]] = {name: set() for name in handles}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._last_renew = 0.0
+        self._last_cleanup = 0.0
+
+    def wake(self) -> None:
+        """Dispatch now rather than at the next interval (a job was just accepted)."""
+        self._wake.set()
+
+    async def drain(self) -> None:
+        """Wait until every send in flight has returned (or failed and released its job)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def run(self) -> None:
+        """Dispatch forever; one failing pass is logged and the next one runs."""
+        while True:
+            try:
+                await self.dispatch_once()
+            except Exception:  # the database may be briefly unreachable; keep the loop alive
+                logger.exception("dispatch pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def dispatch_once(self) -> int:
+        """One pass: recover, renew, claim and send; returns how many jobs it sent."""
+        now = time.monotonic()
+        if not self._rerouted:  # once per start: the config may have dropped a dedicated deployment
+            moved, failed = await asyncio.to_thread(self.jobs.reroute, set(self.handles), self.fallback)
+            self._rerouted = True
+            if moved or failed:
+                logger.warning("jobs of removed deployments: %d moved to shared ones, %d failed", moved, failed)
+        recovered = await asyncio.to_thread(self.jobs.recover_expired_leases)
+        if recovered:
+            logger.warning("requeued %d jobs whose lease expired: %s", len(recovered), recovered)
+        if now - self._last_renew >= self.lease_s / 3:
+            self._last_renew = now
+            pending = [video_id for ids in self.inflight.values() for video_id in ids]
+            if pending:
+                await asyncio.to_thread(self.jobs.renew_leases, pending, self.owner, self.lease_s)
+        sent = 0
+        for deployment, handle in self.handles.items():
+            free = self.capacity[deployment] - len(self.inflight[deployment])
+            claimed = await asyncio.to_thread(self.jobs.claim, self.owner, deployment, free, self.lease_s)
+            for job in claimed:
+                self.inflight[deployment].add(job.id)
+                task = asyncio.create_task(self._send(handle, job))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                sent += 1
+        if now - self._last_cleanup >= CLEANUP_INTERVAL_S:
+            self._last_cleanup = now
+            await asyncio.to_thread(self.remove_expired_files)
+        return sent
+
+    async def _send(self, handle, job: VideoJob) -> None:
+        routed = handle.options(multiplexed_model_id=job.adapter) if job.adapter else handle
+        try:
+            await routed.generate.remote(job.id)
+        except Exception as exc:  # the replica died or the deployment is being torn down
+            logger.warning("dispatch of %s to %s failed: %s", job.id, job.deployment, exc)
+            await asyncio.to_thread(self.jobs.release, job.id, self.owner, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.inflight[job.deployment].discard(job.id)
+            self.wake()
+
+    def remove_expired_files(self) -> int:
+        """Delete the files of expired or deleted videos; returns how many videos were cleaned."""
+        done = 0
+        for job in self.jobs.files_to_remove():
+            self.blobs.remove(job.tenant, job.id)
+            self.jobs.mark_files_removed(job.id)
+            done += 1
+        return done

@@ -1,0 +1,304 @@
+"""The Videos API's logic without HTTP: authenticate, route a model id, check quotas, record, read.
+
+The ingress deployment turns requests into calls here and results into OpenAI-shaped responses.
+Every read takes the authenticated tenant; the adapter a job uses is chosen here from the tenant
+and the requested model, never from anything else the client sends.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from reelforge.errors import (
+    NotFoundError,
+    UnknownModelError,
+    UserInputError,
+    VideoExpiredError,
+    VideoNotReadyError,
+)
+from reelforge.jobs.adapter_registry import (
+    PRODUCTION,
+    alias_version,
+    list_versions,
+    registered_model_name,
+    tenant_adapter_names,
+)
+from reelforge.platform.api.video_request import VideoCreateRequest
+from reelforge.platform.config import ServeAppConfig, deployment_name
+from reelforge.platform.serving.generation_limits import (
+    ModelCapabilities,
+    check_prompt,
+    check_sampling,
+    check_seconds,
+    check_size,
+)
+from reelforge.platform.serving.moderation import PromptModerator, refuse
+from reelforge.platform.stores.audit_log import (
+    VIDEO_DELETED,
+    VIDEO_REFUSED,
+    VIDEO_REQUESTED,
+    AuditLog,
+)
+from reelforge.platform.stores.blob_store import VARIANTS, BlobStore
+from reelforge.platform.stores.rate_windows import (
+    RequestRateLimiter,
+    WindowState,
+    check_concurrency,
+)
+from reelforge.platform.stores.tenants import Tenant, TenantStore, hash_key
+from reelforge.platform.stores.usage import REFUSAL, UsageMeter, UsageSummary, parse_day
+from reelforge.platform.stores.video_jobs import (
+    ACTIVE,
+    COMPLETED,
+    VideoJob,
+    VideoJobStore,
+)
+
+MAX_LIST_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    """Where a request for `model` goes: base model, adapter version (registry key) and deployment."""
+
+    model: str
+    base_model: str
+    adapter: str | None
+    deployment: str
+
+
+class VideoService:
+    """Tenant-scoped operations of the Videos, Models, usage and audit APIs."""
+
+    def __init__(self, config: ServeAppConfig) -> None:
+        self.config = config
+        self.settings = config.settings()
+        url = self.settings.resolved_database_url
+        self.tenants = TenantStore(url)
+        self.jobs = VideoJobStore(url, config.max_attempts)
+        self.rates = RequestRateLimiter(url)
+        self.blobs = BlobStore(self.settings.resolved_storage_url)
+        self.meter = UsageMeter(url)
+        self.audit = AuditLog(url)
+        self._moderators: dict[str, PromptModerator] = {}
+        self._alias_cache: dict[tuple[str, str], tuple[float, int | None]] = {}
+        self._auth_cache: dict[str, tuple[float, Tenant]] = {}
+        self._cache_lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Tenant:
+        """The tenant of a `Bearer` key; a valid key is trusted for `auth_cache_s` (polling is cheap)."""
+        now = time.monotonic()
+        cache_key = hash_key(authorization or "")  # never keep keys in clear, even in memory
+        with self._cache_lock:
+            hit = self._auth_cache.get(cache_key)
+            if hit is not None and now - hit[0] < self.config.auth_cache_s:
+                return hit[1]
+        tenant = self.tenants.authenticate(authorization)
+        with self._cache_lock:
+            if len(self._auth_cache) > 10_000:  # many distinct keys: start over rather than grow
+                self._auth_cache.clear()
+            self._auth_cache[cache_key] = (now, tenant)
+        return tenant
+
+    # ---- routing ---------------------------------------------------------------------------
+    @property
+    def base_models(self) -> list[str]:
+        return [g.base_model for g in self.config.generators]
+
+    def _deployment(self, tenant: str, base_model: str) -> str:
+        dedicated = self.config.dedicated_for(tenant)
+        if dedicated is not None and (dedicated.model or self.base_models[0]) == base_model:
+            return deployment_name(base_model, tenant)
+        return deployment_name(base_model)
+
+    def _registry_version(self, name: str, selector: str) -> int | None:
+        """Version number for an alias or a number, cached for `adapter_resolve_ttl_s`."""
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._alias_cache.get((name, selector))
+            if hit is not None and now - hit[0] < self.config.adapter_resolve_ttl_s:
+                return hit[1]
+        if selector.isdigit():
+            versions = {v.version for v in list_versions(self.settings, name)}
+            found = int(selector) if int(selector) in versions else None
+        else:
+            version = alias_version(self.settings, name, selector)
+            found = version.version if version else None
+        if found is not None:  # a miss is not cached: a version promoted a moment later is served at once
+            with self._cache_lock:
+                self._alias_cache[(name, selector)] = (now, found)
+        return found
+
+    def resolve_model(self, tenant: Tenant, model: str | None) -> ModelRoute:
+        """Map a requested model id to base model, adapter version and deployment, or a 404 listing the choices."""
+        model = model or self.base_models[0]
+        if not model.startswith("ft:"):
+            if model not in self.base_models:
+                raise UnknownModelError(
+                    f"model {model!r} does not exist; available: {', '.join(self.models_for(tenant))}", param="model"
+                )
+            return ModelRoute(model, model, None, self._deployment(tenant.name, model))
+        parts = model.split(":")
+        not_found = UnknownModelError(
+            f"model {model!r} does not exist; available: {', '.join(self.models_for(tenant))}", param="model"
+        )
+        # Another tenant's fine-tuned id is "does not exist", exactly like a made-up one.
+        if len(parts) != 4 or parts[2] != tenant.name or parts[1] not in self.base_models:
+            raise not_found
+        _, base, owner, suffix = parts
+        suffix, _, selector = suffix.partition("@")
+        name = registered_model_name(owner, suffix, base)
+        version = self._registry_version(name, selector or PRODUCTION)
+        if version is None:
+            if selector:
+                raise not_found
+            raise UnknownModelError(
+                f"model {model!r} has no production version yet; promote one with "
+                f"`reelforge adapters promote --tenant {owner} --adapter {suffix}`",
+                param="model",
+            )
+        return ModelRoute(model, base, f"{name}/{version}", self._deployment(owner, base))
+
+    def models_for(self, tenant: Tenant) -> list[str]:
+        """Base model ids plus the tenant's fine-tuned ids that have a production version."""
+        ids = list(self.base_models)
+        for name in tenant_adapter_names(self.settings, tenant.name):
+            _, suffix, base = name.split(".", 2)
+            if base in self.base_models and alias_version(self.settings, name, PRODUCTION) is not None:
+                ids.append(f"ft:{base}:{tenant.name}:{suffix}")
+        return ids
+
+    # ---- videos ----------------------------------------------------------------------------
+    def quota_check(self, tenant: Tenant) -> WindowState:
+        """Count a generation request against the tenant's per-minute quota (429 when used up)."""
+        limit = tenant.requests_per_minute or self.config.quotas.requests_per_minute
+        return self.rates.check(tenant.name, limit)
+
+    def moderate(self, tenant: Tenant, request: VideoCreateRequest, actor: str) -> None:
+        """Refuse a prompt the tenant's policy blocks: audited, metered, and a 400 naming the rule."""
+        moderator = self._moderators.get(tenant.name)
+        if moderator is None:
+            moderator = self._moderators[tenant.name] = PromptModerator(self.config.moderation.policy_for(tenant.name))
+        verdict = moderator.check(request.prompt)
+        if verdict.allowed:
+            return
+        refusal_id = f"refusal-{secrets.token_hex(8)}"
+        model = request.model or self.base_models[0]
+        self.audit.record(
+            tenant.name,
+            actor,
+            VIDEO_REFUSED,
+            refusal_id,
+            model=model,
+            prompt=request.prompt,
+            rule=verdict.rule,
+            category=verdict.category,
+        )
+        self.meter.record(tenant.name, REFUSAL, refusal_id, model, None, "none", 0.0, 0)
+        raise refuse(verdict)
+
+    def create(
+        self,
+        tenant: Tenant,
+        request: VideoCreateRequest,
+        route: ModelRoute,
+        caps: ModelCapabilities,
+        actor: str = "unknown",
+    ) -> VideoJob:
+        """Validate against the model, check the concurrency quota, and record a queued job."""
+        check_prompt(request.prompt)
+        seconds = check_seconds(caps, request.seconds)
+        width, height = check_size(caps, request.size)
+        check_sampling(request.steps, request.guidance, request.seed)
+        limit = tenant.concurrent_jobs or self.config.quotas.concurrent_jobs
+        check_concurrency(
+            tenant.name,
+            self.jobs.count_active(tenant.name),
+            limit,
+            retry_after_s=max(1, self.config.poll_after_ms // 1000),
+        )
+        job = self.jobs.create(
+            VideoJob(
+                tenant=tenant.name,
+                model=route.model,
+                base_model=route.base_model,
+                adapter=route.adapter,
+                deployment=route.deployment,
+                prompt=request.prompt,
+                seconds=str(seconds),
+                size=f"{width}x{height}",
+                num_frames=caps.frames_for(seconds),
+                fps=caps.fps,
+                seed=0 if request.seed is None else request.seed,
+                steps=request.steps,
+                guidance=request.guidance,
+            )
+        )
+        self.audit.record(
+            tenant.name,
+            actor,
+            VIDEO_REQUESTED,
+            job.id,
+            model=job.model,
+            adapter=job.adapter,
+            prompt=job.prompt,
+            seconds=job.seconds,
+            size=job.size,
+            seed=job.seed,
+        )
+        return job
+
+    def get(self, tenant: Tenant, video_id: str) -> VideoJob:
+        return self.jobs.get(tenant.name, video_id)
+
+    def list(self, tenant: Tenant, after: str | None, limit: int, order: str) -> tuple[list[VideoJob], bool]:
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise UserInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}", param="limit")
+        if order not in ("asc", "desc"):
+            raise UserInputError(f"order must be 'asc' or 'desc', got {order!r}", param="order")
+        return self.jobs.list(tenant.name, after, limit, order)
+
+    def delete(self, tenant: Tenant, video_id: str, actor: str = "unknown") -> VideoJob:
+        """Delete the job and, if it has finished, its files (a running one's go when it ends)."""
+        job = self.jobs.delete(tenant.name, video_id)
+        self.audit.record(tenant.name, actor, VIDEO_DELETED, video_id, status=job.status)
+        if job.status not in ACTIVE:
+            self.blobs.remove(tenant.name, video_id)
+            self.jobs.mark_files_removed(video_id)
+        return job
+
+    def content(self, tenant: Tenant, video_id: str, variant: str) -> tuple[bytes, str]:
+        """A completed video's MP4 or thumbnail bytes and media type."""
+        if variant not in VARIANTS:
+            raise UserInputError(
+                f"variant {variant!r} is not available; choose one of {', '.join(VARIANTS)}", param="variant"
+            )
+        job = self.get(tenant, video_id)
+        if job.status != COMPLETED:
+            raise VideoNotReadyError(f"video {video_id} is {job.status}; content is available once it is completed")
+        if job.files_removed or (job.expires_at is not None and job.expires_at < time.time()):
+            raise VideoExpiredError(f"video {video_id} expired and its files were deleted")
+        try:
+            data = self.blobs.read(tenant.name, video_id, variant)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"video {video_id} has no {variant} file") from exc
+        return data, VARIANTS[variant][1]
+
+    # ---- usage -----------------------------------------------------------------------------
+    def usage_summary(self, tenant: Tenant, start_date: str | None, end_date: str | None) -> list[UsageSummary]:
+        """The tenant's metered usage by day (dates inclusive, YYYY-MM-DD, UTC)."""
+        start = parse_day(start_date, "start_date") if start_date else None
+        end = parse_day(end_date, "end_date") if end_date else None
+        if start and end and start > end:
+            raise UserInputError(f"start_date {start} is after end_date {end}", param="start_date")
+        return self.meter.summary(tenant.name, start, end)
+
+    # ---- audit -----------------------------------------------------------------------------
+    def audit_events(self, tenant: Tenant, after: int | None, limit: int):
+        """The tenant's own audit records, oldest first."""
+        if not 1 <= limit <= 1000:
+            raise UserInputError(f"limit must be between 1 and 1000, got {limit}", param="limit")
+        return self.audit.events(tenant.name, after, limit)

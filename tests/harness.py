@@ -1,0 +1,163 @@
+"""The test harness every suite shares: run the CLI, start Ray and Serve apps, make footage archives,
+check OpenAI error bodies. Fixtures live in the conftest files and build on these."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from reelforge.jobs.adapter_registry import import_adapter, promote
+from reelforge.jobs.ray_cluster import ensure_ray
+from reelforge.models.video_io import Video
+from reelforge.platform.config import ServeAppConfig
+from reelforge.platform.stores.tenants import TenantStore
+from reelforge.platform.stores.video_jobs import VideoJobStore
+from reelforge.settings import Settings
+
+
+def gradient_video(num_frames: int = 16, height: int = 48, width: int = 64, fps: float = 16.0) -> Video:
+    """Smooth moving gradients (compress well) whose frame index is readable from the mean brightness."""
+    y, x = np.mgrid[0:height, 0:width]
+    frames = []
+    for i in range(num_frames):
+        level = 40 + 10 * i  # distinct per frame: lets tests tell which source frame was kept
+        r = (level + 0 * x) % 256
+        g = x * 200 // max(width - 1, 1) + 3 * i  # at most 245: no wrap-around edge
+        b = y * 255 // max(height - 1, 1)
+        frames.append(np.stack([r, g, b], axis=-1).astype(np.uint8))
+    return Video(np.stack(frames), fps)
+
+
+def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """Run `reelforge ARGS` in-process through `main()` (the real exit-code mapping)."""
+    from reelforge.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["reelforge", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def start_test_ray(home: Path) -> None:
+    """The suite's local Ray cluster (loopback, 4 logical CPUs) with a dashboard on a free port.
+
+    The dashboard's Jobs API runs the API's fine-tuning jobs; a free port keeps it clear of a
+    `reelforge serve` that a test starts on the default one.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ensure_ray(Settings(home=home), dashboard=True, dashboard_port=port)
+
+
+FIXTURE_ADAPTERS = Path(__file__).resolve().parent / "fixtures" / "adapters"
+
+BASE = "reelforge-tiny"
+
+PROMPT = "a red circle moving left on a white background"
+
+
+def zip_folder(folder: Path) -> bytes:
+    """A .zip of a folder's files (flat), as a tenant uploads footage."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, path.name)
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Platform:
+    """A deployed reelforge app: where it answers and the stores behind it."""
+
+    name: str
+    base_url: str  # ends in /v1
+    config: ServeAppConfig
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings()
+
+    @property
+    def tenants(self) -> TenantStore:
+        return TenantStore(self.config.database_url)
+
+    @property
+    def jobs(self) -> VideoJobStore:
+        return VideoJobStore(self.config.database_url)
+
+    def client(self, key: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
+
+
+def deploy_platform(name: str, port: int, home: Path, **config) -> Platform:
+    """Deploy reelforge as Serve application `name` under route prefix /`name`."""
+    from ray import serve
+
+    from reelforge.platform.serving.app_builder import build_app
+
+    app_config = ServeAppConfig.model_validate({"home": str(home), **config}).pinned()
+    serve.run(build_app(app_config), name=name, route_prefix=f"/{name}")
+    return Platform(name, f"http://127.0.0.1:{port}/{name}/v1", app_config)
+
+
+def register_fixture_adapter(settings: Settings, tenant: str, suffix: str, fixture: str) -> str:
+    """Import a shipped test adapter as `tenant`'s `suffix` adapter, promote it, return its ft: id."""
+    version = import_adapter(settings, tenant, suffix, BASE, FIXTURE_ADAPTERS / fixture)
+    promote(settings, version.name, version.version)
+    return version.fine_tuned_model
+
+
+# Test-sized fine-tuning jobs, and the tenant policies test_fine_tuning_api.py exercises.
+FINE_TUNING = {
+    "job_defaults": {
+        "workers": 1,
+        "world_eval_prompts": 0,
+        "validation_videos": 0,
+        "holdout_fraction": 0.0,
+        "warmup_steps": 10,
+        "eval_every": 1000,
+        "checkpoint_every": 100,
+    },
+    "poll_interval_s": 0.5,
+    "default": {"concurrent_jobs": 2, "max_steps": 5000},
+    "tenants": {
+        "brandco": {"auto_promote": True, "max_steps": 5000},
+        "tight": {"concurrent_jobs": 1, "max_steps": 50, "max_upload_bytes": 16 * 1024},
+        "careful": {"require_rights": True},
+    },
+}
+
+# The server every machine runs (CI's included); REELFORGE_TEST_DATABASE_URL points elsewhere.
+ADMIN_URL = os.environ.get("REELFORGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def assert_openai_error(response, status: int, code: str | None = None, param: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    if param is not None:
+        assert error["param"] == param, error
+    return error

@@ -1,0 +1,82 @@
+"""Request checks that need no server: body parsing (JSON and forms) and the model's seconds/size
+limits read off a real tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from starlette.requests import Request
+
+from reelforge.errors import (
+    InvalidGenerationSettingsError,
+    PayloadTooLargeError,
+    UserInputError,
+)
+from reelforge.platform.api.video_request import parse_create_request
+from reelforge.platform.serving.generation_limits import (
+    capabilities_of,
+    check_seconds,
+    check_size,
+)
+
+
+def request_with(body: bytes, content_type: str) -> Request:
+    sent = [False]
+
+    async def receive():
+        if sent[0]:
+            return {"type": "http.disconnect"}
+        sent[0] = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    return Request(
+        {"type": "http", "method": "POST", "path": "/v1/videos", "headers": headers, "query_string": b""}, receive
+    )
+
+
+def parse(body: bytes, content_type: str = "application/json", max_bytes: int = 10_000):
+    return asyncio.run(parse_create_request(request_with(body, content_type), max_bytes))
+
+
+def test_json_and_form_bodies_give_the_same_request():
+    from_json = parse(json.dumps({"prompt": "a red circle", "seconds": "2", "size": "32x32", "seed": 4}).encode())
+    form = b"prompt=a+red+circle&seconds=2&size=32x32&seed=4"
+    from_form = parse(form, "application/x-www-form-urlencoded")
+    assert from_json == from_form and from_form.seed == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error", "needle"),
+    [
+        (b"{", "application/json", UserInputError, "not valid JSON"),
+        (b"[1]", "application/json", UserInputError, "must be a JSON object"),
+        (b'{"prompt": "x", "fps": 3}', "application/json", UserInputError, "unknown parameter 'fps'"),
+        (b'{"prompt": "x", "seed": "lucky"}', "application/json", UserInputError, "invalid value for 'seed'"),
+        (b"{}", "application/json", UserInputError, "missing required parameter 'prompt'"),
+        (b"prompt=x", "text/plain", UserInputError, "unsupported content type"),
+        (b'{"prompt": "' + b"x" * 20_000 + b'"}', "application/json", PayloadTooLargeError, "at most 10000"),
+    ],
+)
+def test_bad_bodies_name_what_is_wrong(body, content_type, error, needle):
+    with pytest.raises(error, match=needle):
+        parse(body, content_type)
+
+
+def test_limits_come_from_the_model(tiny_model):
+    caps = capabilities_of(tiny_model)
+    d = tiny_model.defaults
+    assert caps.fps == d.fps and caps.default_size == f"{d.width}x{d.height}"
+    assert all(caps.frames_for(s) <= d.max_frames for s in caps.allowed_seconds)
+    assert check_seconds(caps, None) == caps.default_seconds
+    assert check_seconds(caps, str(caps.allowed_seconds[-1])) == caps.allowed_seconds[-1]
+    with pytest.raises(InvalidGenerationSettingsError, match="allowed values") as info:
+        check_seconds(caps, "1.5")
+    assert info.value.param == "seconds"
+    m = caps.size_multiple
+    assert check_size(caps, f"{2 * m}x{m}") == (2 * m, m)
+    for bad in (f"{m + 1}x{m}", f"{caps.max_width + m}x{m}", "0x0", "big"):
+        with pytest.raises(InvalidGenerationSettingsError, match=f"multiple of {m}"):
+            check_size(caps, bad)

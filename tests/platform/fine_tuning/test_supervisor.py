@@ -1,0 +1,166 @@
+"""The supervisor's decisions against the Ray Jobs API's answers.
+
+The Jobs API is replaced by `FakeJobsApi` to isolate the supervisor's state machine (submit once,
+fail a dead driver with its log, stop a cancelled job before settling it, forget a job the cluster
+lost) from Ray itself; the real Ray Jobs path runs in test_fine_tuning_api.py. The job store and
+usage meter are the real ones, on SQLite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import pytest
+
+from reelforge.platform.config import ServeAppConfig
+from reelforge.platform.fine_tuning.supervisor import FineTuneSupervisor
+from reelforge.platform.stores.fine_tune_jobs import FineTuneStore, new_job_id
+from reelforge.platform.stores.usage import TRAINING, UsageMeter
+
+
+class Status(Enum):
+    PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"
+
+
+@dataclass
+class Info:
+    status: Status
+    message: str = ""
+    end_time: int | None = None
+
+
+class FakeJobsApi:
+    """Answers like JobSubmissionClient: submit, status, logs, stop, and 404 for unknown ids."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Info] = {}
+        self.submitted: list[str] = []
+        self.stopped: list[str] = []
+        self.logs = "Traceback ...\nMemoryError: out of memory in the driver\n"
+
+    def submit_job(self, entrypoint: str, submission_id: str, runtime_env: dict, metadata: dict) -> str:
+        if submission_id in self.jobs:
+            raise RuntimeError(
+                f"Request failed with status code 400: Job with submission_id {submission_id} already exists."
+            )
+        assert (
+            "reelforge.platform.fine_tuning.driver" in entrypoint
+            and "REELFORGE_DATABASE_URL" in runtime_env["env_vars"]
+        )
+        self.jobs[submission_id] = Info(Status.PENDING)
+        self.submitted.append(submission_id)
+        return submission_id
+
+    def get_job_info(self, submission_id: str) -> Info:
+        if submission_id not in self.jobs:
+            raise RuntimeError(f"Request failed with status code 404: Job {submission_id} does not exist.")
+        return self.jobs[submission_id]
+
+    def get_job_logs(self, submission_id: str) -> str:
+        return self.logs
+
+    def stop_job(self, submission_id: str) -> bool:
+        self.stopped.append(submission_id)
+        return True
+
+
+@pytest.fixture
+def setup(tmp_path):
+    config = ServeAppConfig.model_validate({"home": str(tmp_path)}).pinned()
+    supervisor = FineTuneSupervisor(config)
+    supervisor._client = api = FakeJobsApi()
+    return supervisor, api, FineTuneStore(config.database_url), UsageMeter(config.database_url)
+
+
+def _job(store: FineTuneStore, tenant: str = "acme") -> str:
+    job_id = new_job_id()
+    store.create(
+        id=job_id,
+        tenant=tenant,
+        model="reelforge-tiny",
+        model_path=None,
+        training_file="file-1",
+        validation_file=None,
+        suffix="brand",
+        seed=0,
+        hyperparameters={},
+        config={},
+        metadata_=None,
+        auto_promote=False,
+        workers=2,
+    )
+    store.mark_queued(job_id)  # as FineTuneService.create leaves a job whose files are valid
+    return job_id
+
+
+def test_a_job_is_submitted_once_even_when_another_replica_did_it_first(setup):
+    supervisor, api, store, _ = setup
+    job_id = _job(store)
+    api.jobs[job_id] = Info(Status.PENDING)  # another ingress replica submitted it already
+    supervisor.supervise_once()
+    supervisor.supervise_once()
+    assert api.submitted == [] and store.get(None, job_id).status == "queued"
+    assert store.get(None, job_id).submission_id == job_id
+
+
+def test_a_driver_that_dies_fails_the_job_with_its_log_and_is_metered_once(setup):
+    supervisor, api, store, meter = setup
+    job_id = _job(store)
+    supervisor.supervise_once()
+    store.mark_running(job_id, "cpu", 2, 100)
+    supervisor.supervise_once()
+    assert store.get(None, job_id).status == "running"  # still running: nothing to do
+    started = store.get(None, job_id).started_at
+    api.jobs[job_id] = Info(Status.FAILED, "exit code 1", end_time=int((started + 30) * 1000))
+    supervisor.supervise_once()
+    job = store.get(None, job_id)
+    assert (job.status, job.error_code) == ("failed", "training_failed") and "MemoryError" in job.error_message
+    supervisor.supervise_once()  # settled: a second pass records nothing more
+    usage = meter.summary("acme")
+    assert [(u.kind, u.jobs, u.device) for u in usage] == [(TRAINING, 1, "cpu")]
+    assert usage[0].seconds == pytest.approx(60.0, abs=0.5)  # 30 s of training x 2 workers
+
+
+def test_a_cancelled_job_is_stopped_then_settled_after_ray_says_stopped(setup, tmp_path):
+    supervisor, api, store, meter = setup
+    job_id = _job(store)
+    supervisor.supervise_once()
+    store.cancel("acme", job_id)
+    supervisor.supervise_once()
+    assert api.stopped == [job_id] and not store.get(None, job_id).metered
+    api.jobs[job_id] = Info(Status.STOPPED, end_time=None)
+    supervisor.supervise_once()
+    assert store.get(None, job_id).metered and store.get(None, job_id).status == "cancelled"
+    assert [(u.kind, u.jobs, u.seconds) for u in meter.summary("acme")] == [(TRAINING, 1, 0.0)]  # never trained
+
+
+def test_a_job_the_cluster_forgot_fails_instead_of_being_followed_forever(setup):
+    supervisor, api, store, _ = setup
+    job_id = _job(store)
+    supervisor.supervise_once()
+    api.jobs.clear()  # the cluster was restarted
+    supervisor.supervise_once()
+    job = store.get(None, job_id)
+    assert job.status == "failed" and "no longer known" in job.error_message and job.metered
+    assert store.in_flight() == []
+
+
+def test_a_job_cancelled_before_submission_never_reaches_the_cluster(setup):
+    supervisor, api, store, _ = setup
+    job_id = _job(store)
+    store.cancel("acme", job_id)
+    supervisor.supervise_once()
+    assert api.submitted == [] and store.in_flight() == []
+
+
+def test_jobs_wait_their_turn_beyond_the_cluster_wide_limit(setup):
+    supervisor, api, store, _ = setup
+    first, second = _job(store, "acme"), _job(store, "globex")
+    supervisor.supervise_once()
+    assert api.submitted == [first] and store.get(None, second).submission_id is None
+    store.mark_running(first, "cpu", 1, 10)
+    store.succeed(first, "ft:reelforge-tiny:acme:brand@1")
+    api.jobs[first] = Info(Status.SUCCEEDED, end_time=None)
+    supervisor.supervise_once()  # the first is settled, the second goes
+    assert api.submitted == [first, second] and store.get(None, second).submission_id == second

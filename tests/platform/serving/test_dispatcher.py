@@ -1,0 +1,120 @@
+"""The dispatcher's bookkeeping, isolated from Ray Serve by a stand-in deployment handle (the real
+handle path is covered end to end in test_videos_api and test_serve_restart): capacity, the
+adapter as multiplexed id, release and retry when a replica dies, and expiry clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from reelforge.platform.serving.dispatcher import JobDispatcher
+from reelforge.platform.stores.blob_store import BlobStore
+from reelforge.platform.stores.video_jobs import FAILED, QUEUED, VideoJob, VideoJobStore
+
+DEPLOYMENT = "generator-reelforge-tiny"
+
+
+class StandInHandle:
+    """Records calls like a DeploymentHandle; `fail` makes `generate` raise as a dead replica would."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls: list[tuple[str | None, str]] = []
+        self.release = asyncio.Event()
+        self._model_id: str | None = None
+
+    def options(self, multiplexed_model_id: str) -> StandInHandle:
+        routed = StandInHandle(self.fail)
+        routed.calls, routed.release, routed._model_id = self.calls, self.release, multiplexed_model_id
+        return routed
+
+    @property
+    def generate(self):
+        return self
+
+    def remote(self, video_id: str):
+        self.calls.append((self._model_id, video_id))
+        return self._finish()
+
+    async def _finish(self) -> None:
+        await self.release.wait()
+        if self.fail:
+            raise RuntimeError("ActorDiedError: the replica died")
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> tuple[VideoJobStore, BlobStore]:
+    return VideoJobStore(f"sqlite:///{tmp_path / 'jobs.db'}", max_attempts=2), BlobStore(str(tmp_path / "blobs"))
+
+
+def new(adapter: str | None = None) -> VideoJob:
+    return VideoJob(
+        tenant="acme",
+        model="m",
+        base_model="reelforge-tiny",
+        adapter=adapter,
+        deployment=DEPLOYMENT,
+        prompt="p",
+        seconds="2",
+        size="32x32",
+        num_frames=17,
+        fps=8.0,
+        seed=0,
+    )
+
+
+def test_sends_up_to_capacity_with_the_adapter_as_multiplexed_id(stores):
+    jobs, blobs = stores
+
+    async def scenario():
+        handle = StandInHandle()
+        dispatcher = JobDispatcher(jobs, blobs, {DEPLOYMENT: handle}, {DEPLOYMENT: 2}, lease_s=60, interval_s=0.1)
+        ids = [jobs.create(new(adapter="acme.brand.reelforge-tiny/3")).id, jobs.create(new()).id, jobs.create(new()).id]
+        assert await dispatcher.dispatch_once() == 2
+        await asyncio.sleep(0)  # let the send tasks reach the handle
+        assert handle.calls == [("acme.brand.reelforge-tiny/3", ids[0]), (None, ids[1])]
+        assert await dispatcher.dispatch_once() == 0  # full: the third waits in the store
+        return ids
+
+    ids = asyncio.run(scenario())
+    assert jobs.peek(ids[2]).lease_owner is None
+
+
+def test_a_dead_replica_releases_the_job_for_a_retry_then_fails_it(stores):
+    jobs, blobs = stores
+    after_first: list = []
+
+    async def scenario():
+        handle = StandInHandle(fail=True)
+        dispatcher = JobDispatcher(jobs, blobs, {DEPLOYMENT: handle}, {DEPLOYMENT: 1}, lease_s=60, interval_s=0.1)
+        video_id = jobs.create(new()).id
+        for attempt in (1, 2):
+            assert await dispatcher.dispatch_once() == 1
+            jobs.start(video_id, f"replica-{attempt}", lease_s=60)  # the replica began ...
+            handle.release.set()  # ... then died
+            await dispatcher.drain()
+            handle.release.clear()
+            after_first.append(jobs.peek(video_id))
+        return video_id
+
+    video_id = asyncio.run(scenario())
+    first = after_first[0]
+    assert (first.status, first.lease_owner, first.attempts) == (QUEUED, None, 1)  # back in the queue for a retry
+    job = jobs.peek(video_id)
+    assert job.status == FAILED and "interrupted 2 times" in job.error_message and "replica died" in job.error_message
+
+
+def test_expired_and_deleted_videos_lose_their_files(stores):
+    jobs, blobs = stores
+    expired, kept = jobs.create(new()), jobs.create(new())
+    for job, ttl in ((expired, -1), (kept, 3600)):
+        jobs.start(job.id, "r", 60)
+        blobs.put("acme", job.id, "video", b"mp4")
+        jobs.complete(job.id, time.time() + ttl, {})
+    dispatcher = JobDispatcher(jobs, blobs, {}, {}, lease_s=60, interval_s=0.1)
+    assert dispatcher.remove_expired_files() == 1
+    assert not blobs.exists("acme", expired.id) and blobs.exists("acme", kept.id)
+    assert jobs.peek(expired.id).files_removed
