@@ -20,7 +20,6 @@ from reelforge.settings import Settings
 
 # Params that differ between any two runs without meaning anything (paths, ids, resolved echoes).
 _NOISE_PARAMS = {"data", "resolved.model_dir"}
-SUMMARY_METRICS = ("eval/loss", "eval/brand_rate", "eval/adherence")
 
 
 @dataclass

@@ -96,8 +96,3 @@ class RankZeroLogger:
         """Upload a directory's files under `artifact_path`."""
         if self.enabled:
             self._client.log_artifacts(self.run_id, str(local_dir), artifact_path)
-
-    def tag(self, key: str, value: str) -> None:
-        """Set a run tag."""
-        if self.enabled:
-            self._client.set_tag(self.run_id, key, value)

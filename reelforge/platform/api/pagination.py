@@ -12,6 +12,10 @@ Item = TypeVar("Item", bound=BaseModel)
 Order = Annotated[
     Literal["asc", "desc"], Query(description="Creation order: newest first (desc) or oldest first (asc).")
 ]
+# Page sizes are query parameters validated by FastAPI, so a bad one is a 400 naming `limit`.
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
+FileLimit = Annotated[int, Query(ge=1, le=10_000, description="Page size, 1 to 10000.")]
+AuditLimit = Annotated[int, Query(ge=1, le=1000, description="Page size, 1 to 1000.")]
 
 
 class Page(BaseModel, Generic[Item]):

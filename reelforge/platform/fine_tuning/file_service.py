@@ -107,10 +107,6 @@ class FileService:
     def list(
         self, tenant: Tenant, purpose: str | None, after: str | None, limit: int, order: str
     ) -> tuple[list[UploadedFile], bool]:
-        if not 1 <= limit <= 10_000:
-            raise UserInputError(f"limit must be between 1 and 10000, got {limit}", param="limit")
-        if order not in ("asc", "desc"):
-            raise UserInputError(f"order must be 'asc' or 'desc', got {order!r}", param="order")
         return self.files.list(tenant.name, purpose, after, limit, order)
 
     def delete(self, tenant: Tenant, file_id: str) -> UploadedFile:

@@ -28,13 +28,7 @@ from reelforge.platform.stores.fine_tune_jobs import (
 )
 from reelforge.platform.stores.tenants import Tenant
 
-MAX_LIST_LIMIT = 100
 RETRY_AFTER_S = 60  # when a concurrency slot frees is unknown; a minute is a fair hint for a training job
-
-
-def _check_limit(limit: int) -> None:
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise UserInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}", param="limit")
 
 
 def check_rights(file: UploadedFile, param: str) -> None:
@@ -150,17 +144,14 @@ class FineTuneService:
         return self.jobs.get(tenant.name, job_id)
 
     def list(self, tenant: Tenant, after: str | None, limit: int) -> tuple[list[FineTuneJob], bool]:
-        _check_limit(limit)
         return self.jobs.list(tenant.name, after, limit)
 
     def events(self, tenant: Tenant, job_id: str, after: str | None, limit: int) -> tuple[list[FineTuneEvent], bool]:
-        _check_limit(limit)
         return self.jobs.events(tenant.name, job_id, after, limit)
 
     def checkpoints(
         self, tenant: Tenant, job_id: str, after: str | None, limit: int
     ) -> tuple[list[FineTuneCheckpoint], bool]:
-        _check_limit(limit)
         return self.jobs.checkpoints(tenant.name, job_id, after, limit)
 
     def cancel(self, tenant: Tenant, job_id: str, actor: str) -> FineTuneJob:

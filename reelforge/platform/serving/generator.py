@@ -50,9 +50,6 @@ class VideoGenerator:
         """The sizes and durations this model supports (the ingress validates requests with them)."""
         return self.worker.capabilities.to_dict()
 
-    def replica_id(self) -> str:
-        return self.replica
-
     async def generate(self, video_id: str) -> dict:
         """Run one job to completion; the job store carries its progress and outcome."""
         key = serve.get_multiplexed_model_id()

@@ -57,8 +57,6 @@ from reelforge.platform.stores.video_jobs import (
     VideoJobStore,
 )
 
-MAX_LIST_LIMIT = 100
-
 
 @dataclass(frozen=True)
 class ModelRoute:
@@ -255,10 +253,6 @@ class VideoService:
         return self.jobs.get(tenant.name, video_id)
 
     def list(self, tenant: Tenant, after: str | None, limit: int, order: str) -> tuple[list[VideoJob], bool]:
-        if not 1 <= limit <= MAX_LIST_LIMIT:
-            raise UserInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}", param="limit")
-        if order not in ("asc", "desc"):
-            raise UserInputError(f"order must be 'asc' or 'desc', got {order!r}", param="order")
         return self.jobs.list(tenant.name, after, limit, order)
 
     def delete(self, tenant: Tenant, video_id: str, actor: str = "unknown") -> VideoJob:
@@ -299,6 +293,4 @@ class VideoService:
     # ---- audit -----------------------------------------------------------------------------
     def audit_events(self, tenant: Tenant, after: int | None, limit: int):
         """The tenant's own audit records, oldest first."""
-        if not 1 <= limit <= 1000:
-            raise UserInputError(f"limit must be between 1 and 1000, got {limit}", param="limit")
         return self.audit.events(tenant.name, after, limit)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
-from reelforge.platform.api.pagination import Order, Page, page_of
+from reelforge.platform.api.pagination import FileLimit, Order, Page, page_of
 from reelforge.platform.api.schemas import ERROR_RESPONSES, FileDeleted, FileObject
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
@@ -28,7 +28,7 @@ async def list_files(
     services: Services,
     purpose: str | None = None,
     after: str | None = None,
-    limit: int = 100,
+    limit: FileLimit = 100,
     order: Order = "desc",
 ) -> Page[FileObject]:
     found, has_more = await run_in_threadpool(services.files.list, caller.tenant, purpose, after, limit, order)

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
 from reelforge.platform.api.fine_tune_request import parse_fine_tune_request
-from reelforge.platform.api.pagination import Page, page_of
+from reelforge.platform.api.pagination import Limit, Page, page_of
 from reelforge.platform.api.schemas import (
     ERROR_RESPONSES,
     FineTuningCheckpointObject,
@@ -29,7 +29,7 @@ async def create_fine_tuning_job(request: Request, caller: Authenticated, servic
 
 @router.get("", response_model=Page[FineTuningJobObject])
 async def list_fine_tuning_jobs(
-    caller: Authenticated, services: Services, after: str | None = None, limit: int = 20
+    caller: Authenticated, services: Services, after: str | None = None, limit: Limit = 20
 ) -> Page[FineTuningJobObject]:
     jobs, has_more = await run_in_threadpool(services.fine_tunes.list, caller.tenant, after, limit)
     return page_of(FineTuningJobObject, [FineTuningJobObject.of(j) for j in jobs], has_more)
@@ -42,7 +42,7 @@ async def retrieve_fine_tuning_job(job_id: str, caller: Authenticated, services:
 
 @router.get("/{job_id}/events", response_model=Page[FineTuningEventObject])
 async def fine_tuning_events(
-    job_id: str, caller: Authenticated, services: Services, after: str | None = None, limit: int = 20
+    job_id: str, caller: Authenticated, services: Services, after: str | None = None, limit: Limit = 20
 ) -> Page[FineTuningEventObject]:
     """The job's events, newest first: progress messages and one metrics event per step."""
     events, has_more = await run_in_threadpool(services.fine_tunes.events, caller.tenant, job_id, after, limit)
@@ -51,7 +51,7 @@ async def fine_tuning_events(
 
 @router.get("/{job_id}/checkpoints", response_model=Page[FineTuningCheckpointObject])
 async def fine_tuning_checkpoints(
-    job_id: str, caller: Authenticated, services: Services, after: str | None = None, limit: int = 10
+    job_id: str, caller: Authenticated, services: Services, after: str | None = None, limit: Limit = 10
 ) -> Page[FineTuningCheckpointObject]:
     found, has_more = await run_in_threadpool(services.fine_tunes.checkpoints, caller.tenant, job_id, after, limit)
     return page_of(FineTuningCheckpointObject, [FineTuningCheckpointObject.of(c) for c in found], has_more)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
-from reelforge.platform.api.pagination import Order, Page, page_of
+from reelforge.platform.api.pagination import Limit, Order, Page, page_of
 from reelforge.platform.api.schemas import ERROR_RESPONSES, VideoDeleted, VideoObject
 from reelforge.platform.api.video_request import parse_create_request
 from reelforge.platform.stores.video_jobs import ACTIVE, VideoJob
@@ -43,7 +43,7 @@ async def create_video(request: Request, response: Response, caller: Authenticat
 
 @router.get("", response_model=Page[VideoObject])
 async def list_videos(
-    caller: Authenticated, services: Services, after: str | None = None, limit: int = 20, order: Order = "desc"
+    caller: Authenticated, services: Services, after: str | None = None, limit: Limit = 20, order: Order = "desc"
 ) -> Page[VideoObject]:
     jobs, has_more = await run_in_threadpool(services.videos.list, caller.tenant, after, limit, order)
     return page_of(VideoObject, [VideoObject.of(j) for j in jobs], has_more)
