@@ -14,11 +14,18 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from reelforge.jobs.adapter_registry import import_adapter, promote
 from reelforge.jobs.ray_cluster import ensure_ray
 from reelforge.models.video_io import Video
+from reelforge.platform.api.app import create_api
+from reelforge.platform.api.dependencies import PlatformServices
 from reelforge.platform.config import ServeAppConfig
+from reelforge.platform.fine_tuning.file_service import FileService
+from reelforge.platform.fine_tuning.service import FineTuneService
+from reelforge.platform.serving.generation_limits import ModelCapabilities
+from reelforge.platform.serving.video_service import VideoService
 from reelforge.platform.stores.tenants import TenantStore
 from reelforge.platform.stores.video_jobs import VideoJobStore
 from reelforge.settings import Settings
@@ -161,3 +168,55 @@ def assert_openai_error(response, status: int, code: str | None = None, param: s
     if param is not None:
         assert error["param"] == param, error
     return error
+
+
+TINY = ModelCapabilities(
+    model="reelforge-tiny",
+    fps=8.0,
+    allowed_seconds=(1, 2),
+    default_seconds=2,
+    size_multiple=16,
+    max_width=64,
+    max_height=64,
+    default_size="32x32",
+)
+
+
+class ApiClients:
+    """The API app without Ray (real stores under `home`), a TestClient per tenant, and the services behind it.
+
+    The one stand-in is the generators' capabilities call, which isolates the routes from Serve handles.
+    """
+
+    def __init__(self, home: Path) -> None:
+        config = ServeAppConfig.model_validate(
+            {
+                "home": str(home),
+                "quotas": {"requests_per_minute": 1000, "concurrent_jobs": 3},
+                "max_request_bytes": 64 * 1024,
+                "moderation": {"tenants": {"acme": {"blocked_terms": ["competitor"]}}},
+            }
+        )
+        self.wakes = 0
+
+        async def capabilities(_base_model: str) -> ModelCapabilities:
+            return TINY
+
+        def woken() -> None:
+            self.wakes += 1
+
+        videos = VideoService(config)
+        self.services = PlatformServices(
+            config=config,
+            videos=videos,
+            files=FileService(config),
+            fine_tunes=FineTuneService(config),
+            capabilities=capabilities,
+            video_created=woken,
+        )
+        self.app = create_api(self.services)
+        _, acme_key = videos.tenants.create("acme")
+        _, globex_key = videos.tenants.create("globex")
+        self.acme = TestClient(self.app, headers={"Authorization": f"Bearer {acme_key}"})
+        self.globex = TestClient(self.app, headers={"Authorization": f"Bearer {globex_key}"})
+        self.anonymous = TestClient(self.app)

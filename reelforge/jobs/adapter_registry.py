@@ -32,6 +32,18 @@ class AdapterNotFoundError(UserInputError):
     code = "adapter_not_found"
 
 
+# Everything pasted into an MLflow filter string: names are built from tenant, suffix and base
+# model, none of which may hold a quote, so a filter can never be escaped from.
+FILTER_LITERAL = re.compile(r"[A-Za-z0-9._-]{1,300}")
+
+
+def filter_literal(text: str) -> str:
+    """`text` as it may stand between quotes in an MLflow filter string, or an AdapterNotFoundError."""
+    if not FILTER_LITERAL.fullmatch(text):
+        raise AdapterNotFoundError(f"no registered adapter is named {text[:100]!r}")
+    return text
+
+
 def registered_model_name(tenant: str, suffix: str, base_model: str) -> str:
     """`acme`, `brand`, `reelforge-tiny` -> `acme.brand.reelforge-tiny`."""
     return f"{tenant}.{suffix}.{Path(base_model).name}"
@@ -107,7 +119,7 @@ def tenant_adapter_names(settings: Settings, tenant: str) -> list[str]:
     token = None
     while True:
         page = client.search_registered_models(
-            filter_string=f"name LIKE '{tenant}.%'", max_results=100, page_token=token
+            filter_string=f"name LIKE '{filter_literal(tenant)}.%'", max_results=100, page_token=token
         )
         names.extend(m.name for m in page if (m.tags or {}).get(f"{TAG_PREFIX}tenant") == tenant)
         token = page.token
@@ -140,7 +152,7 @@ def resolve_adapter_name(settings: Settings, tenant: str, suffix: str | None = N
 def list_versions(settings: Settings, name: str) -> list[AdapterVersion]:
     """Every version of a registered adapter, newest first."""
     client = tracking_client(settings)
-    versions = client.search_model_versions(filter_string=f"name = '{name}'")
+    versions = client.search_model_versions(filter_string=f"name = '{filter_literal(name)}'")
     return sorted((_version(client, name, int(v.version)) for v in versions), key=lambda v: -v.version)
 
 

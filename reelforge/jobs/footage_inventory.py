@@ -14,11 +14,15 @@ with a reason. Archive members with absolute paths, `..` or links are never writ
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+import io
 import json
+import shutil
 import tarfile
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
@@ -44,6 +48,8 @@ class RejectReason(str, Enum):
     DUPLICATE = "duplicate content"
     CAPTION_WITHOUT_VIDEO = "caption without video"
     UNSAFE_ARCHIVE_MEMBER = "unsafe archive member"
+    UNREADABLE_ARCHIVE_MEMBER = "unreadable archive member"
+    CAPTION_NOT_UTF8 = "caption is not UTF-8 text"
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,40 @@ def _safe_member_path(name: str) -> PurePosixPath | None:
     return path
 
 
+# What reading one archive member can raise: encryption (RuntimeError), an unknown compression
+# method (NotImplementedError), a damaged stream (zlib.error, BadZipFile, EOFError), and names the
+# file system refuses (a file where a folder is, an empty or overlong name: OSError).
+MEMBER_ERRORS = (RuntimeError, NotImplementedError, zlib.error, zipfile.BadZipFile, tarfile.TarError, EOFError, OSError)
+
+
+def _extract_member(read, target: Path, dest: Path) -> None:
+    """Write one member's bytes (from `read()`) to `target`, which must lie strictly inside `dest`."""
+    if target == dest:
+        raise OSError("the member has an empty name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with read() as source, open(target, "wb") as out:
+        shutil.copyfileobj(source, out)
+
+
 def extract_archive(archive: Path, dest: Path) -> list[RejectedFile]:
-    """Extract the archive's safe regular files into `dest`; return the members refused."""
+    """Extract the archive's safe, readable regular files into `dest`; return the members refused.
+
+    A member that cannot be read (encrypted, an unknown compression method, a damaged stream, a
+    name the file system refuses) is refused with the reason; the other members still count.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     refused: list[RejectedFile] = []
+
+    def attempt(name: str, read, rel: PurePosixPath) -> None:
+        target = dest / rel
+        try:
+            _extract_member(read, target, dest)
+        except MEMBER_ERRORS as exc:
+            with contextlib.suppress(OSError):  # a partly written member is not footage
+                target.unlink(missing_ok=True)
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            refused.append(RejectedFile(name, RejectReason.UNREADABLE_ARCHIVE_MEMBER, detail))
+
     if archive.name.lower().endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
@@ -124,10 +160,7 @@ def extract_archive(archive: Path, dest: Path) -> list[RejectedFile]:
                         RejectedFile(info.filename, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..' or link")
                     )
                     continue
-                target = dest / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    out.write(src.read())
+                attempt(info.filename, lambda info=info: zf.open(info), rel)
         return refused
     with tarfile.open(archive) as tf:
         for member in tf.getmembers():
@@ -139,12 +172,43 @@ def extract_archive(archive: Path, dest: Path) -> list[RejectedFile]:
                     RejectedFile(member.name, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..', link or device")
                 )
                 continue
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = tf.extractfile(member)
-            if source is not None:
-                target.write_bytes(source.read())
+            attempt(member.name, lambda member=member: tf.extractfile(member), rel)
     return refused
+
+
+def _read_text(path: Path, what: str) -> str:
+    """A caption table's text, or a UserInputError naming the file when it is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{what} is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+
+
+def _json_rows(path: Path) -> list[tuple[int, dict]]:
+    """metadata.jsonl's rows with their line numbers; each must be a JSON object."""
+    rows = []
+    for number, line in enumerate(_read_text(path, "metadata.jsonl").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise UserInputError(f"metadata.jsonl line {number} is not JSON: {str(exc)[:200]}") from None
+        if not isinstance(row, dict):
+            raise UserInputError(
+                f"metadata.jsonl line {number} is a JSON {type(row).__name__}; each line must be an object"
+            )
+        rows.append((number, row))
+    return rows
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
+    """metadata.csv's columns and rows."""
+    reader = csv.DictReader(io.StringIO(_read_text(path, "metadata.csv"), newline=""))
+    try:
+        return list(reader.fieldnames or []), list(reader)
+    except csv.Error as exc:
+        raise UserInputError(f"metadata.csv is not valid CSV: {exc}") from None
 
 
 def _read_caption_tables(root: Path) -> dict[str, str]:
@@ -159,13 +223,7 @@ def _read_caption_tables(root: Path) -> dict[str, str]:
 
     jsonl = root / "metadata.jsonl"
     if jsonl.is_file():
-        for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserInputError(f"metadata.jsonl line {number} is not JSON: {exc.msg}") from exc
+        for number, row in _json_rows(jsonl):
             file, text = pick(row, FILE_COLUMNS), pick(row, CAPTION_COLUMNS)
             if file is None or text is None:
                 raise UserInputError(
@@ -175,17 +233,15 @@ def _read_caption_tables(root: Path) -> dict[str, str]:
             captions[file] = text
     table = root / "metadata.csv"
     if table.is_file():
-        with open(table, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            if not any(c in columns for c in FILE_COLUMNS) or not any(c in columns for c in CAPTION_COLUMNS):
-                raise UserInputError(f"metadata.csv has columns {columns}; it needs a file column and a caption column")
-            for row in reader:
-                captions[pick(row, FILE_COLUMNS) or ""] = pick(row, CAPTION_COLUMNS) or ""
+        columns, csv_rows = _csv_rows(table)
+        if not any(c in columns for c in FILE_COLUMNS) or not any(c in columns for c in CAPTION_COLUMNS):
+            raise UserInputError(f"metadata.csv has columns {columns}; it needs a file column and a caption column")
+        for row in csv_rows:
+            captions[pick(row, FILE_COLUMNS) or ""] = pick(row, CAPTION_COLUMNS) or ""
     prompts, videos = root / "prompts.txt", root / "videos.txt"
     if prompts.is_file() and videos.is_file():
-        p_lines = prompts.read_text(encoding="utf-8").splitlines()
-        v_lines = [v for v in videos.read_text(encoding="utf-8").splitlines() if v.strip()]
+        p_lines = _read_text(prompts, "prompts.txt").splitlines()
+        v_lines = [v for v in _read_text(videos, "videos.txt").splitlines() if v.strip()]
         if len(p_lines) < len(v_lines):
             raise UserInputError(f"prompts.txt has {len(p_lines)} lines but videos.txt lists {len(v_lines)} videos")
         captions.update({v.strip(): p for v, p in zip(v_lines, p_lines)})
@@ -201,10 +257,9 @@ def _read_rights_tables(root: Path) -> dict[str, dict[str, str]]:
     jsonl, table = root / "metadata.jsonl", root / "metadata.csv"
     rows: list[dict] = []
     if jsonl.is_file():
-        rows += [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows += [row for _, row in _json_rows(jsonl)]
     if table.is_file():
-        with open(table, newline="", encoding="utf-8") as handle:
-            rows += list(csv.DictReader(handle))
+        rows += _csv_rows(table)[1]
     for row in rows:
         file = next((str(row[c]) for c in FILE_COLUMNS if row.get(c) is not None), None)
         declared = {c: str(row[c]).strip() for c in RIGHTS_COLUMNS if row.get(c) not in (None, "")}
@@ -241,7 +296,13 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
         if sidecar.is_file():
             sidecars_used.add(sidecar)  # metadata tables win over sidecars when both exist
             if caption is None:
-                caption = sidecar.read_text(encoding="utf-8")
+                try:
+                    caption = sidecar.read_text(encoding="utf-8")
+                except UnicodeDecodeError:
+                    inventory.rejected.append(
+                        RejectedFile(rel, RejectReason.CAPTION_NOT_UTF8, f"{sidecar.name} is not UTF-8 text")
+                    )
+                    continue
         try:
             video = read_video(path, fps=requirements.fps)
         except VideoDecodeError as exc:

@@ -184,6 +184,10 @@ class ServeAppConfig(_Strict):
     fine_tuning: FineTuningSection = FineTuningSection()
     provenance: ProvenanceSection = ProvenanceSection()
     ingress_replicas: int = Field(1, ge=1)
+    # Requests one ingress replica handles at once (its work is I/O: the database, handles, storage),
+    # and how many may wait for it before Serve answers 503: set on purpose, not Serve's default of 5.
+    ingress_max_ongoing_requests: int = Field(200, ge=1)
+    ingress_max_queued_requests: int = Field(1000, ge=1)
     video_ttl_s: int = Field(24 * 3600, ge=60)  # completed videos are deleted after this
     job_lease_s: float = Field(120.0, gt=0)  # a job whose generator stays silent this long is retried
     max_attempts: int = Field(3, ge=1)

@@ -7,28 +7,72 @@ that names the field, in OpenAI's error shape.
 from __future__ import annotations
 
 import json
+import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from reelforge.errors import PayloadTooLargeError
-from reelforge.platform.api.errors import UserInputError, validate_request
+from reelforge.errors import PayloadTooLargeError, UserInputError
+from reelforge.models.sampling import MAX_PROMPT_CHARS
+from reelforge.platform.api.errors import validate_request
+
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: "²" and "١٠" pass str.isdigit()
+MAX_FIELD_CHARS = 300  # model ids, sizes and durations are short; a longer one is not one of ours
+
+
+def _whole_number(value: object) -> object:
+    """Numbers arrive as JSON numbers or as form strings; either way only plain ASCII integers pass."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true/false")
+    if isinstance(value, str):
+        if not WHOLE_NUMBER.fullmatch(value.strip()):
+            raise ValueError("must be a whole number written with the digits 0-9")
+        return int(value)
+    return value
+
+
+def _real_number(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+RealNumber = Annotated[float, BeforeValidator(_real_number), Field(allow_inf_nan=False)]
+ShortText = Annotated[StrictStr, Field(max_length=MAX_FIELD_CHARS)]
 
 
 class VideoCreateRequest(BaseModel):
-    """The create fields: OpenAI's prompt/model/seconds/size plus our seed, steps, guidance."""
+    """The create fields: OpenAI's prompt/model/seconds/size plus our seed, steps, guidance.
+
+    Every field is typed strictly and bounded in length here, before moderation, routing or the
+    database see it: a boolean is not a number, and text must be valid Unicode without NUL bytes.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    prompt: str
-    model: str | None = None
-    seconds: str | int | None = None
-    size: str | None = None
-    seed: int | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    negative_prompt: str | None = None
+    prompt: Annotated[StrictStr, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+    model: ShortText | None = None
+    seconds: ShortText | StrictInt | None = None
+    size: ShortText | None = None
+    seed: WholeNumber | None = None
+    steps: WholeNumber | None = None
+    guidance: RealNumber | None = None
+    negative_prompt: Annotated[StrictStr, Field(max_length=MAX_PROMPT_CHARS)] | None = None
+
+    @field_validator("prompt", "model", "seconds", "size", "negative_prompt")
+    @classmethod
+    def _plain_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("must not contain NUL characters")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+        return value
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -51,8 +95,10 @@ async def read_json_object(request: Request, max_bytes: int) -> dict:
     body = await read_body(request, max_bytes)
     try:
         data = json.loads(body or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise UserInputError("request body is nested too deeply to be a request") from None
+    except ValueError as exc:  # malformed JSON, bytes that are not UTF-8, an integer of thousands of digits
+        raise UserInputError(f"request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise UserInputError(f"request body must be a JSON object, got {type(data).__name__}")
     return data

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from pathlib import Path
+import unicodedata
+from pathlib import Path, PurePosixPath
 
 from starlette.requests import Request
 
@@ -29,7 +30,20 @@ from reelforge.platform.stores.files import (
 from reelforge.platform.stores.tenants import Tenant
 
 logger = logging.getLogger(__name__)
+MAX_NAME_CHARS = 255  # the files table's filename column
 MAX_DETAILS = 20  # rejected files named in status_details; the full report is kept on the row
+
+
+def upload_name(filename: str | None) -> str:
+    """The upload's base name as stored (at most 255 characters, suffix kept), or a 400 for one no file has."""
+    name = PurePosixPath((filename or "").replace("\\", "/")).name
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise UserInputError(f"file name {name[:100]!r} holds control characters", param="file")
+    if len(name) > MAX_NAME_CHARS:
+        _, dot, suffix = name.rpartition(".")
+        suffix = ".tar.gz" if name.lower().endswith(".tar.gz") else dot + suffix
+        name = name[: MAX_NAME_CHARS - len(suffix)] + suffix
+    return name
 
 
 class FileService:
@@ -57,7 +71,7 @@ class FileService:
                 raise UserInputError(
                     f"purpose {purpose!r} is not supported; use one of {', '.join(PURPOSES)}", param="purpose"
                 )
-            name = Path(upload.filename or "").name
+            name = upload_name(upload.filename)
             if not name.lower().endswith(ARCHIVE_SUFFIXES):
                 raise UserInputError(
                     f"file {name!r} is not a footage archive; upload a {', '.join(ARCHIVE_SUFFIXES)} of videos with captions",
@@ -78,7 +92,9 @@ class FileService:
         stored = self.files.get(tenant.name, file_id)
         model = describe_model(self.config.generators[0].model, self.settings, self.config.generators[0].model_path)
         with tempfile.TemporaryDirectory(prefix="reelforge-upload-") as tmp:
-            archive = self.blobs.fetch_upload(tenant.name, file_id, Path(tmp) / stored.filename)
+            # A local name of our own: the tenant's may be longer than a file system allows.
+            suffix = next(s for s in ARCHIVE_SUFFIXES if stored.filename.lower().endswith(s))
+            archive = self.blobs.fetch_upload(tenant.name, file_id, Path(tmp) / f"upload{suffix}")
             try:
                 inventory = inventory_source(archive, Path(tmp) / "work", footage_requirements(model.defaults))
                 report = inventory.report()

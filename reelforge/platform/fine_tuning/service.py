@@ -26,6 +26,7 @@ from reelforge.platform.stores.fine_tune_jobs import (
     FineTuneStore,
     new_job_id,
 )
+from reelforge.platform.stores.quota_guard import QuotaExceeded
 from reelforge.platform.stores.tenants import Tenant
 
 RETRY_AFTER_S = 60  # when a concurrency slot frees is unknown; a minute is a fair hint for a training job
@@ -95,28 +96,29 @@ class FineTuneService:
                 f"allowed per job; ask for fewer in {HYPERPARAMETERS_PARAM}.steps",
                 param=f"{HYPERPARAMETERS_PARAM}.steps",
             )
-        active = self.jobs.count_active(tenant.name)
-        if active >= policy.concurrent_jobs:
+        try:  # counted and inserted in one transaction: parallel requests cannot overshoot the quota
+            job = self.jobs.create(
+                max_active=policy.concurrent_jobs,
+                id=new_job_id(),
+                tenant=tenant.name,
+                model=body.model,
+                model_path=generator.model_path,
+                training_file=training.id,
+                validation_file=validation.id if validation else None,
+                suffix=config.suffix,
+                seed=config.seed,
+                hyperparameters=reported,
+                config=config.model_dump(mode="json"),
+                metadata_=body.metadata,
+                auto_promote=policy.auto_promote,
+                workers=config.workers,
+            )
+        except QuotaExceeded as exc:
             raise RateLimitError(
-                f"tenant {tenant.name!r} has {active} fine-tuning job(s) in progress and may run {policy.concurrent_jobs} "
+                f"tenant {tenant.name!r} has {exc.active} fine-tuning job(s) in progress and may run {exc.limit} "
                 "at once; wait for one to finish or cancel one",
                 RETRY_AFTER_S,
-            )
-        job = self.jobs.create(
-            id=new_job_id(),
-            tenant=tenant.name,
-            model=body.model,
-            model_path=generator.model_path,
-            training_file=training.id,
-            validation_file=validation.id if validation else None,
-            suffix=config.suffix,
-            seed=config.seed,
-            hyperparameters=reported,
-            config=config.model_dump(mode="json"),
-            metadata_=body.metadata,
-            auto_promote=policy.auto_promote,
-            workers=config.workers,
-        )
+            ) from None
         self.audit.record(
             tenant.name,
             actor,

@@ -71,5 +71,9 @@ def build_app(args: ServeAppConfig) -> Application:
         name = deployment_name(generator.base_model, dedicated.tenant)
         handles[name] = _generator(app, generator, name, dedicated.autoscaling)
         capacity[name] = generator_capacity(generator, dedicated.autoscaling)
-    ingress = VideoAPI.options(num_replicas=app.ingress_replicas)
+    ingress = VideoAPI.options(
+        num_replicas=app.ingress_replicas,
+        max_ongoing_requests=app.ingress_max_ongoing_requests,
+        max_queued_requests=app.ingress_max_queued_requests,
+    )
     return ingress.bind(app.model_dump(), handles, capacity, base_deployments)

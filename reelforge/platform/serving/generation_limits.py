@@ -70,7 +70,7 @@ def check_seconds(caps: ModelCapabilities, seconds: str | int | None) -> int:
         return caps.default_seconds
     text = str(seconds).strip()
     allowed = ", ".join(str(s) for s in caps.allowed_seconds)
-    if not text.isdigit() or int(text) not in caps.allowed_seconds:
+    if not (text.isascii() and text.isdigit()) or int(text) not in caps.allowed_seconds:
         raise InvalidGenerationSettingsError(
             f"seconds {text!r} is not supported by {caps.model}; allowed values: {allowed}", param="seconds"
         )
@@ -86,7 +86,7 @@ def check_size(caps: ModelCapabilities, size: str | None) -> tuple[int, int]:
         f"{caps.model} takes WIDTHxHEIGHT with each side a multiple of {m} between {m} and "
         f"{caps.max_width}x{caps.max_height} (default {caps.default_size})"
     )
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 6 for p in parts):
         raise InvalidGenerationSettingsError(f"size {size!r} is not supported: {rule}", param="size")
     width, height = int(parts[0]), int(parts[1])
     for side, limit in ((width, caps.max_width), (height, caps.max_height)):

@@ -1,7 +1,9 @@
 """Prompt moderation: every generation request passes a tenant's policy before anything is queued.
 
 The default policy is a blocklist of terms and regular expressions (case-insensitive, word-bounded
-terms). A company with its own classifier (a Llama Guard-style model on a local path) plugs it in
+terms). Patterns run on RE2 (`google-re2`), whose matching time is linear in the prompt: no
+pattern an operator writes can make one request hold the ingress for seconds, and patterns RE2
+cannot run in linear time (backreferences, lookaround) are refused when the config loads. A company with its own classifier (a Llama Guard-style model on a local path) plugs it in
 as `classifier: "package.module:Factory"`; the factory gets `classifier_path` and returns an object
 with `classify(prompt) -> Verdict`. The first rule that fires is named in the refusal.
 """
@@ -9,10 +11,10 @@ with `classify(prompt) -> Verdict`. The first rule that fires is named in the re
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass
 from typing import Protocol
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reelforge.errors import UserInputError
@@ -65,10 +67,23 @@ class ModerationPolicy(BaseModel):
     def _compiles(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"blocked pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+                compile_pattern(pattern)
+            except re2.error as exc:
+                detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+                raise ValueError(
+                    f"blocked pattern {pattern!r} is not a valid regular expression for RE2 (linear-time matching: "
+                    f"no backreferences or lookaround): {detail}"
+                ) from None
         return patterns
+
+
+def compile_pattern(pattern: str):
+    """`pattern` as a case-insensitive RE2 regex in which `.` also matches newlines."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.dot_nl = True
+    options.log_errors = False
+    return re2.compile(pattern, options)
 
 
 def _load_classifier(spec: str, path: str | None) -> PromptClassifier:
@@ -84,10 +99,8 @@ class PromptModerator:
     """Applies one policy: terms, then patterns, then the classifier if there is one."""
 
     def __init__(self, policy: ModerationPolicy) -> None:
-        self.terms = [(term, re.compile(rf"\b{re.escape(term)}\b", re.IGNORECASE)) for term in policy.blocked_terms]
-        self.patterns = [
-            (pattern, re.compile(pattern, re.IGNORECASE | re.DOTALL)) for pattern in policy.blocked_patterns
-        ]
+        self.terms = [(term, compile_pattern(rf"\b{re2.escape(term)}\b")) for term in policy.blocked_terms]
+        self.patterns = [(pattern, compile_pattern(pattern)) for pattern in policy.blocked_patterns]
         self.classifier = _load_classifier(policy.classifier, policy.classifier_path) if policy.classifier else None
 
     def check(self, prompt: str) -> Verdict:

@@ -7,6 +7,7 @@ and the requested model, never from anything else the client sends.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -43,6 +44,7 @@ from reelforge.platform.stores.audit_log import (
     AuditLog,
 )
 from reelforge.platform.stores.blob_store import VARIANTS, BlobStore
+from reelforge.platform.stores.quota_guard import QuotaExceeded
 from reelforge.platform.stores.rate_windows import (
     RequestRateLimiter,
     WindowState,
@@ -56,6 +58,9 @@ from reelforge.platform.stores.video_jobs import (
     VideoJob,
     VideoJobStore,
 )
+
+# The suffix of an ft: id (as FineTuneConfig.suffix) and an optional @version or @alias.
+FINE_TUNED_REFERENCE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}(@([0-9]{1,9}|[a-z][a-z0-9_-]{0,39}))?")
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,13 @@ class VideoService:
                 )
             return ModelRoute(model, model, None, self._deployment(tenant.name, model))
         parts = model.split(":")
+        if len(parts) != 4 or not FINE_TUNED_REFERENCE.fullmatch(parts[3]):
+            # Checked before anything reaches the registry: a suffix or selector is never free text.
+            raise UnknownModelError(
+                f"model {model[:200]!r} does not exist; fine-tuned models are named "
+                "ft:<base>:<tenant>:<suffix> with an optional @<version> or @<alias>",
+                param="model",
+            )
         not_found = UnknownModelError(
             f"model {model!r} does not exist; available: {', '.join(self.models_for(tenant))}", param="model"
         )
@@ -212,29 +224,25 @@ class VideoService:
         width, height = check_size(caps, request.size)
         check_sampling(request.steps, request.guidance, request.seed)
         limit = tenant.concurrent_jobs or self.config.quotas.concurrent_jobs
-        check_concurrency(
-            tenant.name,
-            self.jobs.count_active(tenant.name),
-            limit,
-            retry_after_s=max(1, self.config.poll_after_ms // 1000),
+        job = VideoJob(
+            tenant=tenant.name,
+            model=route.model,
+            base_model=route.base_model,
+            adapter=route.adapter,
+            deployment=route.deployment,
+            prompt=request.prompt,
+            seconds=str(seconds),
+            size=f"{width}x{height}",
+            num_frames=caps.frames_for(seconds),
+            fps=caps.fps,
+            seed=0 if request.seed is None else request.seed,
+            steps=request.steps,
+            guidance=request.guidance,
         )
-        job = self.jobs.create(
-            VideoJob(
-                tenant=tenant.name,
-                model=route.model,
-                base_model=route.base_model,
-                adapter=route.adapter,
-                deployment=route.deployment,
-                prompt=request.prompt,
-                seconds=str(seconds),
-                size=f"{width}x{height}",
-                num_frames=caps.frames_for(seconds),
-                fps=caps.fps,
-                seed=0 if request.seed is None else request.seed,
-                steps=request.steps,
-                guidance=request.guidance,
-            )
-        )
+        try:  # counted and inserted in one transaction: parallel requests cannot overshoot the quota
+            self.jobs.create(job, max_active=limit)
+        except QuotaExceeded as exc:
+            check_concurrency(tenant.name, exc.active, limit, retry_after_s=max(1, self.config.poll_after_ms // 1000))
         self.audit.record(
             tenant.name,
             actor,

@@ -24,10 +24,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from reelforge.errors import NotFoundError
 from reelforge.platform.stores.database import Base, session_factory
+from reelforge.platform.stores.quota_guard import insert_within_quota
 
 VALIDATING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "validating_files",
@@ -114,7 +115,18 @@ def _cursor(text: str | None, prefix: str) -> int | None:
     if text is None:
         return None
     number = text.removeprefix(prefix)
-    return int(number) if number.isdigit() else -1
+    # ASCII digits of a value a 64-bit id column can hold; anything else is no id of ours.
+    if not (number.isascii() and number.isdigit() and len(number) <= 18):
+        return -1
+    return int(number)
+
+
+def _active(session: Session, tenant: str) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(FineTuneJob)
+        .where(FineTuneJob.tenant == tenant, FineTuneJob.status.in_(ACTIVE))
+    )
 
 
 class FineTuneStore:
@@ -125,11 +137,17 @@ class FineTuneStore:
 
     # -- jobs -----------------------------------------------------------------------------------
 
-    def create(self, **values) -> FineTuneJob:
-        """Record a new job in `validating_files`; `values` are the row's columns."""
+    def create(self, max_active: int | None = None, **values) -> FineTuneJob:
+        """Record a new job in `validating_files` (`values` are the row's columns); with `max_active`, only
+        if the tenant's unfinished jobs, this one included, stay within it (QuotaExceeded otherwise)."""
         job = FineTuneJob(**values)
         with self._session.begin() as session:
-            session.add(job)
+            if max_active is None:
+                session.add(job)
+            else:
+                insert_within_quota(
+                    session, job, "fine-tunes", job.tenant, max_active, lambda s: _active(s, job.tenant)
+                )
         return job
 
     def get(self, tenant: str | None, job_id: str) -> FineTuneJob:
@@ -164,11 +182,7 @@ class FineTuneStore:
     def count_active(self, tenant: str) -> int:
         """The tenant's jobs that are validating, queued or running."""
         with self._session() as session:
-            return session.scalar(
-                select(func.count())
-                .select_from(FineTuneJob)
-                .where(FineTuneJob.tenant == tenant, FineTuneJob.status.in_(ACTIVE))
-            )
+            return _active(session, tenant)
 
     def in_flight(self) -> list[FineTuneJob]:
         """Every job that is not finished, oldest first: what the ingress submits and follows."""

@@ -25,10 +25,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from reelforge.errors import NotFoundError
 from reelforge.platform.stores.database import Base, session_factory
+from reelforge.platform.stores.quota_guard import insert_within_quota
 
 QUEUED, IN_PROGRESS, COMPLETED, FAILED = "queued", "in_progress", "completed", "failed"
 ACTIVE = (QUEUED, IN_PROGRESS)
@@ -83,6 +84,14 @@ class VideoJob(Base):
         return int(self.size.split("x")[1])
 
 
+def _active(session: Session, tenant: str) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(VideoJob)
+        .where(VideoJob.tenant == tenant, VideoJob.status.in_(ACTIVE), VideoJob.deleted.is_(False))
+    )
+
+
 class VideoJobStore:
     """Tenant-scoped reads and the dispatch/lease writes of the `videos` table."""
 
@@ -91,10 +100,14 @@ class VideoJobStore:
         self.max_attempts = max_attempts
 
     # ---- the API's tenant-scoped side ------------------------------------------------------
-    def create(self, job: VideoJob) -> VideoJob:
-        """Record an accepted request as a queued job."""
+    def create(self, job: VideoJob, max_active: int | None = None) -> VideoJob:
+        """Record an accepted request as a queued job; with `max_active`, only if the tenant's queued and
+        running jobs, this one included, stay within it (QuotaExceeded otherwise, nothing recorded)."""
         with self._session.begin() as session:
-            session.add(job)
+            if max_active is None:
+                session.add(job)
+            else:
+                insert_within_quota(session, job, "videos", job.tenant, max_active, lambda s: _active(s, job.tenant))
         return job
 
     def get(self, tenant: str, video_id: str) -> VideoJob:
@@ -152,11 +165,7 @@ class VideoJobStore:
     def count_active(self, tenant: str) -> int:
         """Queued plus in-progress jobs of the tenant (the concurrency quota)."""
         with self._session() as session:
-            return session.scalar(
-                select(func.count())
-                .select_from(VideoJob)
-                .where(VideoJob.tenant == tenant, VideoJob.status.in_(ACTIVE), VideoJob.deleted.is_(False))
-            )
+            return _active(session, tenant)
 
     # ---- the dispatcher's and generators' side ---------------------------------------------
     def claim(self, owner: str, deployment: str, limit: int, lease_s: float) -> list[VideoJob]:

@@ -66,5 +66,19 @@ def test_classifier_is_loaded_from_an_import_path():
 def test_bad_policies_are_clear():
     with pytest.raises(ServeConfigError, match="not a valid regular expression"):
         parse_serve_config({"moderation": {"default": {"blocked_patterns": ["(unclosed"]}}})
+    # Backreferences and lookaround need backtracking: refused when the config loads, not slow at run time.
+    for pattern in (r"(a+)\1", r"foo(?=bar)"):
+        with pytest.raises(ServeConfigError, match="RE2"):
+            parse_serve_config({"moderation": {"default": {"blocked_patterns": [pattern]}}})
     with pytest.raises(UserInputError, match="cannot be imported"):
         PromptModerator(ModerationPolicy(classifier="no.such.module:Guard"))
+
+
+def test_adversarial_prompts_are_checked_in_linear_time():
+    """The default patterns pair two word lists with `.*`; Python's `re` backtracks quadratically on a
+    long prompt full of near-misses, RE2 scans it once. Counted in matches, not timed."""
+    moderator = PromptModerator(ModerationPolicy())
+    near_miss = "kids " * 4000  # 20,000 characters of the first list and none of the second
+    assert moderator.check(near_miss).allowed
+    assert not moderator.check(near_miss + " nude").allowed
+    assert moderator.check("广告 " * 1000 + "a red circle").allowed  # CJK text passes through untouched
