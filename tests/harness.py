@@ -26,6 +26,7 @@ from reelforge.platform.fine_tuning.file_service import FileService
 from reelforge.platform.fine_tuning.service import FineTuneService
 from reelforge.platform.serving.generation_limits import ModelCapabilities
 from reelforge.platform.serving.video_service import VideoService
+from reelforge.platform.stores.idempotency_keys import IdempotencyStore
 from reelforge.platform.stores.tenants import TenantStore
 from reelforge.platform.stores.video_jobs import VideoJobStore
 from reelforge.settings import Settings
@@ -211,6 +212,7 @@ class ApiClients:
             videos=videos,
             files=FileService(config),
             fine_tunes=FineTuneService(config),
+            idempotency=IdempotencyStore(videos.settings.resolved_database_url),
             capabilities=capabilities,
             video_created=woken,
         )

@@ -14,6 +14,7 @@ from reelforge.platform.fine_tuning.file_service import FileService
 from reelforge.platform.fine_tuning.service import FineTuneService
 from reelforge.platform.serving.generation_limits import ModelCapabilities
 from reelforge.platform.serving.video_service import VideoService
+from reelforge.platform.stores.idempotency_keys import IdempotencyStore
 from reelforge.platform.stores.tenants import Tenant, masked_key
 
 
@@ -25,6 +26,7 @@ class PlatformServices:
     videos: VideoService
     files: FileService
     fine_tunes: FineTuneService
+    idempotency: IdempotencyStore
     capabilities: Callable[[str], Awaitable[ModelCapabilities]]  # base model -> what it can generate
     video_created: Callable[[], None] = lambda: None  # wakes the dispatcher
     fine_tunes_changed: Callable[[], None] = lambda: None  # wakes the fine-tune supervisor

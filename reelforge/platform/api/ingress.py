@@ -21,6 +21,7 @@ from reelforge.platform.fine_tuning.supervisor import FineTuneSupervisor
 from reelforge.platform.serving.dispatcher import JobDispatcher
 from reelforge.platform.serving.generation_limits import ModelCapabilities
 from reelforge.platform.serving.video_service import VideoService
+from reelforge.platform.stores.idempotency_keys import IdempotencyStore
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
@@ -51,6 +52,7 @@ class VideoAPI:
             videos=videos,
             files=FileService(self.config),
             fine_tunes=FineTuneService(self.config),
+            idempotency=IdempotencyStore(videos.settings.resolved_database_url),
             capabilities=self._capabilities_of,
             video_created=self.dispatcher.wake,
             fine_tunes_changed=self.supervisor.wake,

@@ -4,6 +4,7 @@ from reelforge.platform.stores import (
     audit_log,
     files,
     fine_tune_jobs,
+    idempotency_keys,
     rate_windows,
     tenants,
     usage,
@@ -12,5 +13,15 @@ from reelforge.platform.stores import (
 )
 from reelforge.platform.stores.database import Base
 
-TABLE_MODULES = (audit_log, files, fine_tune_jobs, rate_windows, tenants, usage, video_jobs, watermarks)
+TABLE_MODULES = (
+    audit_log,
+    files,
+    fine_tune_jobs,
+    idempotency_keys,
+    rate_windows,
+    tenants,
+    usage,
+    video_jobs,
+    watermarks,
+)
 metadata = Base.metadata

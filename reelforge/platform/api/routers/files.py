@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
+from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run_once
 from reelforge.platform.api.pagination import FileLimit, Order, Page, page_of
 from reelforge.platform.api.schemas import ERROR_RESPONSES, FileDeleted, FileObject
 
@@ -16,10 +20,25 @@ router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES
     "", response_model=FileObject, responses={413: ERROR_RESPONSES[400] | {"description": "Upload too large."}}
 )
 async def create_file(request: Request, caller: Authenticated, services: Services) -> FileObject:
-    """Upload a .zip/.tar of videos with captions (multipart `file`, `purpose=fine-tune`)."""
+    """Upload a .zip/.tar of videos with captions (multipart `file`, `purpose=fine-tune`).
+
+    With an `Idempotency-Key` header, a repeat of the same upload (same bytes, name and fields)
+    returns the first file, and the repeat's bytes are not kept.
+    """
+    key = idempotency_key(request)
     file_id, declaration = await services.files.upload(caller.tenant, request, caller.actor)
-    # Validated before the response: a file is only usable once its inventory is known.
-    return FileObject.of(await run_in_threadpool(services.files.validate, caller.tenant, file_id, declaration))
+    stored = await run_in_threadpool(services.files.get, caller.tenant, file_id)
+    declared = json.dumps({k: v for k, v in declaration.items() if k != "uploader"}, sort_keys=True)
+
+    async def validate() -> FileObject:
+        # Validated before the response: a file is only usable once its inventory is known.
+        return FileObject.of(await run_in_threadpool(services.files.validate, caller.tenant, file_id, declaration))
+
+    request_fingerprint = fingerprint(stored.sha256, stored.filename, stored.purpose, declared)
+    result = await run_once(services, caller, "files.create", key, request_fingerprint, validate)
+    if isinstance(result, JSONResponse):  # a replay: the first upload stands, this copy goes
+        await run_in_threadpool(services.files.delete, caller.tenant, file_id)
+    return result
 
 
 @router.get("", response_model=Page[FileObject])

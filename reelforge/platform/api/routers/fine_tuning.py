@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
 from reelforge.platform.api.fine_tune_request import parse_fine_tune_request
+from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run_once
 from reelforge.platform.api.pagination import Limit, Page, page_of
 from reelforge.platform.api.schemas import (
     ERROR_RESPONSES,
@@ -20,11 +21,19 @@ router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"], response
 
 @router.post("", response_model=FineTuningJobObject)
 async def create_fine_tuning_job(request: Request, caller: Authenticated, services: Services) -> FineTuningJobObject:
-    """Create a job on the tenant's validated files; it runs as a Ray Job when the cluster has room."""
+    """Create a job on the tenant's validated files; it runs as a Ray Job when the cluster has room.
+
+    With an `Idempotency-Key` header, a repeat of the same request returns the first job.
+    """
+    key = idempotency_key(request)
     body = await parse_fine_tune_request(request, services.config.max_request_bytes)
-    job = await run_in_threadpool(services.fine_tunes.create, caller.tenant, body, caller.actor)
-    services.fine_tunes_changed()
-    return FineTuningJobObject.of(job)
+
+    async def create() -> FineTuningJobObject:
+        job = await run_in_threadpool(services.fine_tunes.create, caller.tenant, body, caller.actor)
+        services.fine_tunes_changed()
+        return FineTuningJobObject.of(job)
+
+    return await run_once(services, caller, "fine_tuning.jobs.create", key, fingerprint(body.model_dump_json()), create)
 
 
 @router.get("", response_model=Page[FineTuningJobObject])

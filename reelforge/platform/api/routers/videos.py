@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
+from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run_once
 from reelforge.platform.api.pagination import Limit, Order, Page, page_of
 from reelforge.platform.api.schemas import ERROR_RESPONSES, VideoDeleted, VideoObject
 from reelforge.platform.api.video_request import parse_create_request
@@ -27,18 +28,26 @@ def _video(job: VideoJob, response: Response, services: Services) -> VideoObject
 
 @router.post("", response_model=VideoObject)
 async def create_video(request: Request, response: Response, caller: Authenticated, services: Services) -> VideoObject:
-    """Accept a generation request (JSON or multipart form) and queue it for the model's generators."""
+    """Accept a generation request (JSON or multipart form) and queue it for the model's generators.
+
+    With an `Idempotency-Key` header, a repeat of the same request returns the first video.
+    """
     videos = services.videos
+    key = idempotency_key(request)
     window = await run_in_threadpool(videos.quota_check, caller.tenant)
     body = await parse_create_request(request, services.config.max_request_bytes)
-    # Before routing: a refused prompt never reaches the registry, the job store or a generator.
-    await run_in_threadpool(videos.moderate, caller.tenant, body, caller.actor)
-    route = await run_in_threadpool(videos.resolve_model, caller.tenant, body.model)
-    caps = await services.capabilities(route.base_model)
-    job = await run_in_threadpool(videos.create, caller.tenant, body, route, caps, caller.actor)
-    services.video_created()
+
+    async def create() -> VideoObject:
+        # Before routing: a refused prompt never reaches the registry, the job store or a generator.
+        await run_in_threadpool(videos.moderate, caller.tenant, body, caller.actor)
+        route = await run_in_threadpool(videos.resolve_model, caller.tenant, body.model)
+        caps = await services.capabilities(route.base_model)
+        job = await run_in_threadpool(videos.create, caller.tenant, body, route, caps, caller.actor)
+        services.video_created()
+        return _video(job, response, services)
+
     response.headers.update(window.headers())
-    return _video(job, response, services)
+    return await run_once(services, caller, "videos.create", key, fingerprint(body.model_dump_json()), create)
 
 
 @router.get("", response_model=Page[VideoObject])

@@ -1,0 +1,85 @@
+"""`Idempotency-Key` on creates: the same key and request replay the first response and record
+nothing new; the same key with another request is a 409; keys are the tenant's own."""
+
+from __future__ import annotations
+
+import pytest
+
+from reelforge.models.tiny.footage import write_footage
+from reelforge.platform.stores.idempotency_keys import IdempotencyStore
+from tests.harness import PROMPT, assert_openai_error, zip_folder
+
+
+def key(value: str) -> dict[str, str]:
+    return {"Idempotency-Key": value}
+
+
+def test_a_retried_video_create_returns_the_first_video(api):
+    body = {"prompt": PROMPT, "seconds": "1", "seed": 4}
+    first = api.acme.post("/v1/videos", json=body, headers=key("create-1"))
+    again = api.acme.post("/v1/videos", json=body, headers=key("create-1"))
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert [v["id"] for v in api.acme.get("/v1/videos").json()["data"]] == [first.json()["id"]]
+    assert api.wakes == 1  # the dispatcher heard of one job
+    # The same request as a form is the same request (clients send either).
+    as_form = api.acme.post("/v1/videos", data={"prompt": PROMPT, "seconds": "1", "seed": "4"}, headers=key("create-1"))
+    assert as_form.json()["id"] == first.json()["id"]
+
+
+def test_a_key_reused_for_another_request_is_409(api):
+    api.acme.post("/v1/videos", json={"prompt": PROMPT}, headers=key("reused"))
+    error = assert_openai_error(
+        api.acme.post("/v1/videos", json={"prompt": PROMPT, "seed": 9}, headers=key("reused")),
+        409,
+        "idempotency_key_conflict",
+    )
+    assert error["param"] == "Idempotency-Key" and "different request" in error["message"]
+    assert len(api.acme.get("/v1/videos").json()["data"]) == 1
+
+
+def test_keys_are_per_tenant_and_a_failed_request_frees_its_key(api):
+    mine = api.acme.post("/v1/videos", json={"prompt": PROMPT}, headers=key("shared-name")).json()
+    theirs = api.globex.post("/v1/videos", json={"prompt": PROMPT}, headers=key("shared-name")).json()
+    assert mine["id"] != theirs["id"]
+    refused = api.acme.post("/v1/videos", json={"prompt": PROMPT, "seconds": "7"}, headers=key("retry-me"))
+    assert_openai_error(refused, 400)
+    assert (
+        api.acme.post("/v1/videos", json={"prompt": PROMPT, "seconds": "7"}, headers=key("retry-me")).status_code == 400
+    )
+
+
+def test_a_key_whose_first_request_still_runs_is_409(api):
+    IdempotencyStore(api.services.videos.settings.resolved_database_url).begin(
+        "acme", "videos.create", "in-flight", "some-other-fingerprint"
+    )
+    response = api.acme.post("/v1/videos", json={"prompt": PROMPT}, headers=key("in-flight"))
+    assert_openai_error(response, 409, "idempotency_key_conflict")
+
+
+@pytest.mark.parametrize("value", ["", "x" * 256, "with space", "ключ"])
+def test_malformed_keys_are_400(api, value):
+    response = api.acme.post("/v1/videos", json={"prompt": PROMPT}, headers={"Idempotency-Key": value.encode()})
+    assert assert_openai_error(response, 400)["param"] == "Idempotency-Key"
+
+
+def test_a_retried_upload_and_fine_tune_return_the_first_objects(api, tmp_path):
+    write_footage(tmp_path / "footage", count=2, seed=8)
+    archive = zip_folder(tmp_path / "footage")
+
+    def upload():
+        return api.acme.post(
+            "/v1/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", archive)}, headers=key("upload-1")
+        )
+
+    first, again = upload(), upload()
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert [f["id"] for f in api.acme.get("/v1/files").json()["data"]] == [first.json()["id"]]
+
+    job = {"model": "reelforge-tiny", "training_file": first.json()["id"], "seed": 1}
+    created = api.acme.post("/v1/fine_tuning/jobs", json=job, headers=key("job-1"))
+    repeated = api.acme.post("/v1/fine_tuning/jobs", json=job, headers=key("job-1"))
+    assert created.status_code == 200, created.text
+    assert repeated.json()["id"] == created.json()["id"]
+    assert len(api.acme.get("/v1/fine_tuning/jobs").json()["data"]) == 1
