@@ -11,11 +11,6 @@ from rich.table import Table
 
 from reelforge.cli.audit import record_cli_action
 from reelforge.cli.console import stderr, stdout
-from reelforge.platform.stores.audit_log import (
-    ADAPTER_IMPORTED,
-    ADAPTER_PROMOTED,
-    ADAPTER_ROLLED_BACK,
-)
 from reelforge.settings import Settings
 
 app = typer.Typer(
@@ -87,6 +82,7 @@ def adapters_promote(
 ) -> None:
     """Point `production` (what serving uses) at a version."""
     from reelforge.jobs.adapter_registry import promote
+    from reelforge.platform.stores.audit_log import ADAPTER_PROMOTED
 
     settings = Settings.from_env()
     moved = promote(settings, _adapter_name(tenant, adapter), version)
@@ -112,6 +108,7 @@ def adapters_import(
 ) -> None:
     """Register a LoRA trained elsewhere (finetrainers, diffusion-pipe ...) as a tenant adapter version."""
     from reelforge.jobs.adapter_registry import import_adapter, promote
+    from reelforge.platform.stores.audit_log import ADAPTER_IMPORTED
 
     version = import_adapter(Settings.from_env(), tenant, suffix, model, directory)
     record_cli_action(
@@ -133,6 +130,7 @@ def adapters_import(
 def adapters_rollback(tenant: TenantOption, adapter: AdapterOption = None) -> None:
     """Move `production` back to the version it pointed at before the last promotion."""
     from reelforge.jobs.adapter_registry import rollback
+    from reelforge.platform.stores.audit_log import ADAPTER_ROLLED_BACK
 
     settings = Settings.from_env()
     moved = rollback(settings, _adapter_name(tenant, adapter))

@@ -10,8 +10,6 @@ from typing import Annotated
 import typer
 
 from reelforge.cli.console import ConfigOption, platform_settings, stderr
-from reelforge.platform.stores.audit_log import AuditLog
-from reelforge.platform.stores.tenants import TenantStore
 from reelforge.settings import Settings
 
 app = typer.Typer(
@@ -21,6 +19,8 @@ app = typer.Typer(
 
 def record_cli_action(settings: Settings, tenant: str, action: str, subject: str, **details) -> None:
     """Append an audit record for a CLI action, in the platform database the server reads."""
+    from reelforge.platform.stores.audit_log import AuditLog
+
     AuditLog(settings.resolved_database_url).record(tenant, f"cli:{getpass.getuser()}", action, subject, **details)
 
 
@@ -31,6 +31,9 @@ def audit_export(
     config: ConfigOption = None,
 ) -> None:
     """Export a tenant's audit records as JSON lines, oldest first."""
+    from reelforge.platform.stores.audit_log import AuditLog
+    from reelforge.platform.stores.tenants import TenantStore
+
     settings = platform_settings(config)
     TenantStore(settings.resolved_database_url).get(tenant)  # a clear error for an unknown tenant
     log = AuditLog(settings.resolved_database_url)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 
 from reelforge.cli.console import ConfigOption, platform_settings, stderr
-from reelforge.platform.stores.database import create_platform_engine, engine_for
-from reelforge.platform.stores.migrations import current_revision
 
 app = typer.Typer(name="db", help="The platform database: schema migrations (alembic).", no_args_is_help=True)
 
@@ -14,6 +12,9 @@ app = typer.Typer(name="db", help="The platform database: schema migrations (ale
 @app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Apply every pending migration to the platform database (safe to run again)."""
+    from reelforge.platform.stores.database import create_platform_engine, engine_for
+    from reelforge.platform.stores.migrations import current_revision
+
     url = platform_settings(config).resolved_database_url
     probe = create_platform_engine(url)
     try:
@@ -29,6 +30,9 @@ def db_upgrade(config: ConfigOption = None) -> None:
 @app.command("current")
 def db_current(config: ConfigOption = None) -> None:
     """Print the database's schema revision ("none" for a database never migrated)."""
+    from reelforge.platform.stores.database import create_platform_engine
+    from reelforge.platform.stores.migrations import current_revision
+
     engine = create_platform_engine(platform_settings(config).resolved_database_url)
     try:
         typer.echo(current_revision(engine) or "none")

@@ -13,8 +13,6 @@ from rich.table import Table
 
 from reelforge.cli.audit import record_cli_action
 from reelforge.cli.console import stderr, stdout
-from reelforge.jobs.adapter_registry import adapter_sha256
-from reelforge.platform.stores.audit_log import FINETUNE_COMPLETED
 from reelforge.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,8 +63,10 @@ def finetune(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Fine-tune a LoRA adapter on a tenant's footage (Ray Train + DeepSpeed), tracked and registered in MLflow."""
+    from reelforge.jobs.adapter_registry import adapter_sha256
     from reelforge.jobs.finetune import run_finetune
     from reelforge.jobs.finetune_config import expand_sweep, read_config_file
+    from reelforge.platform.stores.audit_log import FINETUNE_COMPLETED
 
     base = read_config_file(config) if config else {}
     base.update({"tenant": tenant, "data": str(data)})

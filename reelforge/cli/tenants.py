@@ -10,14 +10,16 @@ import typer
 from rich.table import Table
 
 from reelforge.cli.console import ConfigOption, platform_settings, stderr, stdout
-from reelforge.platform.stores.tenants import TenantStore
 
 app = typer.Typer(
     name="tenants", help="Create tenants and manage their API keys (shown once, stored hashed).", no_args_is_help=True
 )
 
 
-def _store(config: Path | None) -> TenantStore:
+def _store(config: Path | None):
+    # Imported here, not at the top: `reelforge --help` should not load the database layer.
+    from reelforge.platform.stores.tenants import TenantStore
+
     return TenantStore(platform_settings(config).resolved_database_url)
 
 

@@ -11,8 +11,6 @@ from rich.table import Table
 
 from reelforge.cli.console import ConfigOption, JsonOption, platform_settings, stdout
 from reelforge.errors import UserInputError
-from reelforge.platform.stores.tenants import TenantStore
-from reelforge.platform.stores.usage import UsageMeter
 
 app = typer.Typer()
 
@@ -25,6 +23,9 @@ def usage_command(
     as_json: JsonOption = False,
 ) -> None:
     """Summarise a tenant's metered usage by day: jobs, device seconds and frames per model."""
+    from reelforge.platform.stores.tenants import TenantStore
+    from reelforge.platform.stores.usage import UsageMeter
+
     if days < 1:
         raise UserInputError(f"--days must be at least 1, got {days}")
     settings = platform_settings(config)
