@@ -157,34 +157,57 @@ def _corrupt_deflate(good_zip: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "build",
+    ("build", "status", "needle"),
     [
         pytest.param(
-            lambda good: _with_flag(_zip([("secret.txt", b"x")], good), "secret.txt", flag_bits=0x1), id="encrypted"
+            lambda good: _with_flag(_zip([("secret.txt", b"x")], good), "secret.txt", flag_bits=0x1),
+            "processed",
+            "secret.txt: unreadable archive member",
+            id="encrypted",
         ),
         pytest.param(
-            lambda good: _with_flag(_zip([("odd.txt", b"x")], good), "odd.txt", method=99), id="unknown-method"
-        ),
-        pytest.param(lambda good: _zip([("clash", b"x"), ("clash/inner.txt", b"y")], good), id="file-dir-clash"),
-        pytest.param(lambda good: _zip([("a" * 300 + ".txt", b"x")], good), id="overlong-name"),
-        pytest.param(
-            lambda good: _zip([("metadata.jsonl", b'["not", "an", "object"]\n')], good), id="jsonl-row-not-object"
+            lambda good: _with_flag(_zip([("odd.txt", b"x")], good), "odd.txt", method=99),
+            "processed",
+            "odd.txt: unreadable archive member",
+            id="unknown-method",
         ),
         pytest.param(
-            lambda good: _zip([("clip_0000.txt", "une légende".encode("latin-1"))], good), id="caption-not-utf8"
+            lambda good: _zip([("clash", b"x"), ("clash/inner.txt", b"y")], good),
+            "processed",
+            "clash/inner.txt: unreadable archive member",
+            id="file-dir-clash",
+        ),
+        pytest.param(
+            lambda good: _zip([("a" * 300 + ".txt", b"x")], good),
+            "processed",
+            "a" * 300 + ".txt: unreadable archive member",
+            id="overlong-name",
+        ),
+        pytest.param(
+            lambda good: _zip([("metadata.jsonl", b'["not", "an", "object"]\n')], good),
+            "error",
+            "metadata.jsonl line 1 is a JSON list",
+            id="jsonl-row-not-object",
+        ),
+        pytest.param(
+            lambda good: _zip([("clip_0000.txt", "une légende".encode("latin-1"))], good),
+            "error",
+            "clip_0000.mp4: caption is not UTF-8 text",
+            id="caption-not-utf8",
         ),
         pytest.param(
             lambda good: _zip([("metadata.csv", "file,caption\nclip_0000.mp4,é\n".encode("latin-1"))], good),
+            "error",
+            "metadata.csv is not UTF-8 text",
             id="csv-not-utf8",
         ),
     ],
 )
-def test_hostile_archives_are_reported_not_500(api, good_zip, build):
+def test_hostile_archives_are_reported_per_file_not_500(api, good_zip, build, status, needle):
     response = _upload(api, "footage.zip", build(good_zip))
     assert response.status_code == 200, response.text
     uploaded = response.json()
-    assert uploaded["status"] in ("processed", "error")
-    assert uploaded["status_details"]
+    assert uploaded["status"] == status and needle in uploaded["status_details"], uploaded
 
 
 def test_a_corrupt_deflate_stream_rejects_that_member_only(api, good_zip):
