@@ -10,14 +10,13 @@ from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run
 from reelforge.platform.api.pagination import Limit, Order, Page, page_of
 from reelforge.platform.api.schemas import ERROR_RESPONSES, VideoDeleted, VideoObject
 from reelforge.platform.api.video_request import parse_create_request
+from reelforge.platform.stores.blob_store import VARIANTS
 from reelforge.platform.stores.video_jobs import ACTIVE, VideoJob
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"], responses=ERROR_RESPONSES)
 
-CONTENT_TYPES = {
-    "video/mp4": {"schema": {"type": "string", "format": "binary"}},
-    "image/webp": {"schema": {"type": "string", "format": "binary"}},
-}
+# What /content returns, as the blob store's variants say: the MP4, or its JPEG thumbnail.
+CONTENT_TYPES = {media_type: {"schema": {"type": "string", "format": "binary"}} for _, media_type in VARIANTS.values()}
 
 
 def _video(job: VideoJob, response: Response, services: Services) -> VideoObject:
