@@ -1,6 +1,7 @@
 """Every platform table, gathered: the metadata alembic compares migrations against."""
 
-from reelforge.platform.stores import (
+# Imported for their row classes, which register each table on Base.metadata.
+from reelforge.platform.stores import (  # noqa: F401
     audit_log,
     files,
     fine_tune_jobs,
@@ -13,15 +14,4 @@ from reelforge.platform.stores import (
 )
 from reelforge.platform.stores.database import Base
 
-TABLE_MODULES = (
-    audit_log,
-    files,
-    fine_tune_jobs,
-    idempotency_keys,
-    rate_windows,
-    tenants,
-    usage,
-    video_jobs,
-    watermarks,
-)
 metadata = Base.metadata
