@@ -4,7 +4,6 @@ is recorded for it. Every case here once answered 500 or was wrongly accepted (i
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 import pytest
@@ -46,10 +45,8 @@ def test_hostile_video_bodies_are_refused_by_name(api, body, param):
     assert api.acme.get("/v1/videos").json()["data"] == []
 
 
-def test_a_huge_prompt_is_refused_before_moderation_and_fast(api):
-    started = time.perf_counter()
+def test_a_huge_prompt_is_refused_before_moderation(api):
     response = api.acme.post("/v1/videos", json={"prompt": "a" * 1_000_000})
-    assert time.perf_counter() - started < 1.0
     assert_openai_error(response, 413)  # the body cap (64 KiB here) comes first
     long_prompt = api.acme.post("/v1/videos", json={"prompt": "a" * 3000})
     assert assert_openai_error(long_prompt, 400)["param"] == "prompt"
