@@ -23,6 +23,7 @@ from pydantic import (
 from reelforge.errors import UserInputError
 from reelforge.jobs.ingest import TENANT_PATTERN
 from reelforge.platform.serving.moderation import ModerationPolicy
+from reelforge.platform.stores.video_jobs import RetryPolicy
 from reelforge.provenance.config import ProvenanceSection
 from reelforge.settings import Settings
 
@@ -190,7 +191,9 @@ class ServeAppConfig(_Strict):
     ingress_max_queued_requests: int = Field(1000, ge=1)
     video_ttl_s: int = Field(24 * 3600, ge=60)  # completed videos are deleted after this
     job_lease_s: float = Field(120.0, gt=0)  # a job whose generator stays silent this long is retried
-    max_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(3, ge=1, le=100)  # claims of one job before it fails
+    retry_backoff_s: float = Field(2.0, ge=0, le=3600)  # wait before the 2nd attempt; doubles after each
+    retry_backoff_max_s: float = Field(60.0, ge=0, le=24 * 3600)
     max_request_bytes: int = Field(1 << 20, ge=1024)  # JSON and form bodies of /v1/videos
     max_upload_bytes: int = Field(2 << 30, ge=1024)  # one /v1/files upload (a footage archive)
     poll_after_ms: int = Field(1000, ge=50)  # `openai-poll-after-ms` on in-flight videos
@@ -212,6 +215,10 @@ class ServeAppConfig(_Strict):
                     f"dedicated tenant {d.tenant!r} uses model {d.model!r}, which no generator serves ({names})"
                 )
         return self
+
+    def retry_policy(self) -> RetryPolicy:
+        """How video jobs are retried."""
+        return RetryPolicy(self.max_attempts, self.retry_backoff_s, self.retry_backoff_max_s)
 
     def settings(self) -> Settings:
         """The Settings every replica uses: explicit values here, else the environment's."""

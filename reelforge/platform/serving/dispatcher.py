@@ -1,11 +1,12 @@
 """Moves queued jobs from the job store to generator deployments, and keeps their leases alive.
 
 It runs inside each ingress replica as one asyncio task. Each pass it requeues jobs whose lease
-ran out, claims queued jobs up to each deployment's capacity (max replicas x max ongoing
+ran out, claims queued jobs that are due up to each deployment's capacity (max replicas x max ongoing
 requests, so the autoscaler sees the backlog as ongoing requests), and sends each to its
-deployment with the job's adapter as the multiplexed model id. While a call is pending the
-dispatcher renews the job's lease; if the call fails (replica lost) the job is released for
-another attempt. Expired and deleted videos' files are removed here too.
+deployment with the job's adapter as the multiplexed model id and the claim's fencing token.
+While a call is pending the dispatcher renews the claim's lease (the replica renews it too once it
+starts the job); if the call fails (replica lost, adapter unreachable) the claim is released, and
+the job is retried after a back-off or, out of attempts, failed. Expired and deleted videos' files are removed here too.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ class JobDispatcher:
         self.lease_s = lease_s
         self.interval_s = interval_s
         self.owner = f"dispatcher-{uuid.uuid4().hex[:12]}"
-        self.inflight: dict[str, set[str]] = {name: set() for name in handles}
+        self.inflight: dict[str, dict[str, int]] = {name: {} for name in handles}  # video id -> fence
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._last_renew = 0.0
         self._last_cleanup = 0.0
+        self._cleanup: asyncio.Task | None = None
 
     def wake(self) -> None:
         """Dispatch now rather than at the next interval (a job was just accepted)."""
@@ -85,7 +87,7 @@ class JobDispatcher:
             logger.warning("requeued %d jobs whose lease expired: %s", len(recovered), recovered)
         if now - self._last_renew >= self.lease_s / 3:
             self._last_renew = now
-            pending = [video_id for ids in self.inflight.values() for video_id in ids]
+            pending = {video_id: fence for claims in self.inflight.values() for video_id, fence in claims.items()}
             if pending:
                 await asyncio.to_thread(self.jobs.renew_leases, pending, self.owner, self.lease_s)
         sent = 0
@@ -93,26 +95,37 @@ class JobDispatcher:
             free = self.capacity[deployment] - len(self.inflight[deployment])
             claimed = await asyncio.to_thread(self.jobs.claim, self.owner, deployment, free, self.lease_s)
             for job in claimed:
-                self.inflight[deployment].add(job.id)
+                self.inflight[deployment][job.id] = job.fence
                 task = asyncio.create_task(self._send(handle, job))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 sent += 1
-        if now - self._last_cleanup >= CLEANUP_INTERVAL_S:
+        if now - self._last_cleanup >= CLEANUP_INTERVAL_S and (self._cleanup is None or self._cleanup.done()):
+            # Not awaited: removing many files from an object store must not delay the next renewals.
             self._last_cleanup = now
-            await asyncio.to_thread(self.remove_expired_files)
+            self._cleanup = asyncio.create_task(self._clean_up())
         return sent
 
     async def _send(self, handle, job: VideoJob) -> None:
         routed = handle.options(multiplexed_model_id=job.adapter) if job.adapter else handle
         try:
-            await routed.generate.remote(job.id)
-        except Exception as exc:  # the replica died or the deployment is being torn down
-            logger.warning("dispatch of %s to %s failed: %s", job.id, job.deployment, exc)
-            await asyncio.to_thread(self.jobs.release, job.id, self.owner, f"{type(exc).__name__}: {exc}")
+            await routed.generate.remote(job.id, job.fence)
+        except Exception as exc:  # the replica died, the deployment is being torn down, the adapter is unreachable
+            reason = f"{type(exc).__name__}: {str(exc)[-500:]}"
+            logger.warning("dispatch of %s (attempt %d) to %s failed: %s", job.id, job.attempts, job.deployment, reason)
+            await asyncio.to_thread(self.jobs.release, job.id, job.fence, reason)
         finally:
-            self.inflight[job.deployment].discard(job.id)
+            self.inflight[job.deployment].pop(job.id, None)
             self.wake()
+
+    async def _clean_up(self) -> None:
+        try:
+            removed = await asyncio.to_thread(self.remove_expired_files)
+        except Exception:  # the store may be briefly unreachable; the next interval tries again
+            logger.exception("removing expired videos' files failed")
+            return
+        if removed:
+            logger.info("removed the files of %d expired or deleted videos", removed)
 
     def remove_expired_files(self) -> int:
         """Delete the files of expired or deleted videos; returns how many videos were cleaned."""

@@ -28,9 +28,10 @@ from reelforge.platform.serving.generation_limits import (
     ModelCapabilities,
     capabilities_of,
 )
-from reelforge.platform.stores.audit_log import VIDEO_COMPLETED, VIDEO_FAILED, AuditLog
+from reelforge.platform.serving.lease_keeper import LeaseKeeper, LeaseLostError
+from reelforge.platform.stores.audit_log import VIDEO_COMPLETED, VIDEO_FAILED, AuditEvent
 from reelforge.platform.stores.blob_store import BlobStore
-from reelforge.platform.stores.usage import GENERATION, UsageMeter
+from reelforge.platform.stores.usage import GENERATION, usage_record
 from reelforge.platform.stores.video_jobs import (
     COMPLETED,
     FAILED,
@@ -68,86 +69,127 @@ class GenerationWorker:
         self.model: VideoModel = load_model(
             generator.model, self.settings, model_path=generator.model_path, device=device
         )
-        self.jobs = VideoJobStore(self.settings.resolved_database_url, app.max_attempts)
+        self.jobs = VideoJobStore(self.settings.resolved_database_url, app.retry_policy())
         self.blobs = BlobStore(self.settings.resolved_storage_url)
         self.lock = threading.Lock()
         self.capabilities: ModelCapabilities = capabilities_of(self.model)
-        self.meter = UsageMeter(self.settings.resolved_database_url)
-        self.audit = AuditLog(self.settings.resolved_database_url)
         self.stamper = ProvenanceStamper(self.app.provenance, self.settings)
+        self.lease_renew_every_s: float | None = None  # None: a third of the lease
 
     def run(
-        self, video_id: str, adapter: LoadedAdapter | None, replica: str, adapter_wait_s: float | None = None
+        self,
+        video_id: str,
+        fence: int,
+        adapter: LoadedAdapter | None,
+        replica: str,
+        adapter_wait_s: float | None = None,
     ) -> dict:
-        """Generate job `video_id` with `adapter` (None: the base model); returns its final status.
+        """Generate claim `fence` of job `video_id` with `adapter` (None: the base model); returns its final status.
 
         `adapter_wait_s` is how long the replica took to have the adapter ready (cold load or cache hit).
+        The lock is taken before the job starts, so a job waiting for the model is not yet in progress;
+        from the start until its end the lease is renewed from here.
         """
-        job = self.jobs.start(video_id, replica, self.app.job_lease_s)
-        if job is None:  # finished meanwhile (a retried dispatch of a job another replica completed)
-            current = self.jobs.peek(video_id)
-            return {"id": video_id, "status": current.status if current else "missing"}
+        lease_s = self.app.job_lease_s
+        self.lock.acquire()
+        locked = True
         try:
-            timings = self._generate_and_store(job, adapter)
-            timings["adapter_wait_s"] = None if adapter_wait_s is None else round(adapter_wait_s, 4)
-        except ReelforgeError as exc:
-            return self.fail(job, replica, exc.code, exc.message)
-        except Exception as exc:  # a bug or an out-of-memory: the job fails visibly, the replica lives on
-            logger.exception("generation of %s failed", video_id)
-            return self.fail(job, replica, "generation_failed", f"{type(exc).__name__}: {exc}")
+            job = self.jobs.start(video_id, fence, replica, lease_s)
+            if job is None:  # finished meanwhile, or a newer attempt holds it
+                current = self.jobs.peek(video_id)
+                return {"id": video_id, "status": current.status if current else "missing", "superseded": True}
+            with LeaseKeeper(self.jobs, video_id, fence, lease_s, self.lease_renew_every_s) as lease:
+                try:
+                    started = time.perf_counter()
+                    activate_adapter(self.model, adapter.peft_name if adapter else None)
+                    video = self.sample(job, lease)
+                    generate_s = time.perf_counter() - started
+                    self.lock.release()
+                    locked = False  # stamping and storing need not hold the model
+                    lease.check()
+                    timings = self._stamp_and_store(job, video, adapter)
+                    lease.check()
+                except LeaseLostError as exc:
+                    logger.warning("%s; stopping this attempt", exc)
+                    self.blobs.remove_attempt(job.tenant, video_id, fence)
+                    return {"id": video_id, "status": "superseded", "superseded": True}
+                except ReelforgeError as exc:
+                    return self.fail(job, replica, exc.code, exc.message)
+                except Exception as exc:  # a bug or an out-of-memory: the job fails visibly, the replica lives on
+                    logger.exception("generation of %s failed", video_id)
+                    return self.fail(job, replica, "generation_failed", f"{type(exc).__name__}: {exc}")
+                timings["generate_s"] = round(generate_s, 4)
+                timings["adapter_wait_s"] = None if adapter_wait_s is None else round(adapter_wait_s, 4)
+                return self._complete(job, adapter, replica, timings)
+        finally:
+            if locked:
+                self.lock.release()
+
+    def _complete(self, job: VideoJob, adapter: LoadedAdapter | None, replica: str, timings: dict) -> dict:
+        """Record the job completed with its usage and audit record, if this attempt still holds it."""
         video_sha256 = timings.pop("video_sha256")
-        finished = self.jobs.complete(video_id, time.time() + self.app.video_ttl_s, timings)
         # Metered: the seconds the model held its device for this video, and the frames it made.
-        self.meter.record(
+        usage = usage_record(
             job.tenant,
             GENERATION,
-            video_id,
+            job.id,
             job.model,
             job.adapter,
             self.model.device.type,
             timings["generate_s"],
             job.num_frames,
         )
-        self.audit.record(
-            job.tenant,
-            f"generator:{replica}",
-            VIDEO_COMPLETED,
-            video_id,
-            model=job.model,
-            adapter=job.adapter,
-            adapter_sha256=adapter.sha256 if adapter else None,
-            video_sha256=video_sha256,
-            seed=job.seed,
-            attempts=finished.attempts if finished else None,
+        audit = AuditEvent(
+            tenant=job.tenant,
+            actor=f"generator:{replica}",
+            action=VIDEO_COMPLETED,
+            subject=job.id,
+            details={
+                "model": job.model,
+                "adapter": job.adapter,
+                "adapter_sha256": adapter.sha256 if adapter else None,
+                "video_sha256": video_sha256,
+                "seed": job.seed,
+                "attempts": job.attempts,
+                "fence": job.fence,
+            },
         )
-        if finished is not None and finished.deleted:  # deleted while it ran: its files go now
-            self.blobs.remove(job.tenant, video_id)
-            self.jobs.mark_files_removed(video_id)
-        return {"id": video_id, "status": COMPLETED, "timings": timings}
+        expires_at = time.time() + self.app.video_ttl_s
+        finished = self.jobs.complete(job.id, job.fence, expires_at, timings, records=[usage, audit])
+        if finished is None:  # a newer attempt took over between the last check and now
+            self.blobs.remove_attempt(job.tenant, job.id, job.fence)
+            return {"id": job.id, "status": "superseded", "superseded": True}
+        if finished.deleted:  # deleted while it ran: its files go now
+            self.blobs.remove(job.tenant, job.id)
+            self.jobs.mark_files_removed(job.id)
+        return {"id": job.id, "status": COMPLETED, "timings": timings}
 
     def fail(self, job: VideoJob, replica: str, code: str, message: str) -> dict:
-        """Mark `job` failed with a client-visible error and audit it."""
-        self.jobs.fail(job.id, code, message)
-        self.audit.record(
-            job.tenant,
-            f"generator:{replica}",
-            VIDEO_FAILED,
-            job.id,
-            model=job.model,
-            adapter=job.adapter,
-            error_code=code,
-            error=message[:500],
+        """Mark claim `job.fence` of `job` failed with a client-visible error, audited in the same transaction."""
+        audit = AuditEvent(
+            tenant=job.tenant,
+            actor=f"generator:{replica}",
+            action=VIDEO_FAILED,
+            subject=job.id,
+            details={"model": job.model, "adapter": job.adapter, "error_code": code, "error": message[:500]},
         )
+        if not self.jobs.fail(job.id, code, message, fence=job.fence, records=[audit]):
+            return {"id": job.id, "status": "superseded", "superseded": True}
         return {"id": job.id, "status": FAILED}
 
-    def _generate_and_store(self, job: VideoJob, adapter: LoadedAdapter | None) -> dict:
+    def sample(self, job: VideoJob, lease: LeaseKeeper) -> Video:
+        """Denoise the job's video with the active adapter, reporting progress (which also renews the lease)."""
         last_write = [0.0]
 
         def progress(step: int, total: int) -> None:
+            lease.check()
             now = time.monotonic()
             if step == total or now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S:
                 last_write[0] = now
-                self.jobs.report_progress(job.id, DENOISE_SHARE * step // total, self.app.job_lease_s)
+                percent = DENOISE_SHARE * step // total
+                if not self.jobs.report_progress(job.id, job.fence, percent, self.app.job_lease_s):
+                    lease.lost.set()
+                    lease.check()
 
         settings = GenerationSettings(
             prompt=job.prompt,
@@ -159,11 +201,11 @@ class GenerationWorker:
             seed=job.seed,
             fps=job.fps,
         )
-        started = time.perf_counter()
-        with self.lock:
-            activate_adapter(self.model, adapter.peft_name if adapter else None)
-            video = generate(self.model, settings, progress=progress)
-        generated = time.perf_counter()
+        return generate(self.model, settings, progress=progress)
+
+    def _stamp_and_store(self, job: VideoJob, video: Video, adapter: LoadedAdapter | None) -> dict:
+        """Watermark, encode and sign the video, and store it and its thumbnail under this attempt's fence."""
+        stamped_at = time.perf_counter()
         frames, watermark_id = self.stamper.watermark(video.frames, job.id, job.tenant)
         video = Video(frames, video.fps)
         claims = GenerationClaims(
@@ -176,13 +218,12 @@ class GenerationWorker:
             watermark_id,
         )
         mp4 = self.stamper.sign(encode_mp4(video), claims)
-        stamped = time.perf_counter()
-        self.blobs.put(job.tenant, job.id, "video", mp4)
-        self.blobs.put(job.tenant, job.id, "thumbnail", encode_thumbnail(video))
+        stored_at = time.perf_counter()
+        self.blobs.put(job.tenant, job.id, "video", mp4, fence=job.fence)
+        self.blobs.put(job.tenant, job.id, "thumbnail", encode_thumbnail(video), fence=job.fence)
         return {
-            "generate_s": round(generated - started, 4),
-            "provenance_s": round(stamped - generated, 4),
-            "store_s": round(time.perf_counter() - stamped, 4),
+            "provenance_s": round(stored_at - stamped_at, 4),
+            "store_s": round(time.perf_counter() - stored_at, 4),
             "adapter": adapter.ref.key if adapter else None,
             "video_sha256": hashlib.sha256(mp4).hexdigest(),
             "watermark_id": watermark_id,

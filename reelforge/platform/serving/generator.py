@@ -50,8 +50,8 @@ class VideoGenerator:
         """The sizes and durations this model supports (the ingress validates requests with them)."""
         return self.worker.capabilities.to_dict()
 
-    async def generate(self, video_id: str) -> dict:
-        """Run one job to completion; the job store carries its progress and outcome."""
+    async def generate(self, video_id: str, fence: int) -> dict:
+        """Run claim `fence` of one job to completion; the job store carries its progress and outcome."""
         key = serve.get_multiplexed_model_id()
         adapter, waited = None, None
         if key:
@@ -60,6 +60,10 @@ class VideoGenerator:
                 adapter = await self._adapter(key)
             except ReelforgeError as exc:  # not in the registry, or its bytes do not match the registered hash
                 job = await asyncio.to_thread(self.worker.jobs.peek, video_id)
+                if job is None or job.fence != fence:
+                    return {"id": video_id, "status": "superseded", "superseded": True}
                 return await asyncio.to_thread(self.worker.fail, job, self.replica, exc.code, exc.message)
+            # Anything else (its artifact unreachable, say) propagates: the dispatcher releases the
+            # claim, and the job is retried after a back-off until it runs out of attempts.
             waited = time.perf_counter() - started
-        return await asyncio.to_thread(self.worker.run, video_id, adapter, self.replica, waited)
+        return await asyncio.to_thread(self.worker.run, video_id, fence, adapter, self.replica, waited)

@@ -81,7 +81,7 @@ class VideoService:
         self.settings = config.settings()
         url = self.settings.resolved_database_url
         self.tenants = TenantStore(url)
-        self.jobs = VideoJobStore(url, config.max_attempts)
+        self.jobs = VideoJobStore(url, config.retry_policy())
         self.rates = RequestRateLimiter(url)
         self.blobs = BlobStore(self.settings.resolved_storage_url)
         self.meter = UsageMeter(url)
@@ -284,7 +284,7 @@ class VideoService:
         if job.files_removed or (job.expires_at is not None and job.expires_at < time.time()):
             raise VideoExpiredError(f"video {video_id} expired and its files were deleted")
         try:
-            data = self.blobs.read(tenant.name, video_id, variant)
+            data = self.blobs.read(tenant.name, video_id, variant, fence=job.fence)
         except FileNotFoundError as exc:
             raise NotFoundError(f"video {video_id} has no {variant} file") from exc
         return data, VARIANTS[variant][1]

@@ -1,9 +1,11 @@
 """Blobs (generated videos, uploaded footage): a local directory by default, any fsspec URL
 (s3://, gs://, ...) on a cluster.
 
-Layout: `<root>/videos/<tenant>/<video id>.<variant extension>` and `<root>/files/<tenant>/<file id>`.
-Writes go to a temporary name first and are renamed (on object stores: written whole), so a reader
-never sees half a file.
+Layout: `<root>/videos/<tenant>/<video id>.<fence>.<variant extension>` and
+`<root>/files/<tenant>/<file id>`. A video's files carry the fencing token of the attempt that made
+them, so an attempt that lost its lease can never overwrite the files of the one that completed:
+the job row's fence names the files to serve. Writes go to a temporary name first and are renamed
+(on object stores: written whole), so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ class BlobStore:
         self.url = url.rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url)
 
-    def path(self, tenant: str, video_id: str, variant: str = "video") -> str:
+    def path(self, tenant: str, video_id: str, variant: str = "video", fence: int = 0) -> str:
         extension, _ = VARIANTS[variant]
-        return f"{self.root}/videos/{tenant}/{video_id}.{extension}"
+        attempt = f".{fence}" if fence else ""  # fence 0: files written before fencing existed
+        return f"{self.root}/videos/{tenant}/{video_id}{attempt}.{extension}"
 
-    def put(self, tenant: str, video_id: str, variant: str, data: bytes) -> str:
-        """Store one file of a video; returns its path in the store."""
-        target = self.path(tenant, video_id, variant)
+    def put(self, tenant: str, video_id: str, variant: str, data: bytes, fence: int = 0) -> str:
+        """Store one file of attempt `fence` of a video; returns its path in the store."""
+        target = self.path(tenant, video_id, variant, fence)
         self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         partial = f"{target}.{uuid.uuid4().hex}.partial"
         with self.fs.open(partial, "wb") as handle:
@@ -37,18 +40,23 @@ class BlobStore:
         self.fs.mv(partial, target)
         return target
 
-    def exists(self, tenant: str, video_id: str, variant: str = "video") -> bool:
-        return self.fs.exists(self.path(tenant, video_id, variant))
+    def exists(self, tenant: str, video_id: str, variant: str = "video", fence: int = 0) -> bool:
+        return self.fs.exists(self.path(tenant, video_id, variant, fence))
 
-    def read(self, tenant: str, video_id: str, variant: str = "video") -> bytes:
+    def read(self, tenant: str, video_id: str, variant: str = "video", fence: int = 0) -> bytes:
         """A stored file's bytes (FileNotFoundError when absent)."""
-        with self.fs.open(self.path(tenant, video_id, variant), "rb") as handle:
+        with self.fs.open(self.path(tenant, video_id, variant, fence), "rb") as handle:
             return handle.read()
 
     def remove(self, tenant: str, video_id: str) -> None:
-        """Delete every variant of a video; missing files are fine."""
+        """Delete every file of every attempt of a video, partial ones included; missing files are fine."""
+        for path in self.fs.glob(f"{self.root}/videos/{tenant}/{video_id}.*"):
+            self.fs.rm(path)
+
+    def remove_attempt(self, tenant: str, video_id: str, fence: int) -> None:
+        """Delete the files one superseded attempt of a video wrote; the winning attempt's stay."""
         for variant in VARIANTS:
-            path = self.path(tenant, video_id, variant)
+            path = self.path(tenant, video_id, variant, fence)
             if self.fs.exists(path):
                 self.fs.rm(path)
 

@@ -76,6 +76,33 @@ def parse_day(text: str, param: str) -> str:
         raise UserInputError(f"{param} {text!r} is not a date of the form YYYY-MM-DD", param=param) from exc
 
 
+def usage_record(
+    tenant: str,
+    kind: str,
+    job_id: str,
+    model: str,
+    adapter: str | None,
+    device: str,
+    seconds: float,
+    frames: int,
+    at: float | None = None,
+) -> UsageRecord:
+    """One job's usage row, for `UsageMeter.record` or for a caller that writes it in its own transaction."""
+    at = time.time() if at is None else at
+    return UsageRecord(
+        tenant=tenant,
+        kind=kind,
+        job_id=job_id,
+        model=model,
+        adapter=adapter,
+        device=device,
+        seconds=float(seconds),
+        frames=int(frames),
+        day=utc_day(at),
+        recorded_at=at,
+    )
+
+
 class UsageMeter:
     """Records and summarises metered usage in the platform database."""
 
@@ -95,23 +122,9 @@ class UsageMeter:
         at: float | None = None,
     ) -> bool:
         """Add one job's usage; False if that job was already recorded."""
-        at = time.time() if at is None else at
         try:
             with self._session.begin() as session:
-                session.add(
-                    UsageRecord(
-                        tenant=tenant,
-                        kind=kind,
-                        job_id=job_id,
-                        model=model,
-                        adapter=adapter,
-                        device=device,
-                        seconds=float(seconds),
-                        frames=int(frames),
-                        day=utc_day(at),
-                        recorded_at=at,
-                    )
-                )
+                session.add(usage_record(tenant, kind, job_id, model, adapter, device, seconds, frames, at))
         except IntegrityError:
             return False
         return True

@@ -1,16 +1,19 @@
 """Video jobs: every accepted request is a row before anything runs, so no accepted job is lost.
 
-Life of a row: `queued` (accepted) -> claimed by a dispatcher (lease owner set, still `queued`) ->
-`in_progress` (a generator replica started it; each progress write renews the lease) ->
-`completed` or `failed`. A lease that runs out (the server stopped, a replica died) puts the job
-back to `queued` for another attempt, so jobs in flight when the server stops finish after it
-starts again. Every read takes the tenant: another tenant's id is simply not found.
-"""
+Life of a row: `queued` (accepted) -> claimed by a dispatcher (lease owner set, a new fencing
+token, one more attempt; still `queued`) -> `in_progress` (a generator replica started it and
+renews the lease while it runs) -> `completed` or `failed`. A lease that runs out (the server
+stopped, a replica died or stalled) puts the job back to `queued` after an exponential back-off,
+and after `max_attempts` claims fails it with the last reason. The fencing token makes a takeover
+safe: the replica that lost the lease can no longer start, report or complete the job, so a job
+completes exactly once. Every read takes the tenant: another tenant's id is simply not found."""
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import (
     JSON,
@@ -73,6 +76,8 @@ class VideoJob(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True, default=None)
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
     replica: Mapped[str | None] = mapped_column(String(120), nullable=True, default=None)
+    fence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # bumped by every claim
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)  # retry back-off
     timings: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
 
     @property
@@ -82,6 +87,19 @@ class VideoJob(Base):
     @property
     def height(self) -> int:
         return int(self.size.split("x")[1])
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a job is tried, and how long a requeued job waits before its next claim."""
+
+    max_attempts: int = 3
+    backoff_s: float = 2.0
+    backoff_max_s: float = 60.0
+
+    def delay_s(self, attempts: int) -> float:
+        """Exponential back-off after `attempts` tries: backoff_s, 2x, 4x, ... capped at backoff_max_s."""
+        return min(self.backoff_max_s, self.backoff_s * 2 ** min(30, max(0, attempts - 1)))
 
 
 def _active(session: Session, tenant: str) -> int:
@@ -95,9 +113,9 @@ def _active(session: Session, tenant: str) -> int:
 class VideoJobStore:
     """Tenant-scoped reads and the dispatch/lease writes of the `videos` table."""
 
-    def __init__(self, database_url: str, max_attempts: int = 3) -> None:
+    def __init__(self, database_url: str, retry: RetryPolicy | None = None) -> None:
         self._session = session_factory(database_url)
-        self.max_attempts = max_attempts
+        self.retry = retry or RetryPolicy()
 
     # ---- the API's tenant-scoped side ------------------------------------------------------
     def create(self, job: VideoJob, max_active: int | None = None) -> VideoJob:
@@ -168,13 +186,22 @@ class VideoJobStore:
             return _active(session, tenant)
 
     # ---- the dispatcher's and generators' side ---------------------------------------------
+    # Every write below is one conditional UPDATE: it names the state it expects and, for writes by
+    # a generator, the fencing token its claim was given. A writer whose lease was taken over (it
+    # stalled, its replica was thought dead) therefore changes nothing; its caller learns so from
+    # the return value and stops.
     def claim(self, owner: str, deployment: str, limit: int, lease_s: float) -> list[VideoJob]:
-        """Atomically take up to `limit` unclaimed queued jobs of `deployment`, oldest first."""
+        """Take up to `limit` queued jobs of `deployment` that are due, oldest first, each with a new fence.
+
+        Claiming is the attempt: `attempts` counts here, so a job whose replica dies before it
+        starts (while loading an adapter, say) still runs out of attempts.
+        """
         if limit <= 0:
             return []
         now = time.time()
-        claimed = []
-        with self._session() as session:
+        with self._session.begin() as session:
+            # SKIP LOCKED (PostgreSQL): racing dispatchers take disjoint rows instead of queueing on
+            # each other's; SQLite has one writer, and the conditional UPDATE below decides there.
             candidates = session.scalars(
                 select(VideoJob.id)
                 .where(
@@ -182,21 +209,27 @@ class VideoJobStore:
                     VideoJob.status == QUEUED,
                     VideoJob.lease_owner.is_(None),
                     VideoJob.deleted.is_(False),
+                    or_(VideoJob.next_attempt_at.is_(None), VideoJob.next_attempt_at <= now),
                 )
                 .order_by(VideoJob.created_at)
                 .limit(limit)
+                .with_for_update(skip_locked=True)
             ).all()
-        for video_id in candidates:
-            with self._session.begin() as session:
-                # The WHERE makes the claim atomic: of two dispatchers racing, one updates one row.
-                taken = session.execute(
+            taken = []
+            for video_id in candidates:
+                if session.execute(
                     update(VideoJob)
                     .where(VideoJob.id == video_id, VideoJob.status == QUEUED, VideoJob.lease_owner.is_(None))
-                    .values(lease_owner=owner, lease_until=now + lease_s)
-                ).rowcount
-            if taken:
-                claimed.append(self.peek(video_id))
-        return claimed
+                    .values(
+                        lease_owner=owner,
+                        lease_until=now + lease_s,
+                        fence=VideoJob.fence + 1,
+                        attempts=VideoJob.attempts + 1,
+                        next_attempt_at=None,
+                    )
+                ).rowcount:
+                    taken.append(video_id)
+        return [job for job in map(self.peek, taken) if job is not None]
 
     def reroute(self, deployments: set[str], fallback: dict[str, str]) -> tuple[int, int]:
         """Move queued jobs of deployments that no longer exist (config changed) to their base model's
@@ -234,44 +267,55 @@ class VideoJobStore:
             row = session.get(VideoJob, video_id)
             return row if row is not None else None
 
-    def start(self, video_id: str, replica: str, lease_s: float) -> VideoJob | None:
-        """Mark a claimed job in progress on `replica`; None if it is already finished."""
+    def start(self, video_id: str, fence: int, replica: str, lease_s: float) -> VideoJob | None:
+        """Mark claim `fence` of the job in progress on `replica`; None if the job is finished or was re-claimed."""
         now = time.time()
         with self._session.begin() as session:
             updated = session.execute(
                 update(VideoJob)
-                .where(VideoJob.id == video_id, VideoJob.status.in_(ACTIVE))
-                .values(
-                    status=IN_PROGRESS,
-                    started_at=now,
-                    replica=replica,
-                    progress=0,
-                    lease_until=now + lease_s,
-                    attempts=VideoJob.attempts + 1,
-                )
+                .where(VideoJob.id == video_id, VideoJob.fence == fence, VideoJob.status.in_(ACTIVE))
+                .values(status=IN_PROGRESS, started_at=now, replica=replica, progress=0, lease_until=now + lease_s)
             ).rowcount
         return self.peek(video_id) if updated else None
 
-    def report_progress(self, video_id: str, progress: int, lease_s: float) -> None:
-        """Store progress (0-99) and renew the lease: the job is alive."""
+    def report_progress(self, video_id: str, fence: int, progress: int, lease_s: float) -> bool:
+        """Store progress (0-99) and renew the lease; False if claim `fence` no longer holds the job."""
         with self._session.begin() as session:
-            session.execute(
-                update(VideoJob)
-                .where(VideoJob.id == video_id, VideoJob.status == IN_PROGRESS)
-                .values(progress=min(99, max(0, int(progress))), lease_until=time.time() + lease_s)
+            return bool(
+                session.execute(
+                    update(VideoJob)
+                    .where(VideoJob.id == video_id, VideoJob.fence == fence, VideoJob.status == IN_PROGRESS)
+                    .values(progress=min(99, max(0, int(progress))), lease_until=time.time() + lease_s)
+                ).rowcount
             )
 
-    def complete(self, video_id: str, expires_at: float, timings: dict) -> VideoJob:
-        """Mark the job completed; its files are in the blob store."""
-        now = time.time()
+    def renew(self, video_id: str, fence: int, lease_s: float) -> bool:
+        """Extend the lease of claim `fence`; False if the job is finished or was re-claimed."""
         with self._session.begin() as session:
-            session.execute(
+            return bool(
+                session.execute(
+                    update(VideoJob)
+                    .where(VideoJob.id == video_id, VideoJob.fence == fence, VideoJob.status.in_(ACTIVE))
+                    .values(lease_until=time.time() + lease_s)
+                ).rowcount
+            )
+
+    def complete(
+        self, video_id: str, fence: int, expires_at: float, timings: dict, records: Sequence[Base] = ()
+    ) -> VideoJob | None:
+        """Mark the job completed by claim `fence` (its files are stored); None if that claim lost the job.
+
+        `records` (its usage row, its audit record) are written in the same transaction, and only if
+        this claim completes the job: a job is metered and audited exactly once, whatever is killed when.
+        """
+        with self._session.begin() as session:
+            updated = session.execute(
                 update(VideoJob)
-                .where(VideoJob.id == video_id)
+                .where(VideoJob.id == video_id, VideoJob.fence == fence, VideoJob.status.in_(ACTIVE))
                 .values(
                     status=COMPLETED,
                     progress=100,
-                    completed_at=now,
+                    completed_at=time.time(),
                     expires_at=expires_at,
                     timings=timings,
                     lease_owner=None,
@@ -279,57 +323,84 @@ class VideoJobStore:
                     error_code=None,
                     error_message=None,
                 )
-            )
-        return self.peek(video_id)
+            ).rowcount
+            if updated:
+                session.add_all(records)
+        return self.peek(video_id) if updated else None
 
-    def fail(self, video_id: str, code: str, message: str) -> None:
-        """Mark the job failed with an error the client will see."""
+    def fail(
+        self, video_id: str, code: str, message: str, fence: int | None = None, records: Sequence[Base] = ()
+    ) -> bool:
+        """Mark the job failed with an error the client will see (only as claim `fence`, when given),
+        with `records` (its audit record) in the same transaction; False if it had already ended."""
+        conditions = [VideoJob.id == video_id, VideoJob.status.in_(ACTIVE)]
+        if fence is not None:
+            conditions.append(VideoJob.fence == fence)
         with self._session.begin() as session:
-            session.execute(
-                update(VideoJob)
-                .where(VideoJob.id == video_id, VideoJob.status.in_(ACTIVE))
-                .values(
-                    status=FAILED,
-                    completed_at=time.time(),
-                    error_code=code,
-                    error_message=message[:2000],
-                    lease_owner=None,
-                    lease_until=None,
-                )
+            failed = bool(
+                session.execute(
+                    update(VideoJob)
+                    .where(*conditions)
+                    .values(
+                        status=FAILED,
+                        completed_at=time.time(),
+                        error_code=code,
+                        error_message=message[:2000],
+                        lease_owner=None,
+                        lease_until=None,
+                        next_attempt_at=None,
+                    )
+                ).rowcount
             )
+            if failed:
+                session.add_all(records)
+        return failed
 
-    def release(self, video_id: str, owner: str, reason: str) -> None:
-        """Give a job back after its dispatch broke (replica died): retry, or fail after `max_attempts`."""
+    def release(self, video_id: str, fence: int, reason: str) -> None:
+        """Give claim `fence` back after its dispatch broke: retry after a back-off, or fail after `max_attempts`."""
         job = self.peek(video_id)
-        if job is None or job.status not in ACTIVE or job.lease_owner != owner:
+        if job is None or job.status not in ACTIVE or job.fence != fence:
             return
-        self._requeue_or_fail(video_id, job.attempts, reason)
+        self._requeue_or_fail(job, reason)
 
-    def _requeue_or_fail(self, video_id: str, attempts: int, reason: str) -> None:
-        if attempts >= self.max_attempts:
-            self.fail(
-                video_id, "generation_interrupted", f"generation was interrupted {attempts} times; last: {reason}"
+    def _requeue_or_fail(self, job: VideoJob, reason: str, expired_before: float | None = None) -> bool:
+        if job.attempts >= self.retry.max_attempts:
+            return self.fail(
+                job.id,
+                "generation_interrupted",
+                f"generation was interrupted {job.attempts} times; last: {reason}",
+                fence=job.fence,
             )
-            return
+        conditions = [VideoJob.id == job.id, VideoJob.fence == job.fence, VideoJob.status.in_(ACTIVE)]
+        if expired_before is not None:  # a renewal that landed since the read wins: the holder is alive
+            conditions.append(VideoJob.lease_until < expired_before)
         with self._session.begin() as session:
-            session.execute(
-                update(VideoJob)
-                .where(VideoJob.id == video_id, VideoJob.status.in_(ACTIVE))
-                .values(status=QUEUED, progress=0, lease_owner=None, lease_until=None, replica=None)
+            return bool(
+                session.execute(
+                    update(VideoJob)
+                    .where(*conditions)
+                    .values(
+                        status=QUEUED,
+                        progress=0,
+                        lease_owner=None,
+                        lease_until=None,
+                        replica=None,
+                        next_attempt_at=time.time() + self.retry.delay_s(job.attempts),
+                    )
+                ).rowcount
             )
 
     def recover_expired_leases(self) -> list[str]:
-        """Requeue claimed or running jobs whose lease ran out (their server or replica is gone)."""
+        """Requeue (or, out of attempts, fail) claimed or running jobs whose lease ran out."""
         now = time.time()
         with self._session() as session:
-            stale = session.execute(
-                select(VideoJob.id, VideoJob.attempts).where(
+            stale = session.scalars(
+                select(VideoJob).where(
                     VideoJob.status.in_(ACTIVE), VideoJob.lease_until.is_not(None), VideoJob.lease_until < now
                 )
             ).all()
-        for video_id, attempts in stale:
-            self._requeue_or_fail(video_id, attempts, "its lease expired (server stopped or replica lost)")
-        return [video_id for video_id, _ in stale]
+        reason = "its lease expired (server stopped or replica lost)"
+        return [job.id for job in stale if self._requeue_or_fail(job, reason, expired_before=now)]
 
     def files_to_remove(self, now: float | None = None) -> list[VideoJob]:
         """Finished jobs whose files should go: expired, or deleted by their tenant."""
@@ -349,11 +420,17 @@ class VideoJobStore:
         with self._session.begin() as session:
             session.execute(update(VideoJob).where(VideoJob.id == video_id).values(files_removed=True))
 
-    def renew_leases(self, video_ids: list[str], owner: str, lease_s: float) -> None:
-        """Extend the leases of jobs `owner` is still waiting on."""
+    def renew_leases(self, claims: dict[str, int], owner: str, lease_s: float) -> None:
+        """Extend the leases of the claims (video id -> fence) `owner` is still waiting on."""
         with self._session.begin() as session:
-            session.execute(
-                update(VideoJob)
-                .where(VideoJob.id.in_(video_ids), VideoJob.lease_owner == owner, VideoJob.status.in_(ACTIVE))
-                .values(lease_until=time.time() + lease_s)
-            )
+            for video_id, fence in claims.items():
+                session.execute(
+                    update(VideoJob)
+                    .where(
+                        VideoJob.id == video_id,
+                        VideoJob.fence == fence,
+                        VideoJob.lease_owner == owner,
+                        VideoJob.status.in_(ACTIVE),
+                    )
+                    .values(lease_until=time.time() + lease_s)
+                )

@@ -1,6 +1,7 @@
 """The dispatcher's bookkeeping, isolated from Ray Serve by a stand-in deployment handle (the real
 handle path is covered end to end in test_videos_api and test_serve_restart): capacity, the
-adapter as multiplexed id, release and retry when a replica dies, and expiry clean-up."""
+adapter as multiplexed id, release and retry after a back-off when a replica dies, a poison job that
+fails after its attempts, and expiry clean-up of every attempt's files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from reelforge.platform.serving.dispatcher import JobDispatcher
 from reelforge.platform.stores.blob_store import BlobStore
-from reelforge.platform.stores.video_jobs import FAILED, QUEUED, VideoJob, VideoJobStore
+from reelforge.platform.stores.video_jobs import FAILED, QUEUED, RetryPolicy, VideoJob, VideoJobStore
 
 DEPLOYMENT = "generator-reelforge-tiny"
 
@@ -35,7 +36,7 @@ class StandInHandle:
     def generate(self):
         return self
 
-    def remote(self, video_id: str):
+    def remote(self, video_id: str, fence: int):
         self.calls.append((self._model_id, video_id))
         return self._finish()
 
@@ -47,7 +48,14 @@ class StandInHandle:
 
 @pytest.fixture
 def stores(tmp_path: Path) -> tuple[VideoJobStore, BlobStore]:
-    return VideoJobStore(f"sqlite:///{tmp_path / 'jobs.db'}", max_attempts=2), BlobStore(str(tmp_path / "blobs"))
+    retry = RetryPolicy(max_attempts=2, backoff_s=3600)
+    return VideoJobStore(f"sqlite:///{tmp_path / 'jobs.db'}", retry), BlobStore(str(tmp_path / "blobs"))
+
+
+def back_off_elapses(jobs: VideoJobStore, video_id: str) -> None:
+    """Move the job's next attempt to now (the test's stand-in for an hour of waiting)."""
+    with jobs._session.begin() as session:
+        session.get(VideoJob, video_id).next_attempt_at = time.time() - 1
 
 
 def new(adapter: str | None = None) -> VideoJob:
@@ -93,11 +101,14 @@ def test_a_dead_replica_releases_the_job_for_a_retry_then_fails_it(stores):
         video_id = jobs.create(new()).id
         for attempt in (1, 2):
             assert await dispatcher.dispatch_once() == 1
-            jobs.start(video_id, f"replica-{attempt}", lease_s=60)  # the replica began ...
+            claim = jobs.peek(video_id)
+            jobs.start(video_id, claim.fence, f"replica-{attempt}", lease_s=60)  # the replica began ...
             handle.release.set()  # ... then died
             await dispatcher.drain()
             handle.release.clear()
             after_first.append(jobs.peek(video_id))
+            assert await dispatcher.dispatch_once() == 0  # backing off before the next attempt
+            back_off_elapses(jobs, video_id)
         return video_id
 
     video_id = asyncio.run(scenario())
@@ -107,14 +118,43 @@ def test_a_dead_replica_releases_the_job_for_a_retry_then_fails_it(stores):
     assert job.status == FAILED and "interrupted 2 times" in job.error_message and "replica died" in job.error_message
 
 
+def test_a_poison_job_fails_after_max_attempts_and_frees_the_tenants_slot(stores):
+    """Its adapter's artifact is gone: every call fails before the replica starts it."""
+    jobs, blobs = stores
+    claims: list[tuple[int, int]] = []
+
+    async def scenario():
+        handle = StandInHandle(fail=True)
+        handle.release.set()  # every call fails at once, as a failed adapter download does
+        dispatcher = JobDispatcher(jobs, blobs, {DEPLOYMENT: handle}, {DEPLOYMENT: 4}, lease_s=60, interval_s=0.1)
+        poison = jobs.create(new(adapter="acme.brand.reelforge-tiny/9")).id
+        while jobs.peek(poison).status == QUEUED:
+            sent = await dispatcher.dispatch_once()
+            await dispatcher.drain()
+            if sent:
+                claims.append((jobs.peek(poison).attempts, jobs.peek(poison).fence))
+            assert await dispatcher.dispatch_once() == 0  # a failed attempt is never retried at once
+            back_off_elapses(jobs, poison)
+        return poison
+
+    poison = asyncio.run(scenario())
+    job = jobs.peek(poison)
+    assert claims == [(1, 1), (2, 2)]
+    assert (job.status, job.error_code) == (FAILED, "generation_interrupted")
+    assert "ActorDiedError" in job.error_message and jobs.count_active("acme") == 0
+
+
 def test_expired_and_deleted_videos_lose_their_files(stores):
     jobs, blobs = stores
     expired, kept = jobs.create(new()), jobs.create(new())
     for job, ttl in ((expired, -1), (kept, 3600)):
-        jobs.start(job.id, "r", 60)
-        blobs.put("acme", job.id, "video", b"mp4")
-        jobs.complete(job.id, time.time() + ttl, {})
+        (claim,) = jobs.claim("d", DEPLOYMENT, 1, lease_s=60)
+        jobs.start(job.id, claim.fence, "r", 60)
+        blobs.put("acme", job.id, "video", b"mp4", fence=claim.fence)
+        blobs.put("acme", job.id, "video", b"a superseded attempt's", fence=claim.fence + 7)
+        jobs.complete(job.id, claim.fence, time.time() + ttl, {})
     dispatcher = JobDispatcher(jobs, blobs, {}, {}, lease_s=60, interval_s=0.1)
     assert dispatcher.remove_expired_files() == 1
-    assert not blobs.exists("acme", expired.id) and blobs.exists("acme", kept.id)
+    assert not blobs.exists("acme", expired.id, fence=1) and not blobs.exists("acme", expired.id, fence=8)
+    assert blobs.read("acme", kept.id, fence=1) == b"mp4"
     assert jobs.peek(expired.id).files_removed
