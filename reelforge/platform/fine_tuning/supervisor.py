@@ -7,10 +7,11 @@ It runs in each ingress replica as one asyncio task (the ingress never trains). 
   At most `fine_tuning.max_running_jobs` are submitted at once, oldest first; the rest stay queued;
 * a queued or running job whose Ray Job ended without the driver settling it (killed, crashed)
   fails with the tail of the driver's log;
-* a cancelled job's Ray Job is stopped, and anything it left is removed: a registry version it
-  managed to create, an MLflow run still open;
+* a cancelled job's Ray Job is stopped, and anything it left is removed: every registry version
+  its runs created, whether or not the row recorded it, and an MLflow run still open;
 * a finished job's usage is recorded once (device seconds = training wall time x workers).
 
+One job's error never stops the pass: it is logged, recorded on that job, and retried next pass.
 The Jobs API is plain HTTP; every call runs in a worker thread so the ingress event loop is free.
 """
 
@@ -22,6 +23,7 @@ import shlex
 import sys
 import time
 
+from reelforge.jobs.adapter_registry import filter_literal
 from reelforge.jobs.run_tracking import (
     TAG_PREFIX,
     tenant_experiment_id,
@@ -89,6 +91,7 @@ class FineTuneSupervisor:
         self.interval_s = config.fine_tuning.poll_interval_s
         self._client = None
         self._wake = asyncio.Event()
+        self._errors: dict[str, str] = {}  # job id -> the last error recorded on it
 
     def wake(self) -> None:
         """Look at the jobs now (one was just created or cancelled)."""
@@ -116,16 +119,36 @@ class FineTuneSupervisor:
             self._wake.clear()
 
     def supervise_once(self) -> None:
-        """One pass over every unfinished or unsettled job; submits the oldest waiting ones while there is room."""
+        """One pass over every unfinished or unsettled job; submits the oldest waiting ones while there is room.
+
+        Jobs are isolated: one job's error is logged and recorded on that job, and the pass goes on.
+        """
         in_flight = self.jobs.in_flight()
         running = sum(1 for j in in_flight if j.submission_id is not None and j.status in (QUEUED, RUNNING))
         for job in in_flight:  # oldest first: a fair queue across tenants
-            if job.status == QUEUED and job.submission_id is None and not job.cancel_requested:
-                if running < self.config.fine_tuning.max_running_jobs:
-                    self.submit(job)
-                    running += 1
-            elif job.submission_id is not None:
-                self.follow(job)
+            try:
+                if job.status == QUEUED and job.submission_id is None and not job.cancel_requested:
+                    if running < self.config.fine_tuning.max_running_jobs:
+                        self.submit(job)
+                        running += 1
+                elif job.submission_id is not None:
+                    self.follow(job)
+            except Exception as exc:  # the next pass tries this job again; the others go on now
+                self._record_error(job, exc)
+            else:
+                self._errors.pop(job.id, None)
+
+    def _record_error(self, job: FineTuneJob, exc: Exception) -> None:
+        """Log a job's supervision error, and add it to the job's events when it is a new one."""
+        message = f"{type(exc).__name__}: {exc}"[:LOG_TAIL_CHARS]
+        logger.exception("supervising fine-tuning job %s failed", job.id)
+        if self._errors.get(job.id) == message:  # the same error every pass would flood the events
+            return
+        self._errors[job.id] = message
+        try:
+            self.jobs.add_event(job.id, f"The platform could not follow this job (retrying): {message}", level="warn")
+        except Exception:  # the database itself is down; the log has it
+            logger.exception("recording the error of fine-tuning job %s failed", job.id)
 
     def submit(self, job: FineTuneJob) -> None:
         """Start the job's driver as a Ray Job named after the job."""
@@ -205,17 +228,40 @@ class FineTuneSupervisor:
         logger.info("fine-tuning job %s settled: %s, %.1f device-seconds", job.id, job.status, seconds)
 
     def _clean_up_cancelled(self, job: FineTuneJob) -> None:
-        """Remove what a cancelled driver may have left: a registry version, an open MLflow run."""
+        """Remove what a cancelled driver may have left: registry versions, an open MLflow run.
+
+        Versions are found through the job's runs, not only through `job.registered`: a driver
+        stopped between creating a version and recording it leaves a version the row does not name.
+        Removing is idempotent, so a version the driver already removed is no error.
+        """
         settings = self.config.settings()
         client = tracking_client(settings)
-        if job.registered:
-            name, _, version = job.registered.rpartition("/")
-            client.delete_model_version(name, version)
-            self.jobs.add_event(job.id, f"Removed {job.registered}, registered just before the cancel took effect")
         experiment = tenant_experiment_id(client, settings, job.tenant, create=False)
-        if experiment is None:
-            return
-        runs = client.search_runs([experiment], filter_string=f"tags.`{TAG_PREFIX}job_id` = '{job.id}'")
+        runs = (
+            client.search_runs([experiment], filter_string=f"tags.`{TAG_PREFIX}job_id` = '{filter_literal(job.id)}'")
+            if experiment is not None
+            else []
+        )
+        versions = {tuple(job.registered.rpartition("/")[::2])} if job.registered else set()
+        for run in runs:
+            found = client.search_model_versions(filter_string=f"run_id = '{filter_literal(run.info.run_id)}'")
+            versions.update((v.name, str(v.version)) for v in found)
+        for name, version in sorted(versions):
+            if self._delete_version(client, name, version):
+                self.jobs.add_event(job.id, f"Removed {name}/{version}, registered just before the cancel took effect")
         for run in runs:
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, "KILLED")
+
+    @staticmethod
+    def _delete_version(client, name: str, version: str) -> bool:
+        """Delete one registry version; False if it was already gone."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client.delete_model_version(name, version)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            return False
+        return True

@@ -13,6 +13,7 @@ from enum import Enum
 
 import pytest
 
+from reelforge.jobs.run_tracking import TAG_PREFIX, tenant_experiment_id, tracking_client
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.supervisor import FineTuneSupervisor
 from reelforge.platform.stores.fine_tune_jobs import FineTuneStore, new_job_id
@@ -164,3 +165,63 @@ def test_jobs_wait_their_turn_beyond_the_cluster_wide_limit(setup):
     api.jobs[first] = Info(Status.SUCCEEDED, end_time=None)
     supervisor.supervise_once()  # the first is settled, the second goes
     assert api.submitted == [first, second] and store.get(None, second).submission_id == second
+
+
+def test_one_jobs_error_is_recorded_on_it_and_the_pass_goes_on(setup):
+    supervisor, api, store, meter = setup
+    broken, healthy = _job(store, "acme"), _job(store, "globex")
+    supervisor.config.fine_tuning.max_running_jobs = 2
+    supervisor.supervise_once()
+    real_info = api.get_job_info
+
+    def get_job_info(submission_id: str) -> Info:
+        if submission_id == broken:
+            raise ConnectionResetError("the Jobs API dropped the connection")
+        return real_info(submission_id)
+
+    api.get_job_info = get_job_info
+    store.mark_running(healthy, "cpu", 1, 10)
+    store.succeed(healthy, "ft:reelforge-tiny:globex:brand@1")
+    api.jobs[healthy] = Info(Status.SUCCEEDED, end_time=None)
+    supervisor.supervise_once()
+    supervisor.supervise_once()  # the same error again is not recorded twice
+    assert store.get(None, healthy).metered  # the broken job did not stop the pass
+    warnings = [e.message for e in store.events("acme", broken, None, 100)[0] if e.level == "warn"]
+    assert len(warnings) == 1 and "ConnectionResetError" in warnings[0]
+    assert store.get(None, broken).status == "queued"  # and it is tried again next pass
+
+
+def _register_for(supervisor: FineTuneSupervisor, job_id: str, tmp_path) -> tuple[str, str]:
+    """A registry version created by a run of `job_id`, as the driver's registration makes it."""
+    settings = supervisor.config.settings()
+    client = tracking_client(settings)
+    run = client.create_run(tenant_experiment_id(client, settings, "acme"), tags={f"{TAG_PREFIX}job_id": job_id})
+    adapter = tmp_path / "adapter"
+    adapter.mkdir(exist_ok=True)
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    client.log_artifacts(run.info.run_id, str(adapter), "adapter")
+    name = "acme.brand.reelforge-tiny"
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/adapter", run.info.run_id)
+    return name, str(version.version)
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["version-not-yet-recorded", "version-already-removed"])
+def test_a_cancel_during_registration_leaves_no_version(setup, tmp_path, recorded):
+    supervisor, api, store, _ = setup
+    job_id = _job(store)
+    supervisor.supervise_once()
+    name, version = _register_for(supervisor, job_id, tmp_path)
+    client = tracking_client(supervisor.config.settings())
+    if recorded:  # the driver recorded it and removed it itself when it saw the cancel
+        store.set_registered(job_id, f"{name}/{version}")
+        client.delete_model_version(name, version)
+    store.cancel("acme", job_id)
+    supervisor.supervise_once()
+    api.jobs[job_id] = Info(Status.STOPPED, end_time=None)
+    supervisor.supervise_once()
+    supervisor.supervise_once()
+    assert client.search_model_versions(f"name = '{name}'") == []
+    job = store.get(None, job_id)
+    assert job.status == "cancelled" and job.metered and store.in_flight() == []
