@@ -2,10 +2,13 @@
 
 Starlette's form parser would spool the whole upload before the handler runs; here each chunk is
 hashed, counted against the size limit (413 the moment it is passed) and written to the blob store.
+Parsing, hashing and writing run in a worker thread, a megabyte at a time, so a large upload (to a
+slow disk or an object store) never holds the event loop that every other tenant's request needs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 
@@ -15,6 +18,7 @@ from starlette.requests import Request
 from reelforge.errors import PayloadTooLargeError, UserInputError
 
 MAX_FIELD_BYTES = 64 * 1024
+HANDOFF_BYTES = 1 << 20  # body bytes gathered on the event loop before a worker thread parses and writes them
 
 
 @dataclass
@@ -110,11 +114,16 @@ async def stream_multipart_upload(request: Request, open_target, max_file_bytes:
             "on_part_end": on_part_end,
         },
     )
+    pending = bytearray()
     try:
         async for chunk in request.stream():
-            parser.write(chunk)
-            if errors:
-                raise errors[0]
+            pending += chunk
+            if len(pending) >= HANDOFF_BYTES:
+                await asyncio.to_thread(parser.write, bytes(pending))
+                pending.clear()
+                if errors:
+                    raise errors[0]
+        await asyncio.to_thread(parser.write, bytes(pending))
         parser.finalize()
     except (UserInputError, PayloadTooLargeError):
         raise
@@ -122,7 +131,7 @@ async def stream_multipart_upload(request: Request, open_target, max_file_bytes:
         raise UserInputError(f"request body is not valid multipart/form-data: {exc}") from exc
     finally:
         if state["writer"] is not None:
-            state["writer"].close()
+            await asyncio.to_thread(state["writer"].close)
     if errors:
         raise errors[0]
     if result.file_field is None:

@@ -7,6 +7,7 @@ no usable video is `error`, with the reasons in `status_details`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import unicodedata
@@ -78,10 +79,11 @@ class FileService:
                     param="file",
                 )
         except BaseException:
-            self.blobs.discard_upload(tenant.name, file_id)  # nothing half-written stays behind
+            # Nothing half-written stays behind (shielded: a client that hangs up cancels this task).
+            await asyncio.shield(asyncio.to_thread(self.blobs.discard_upload, tenant.name, file_id))
             raise
-        self.blobs.commit_upload(tenant.name, file_id)
-        self.files.create(file_id, tenant.name, name, purpose, upload.bytes, upload.sha256)
+        await asyncio.to_thread(self.blobs.commit_upload, tenant.name, file_id)
+        await asyncio.to_thread(self.files.create, file_id, tenant.name, name, purpose, upload.bytes, upload.sha256)
         declared = {
             k: upload.fields[k].strip()[:200] for k in ("license", "consent") if (upload.fields.get(k) or "").strip()
         }

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reelforge.errors import NotFoundError
+from reelforge.platform.stores.usage import GENERATION, UsageMeter, usage_record
 from reelforge.platform.stores.video_jobs import (
     COMPLETED,
     FAILED,
@@ -19,7 +20,6 @@ from reelforge.platform.stores.video_jobs import (
     VideoJob,
     VideoJobStore,
 )
-from reelforge.platform.stores.usage import GENERATION, UsageMeter, usage_record
 
 
 @pytest.fixture

@@ -11,13 +11,25 @@ from starlette.concurrency import run_in_threadpool
 from reelforge.platform.api.dependencies import Authenticated, Services
 from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run_once
 from reelforge.platform.api.pagination import FileLimit, Order, Page, page_of
+from reelforge.platform.api.request_bodies import upload_body
 from reelforge.platform.api.schemas import ERROR_RESPONSES, FileDeleted, FileObject
+from reelforge.platform.stores.files import PURPOSES
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
 
 
+UPLOAD_FIELDS = {
+    "purpose": {"type": "string", "enum": list(PURPOSES)},
+    "license": {"type": "string", "maxLength": 200, "description": "Applies to videos the archive leaves undeclared."},
+    "consent": {"type": "string", "maxLength": 200, "description": "Applies to videos the archive leaves undeclared."},
+}
+
+
 @router.post(
-    "", response_model=FileObject, responses={413: ERROR_RESPONSES[400] | {"description": "Upload too large."}}
+    "",
+    response_model=FileObject,
+    responses={413: ERROR_RESPONSES[400] | {"description": "Upload too large."}},
+    openapi_extra=upload_body(UPLOAD_FIELDS, required=["purpose"]),
 )
 async def create_file(request: Request, caller: Authenticated, services: Services) -> FileObject:
     """Upload a .zip/.tar of videos with captions (multipart `file`, `purpose=fine-tune`).

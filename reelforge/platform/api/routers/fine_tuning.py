@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
-from reelforge.platform.api.fine_tune_request import parse_fine_tune_request
+from reelforge.platform.api.fine_tune_request import FineTuneCreateRequest, parse_fine_tune_request
 from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run_once
 from reelforge.platform.api.pagination import Limit, Page, page_of
+from reelforge.platform.api.request_bodies import json_body
 from reelforge.platform.api.schemas import (
     ERROR_RESPONSES,
     FineTuningCheckpointObject,
@@ -19,7 +20,7 @@ from reelforge.platform.api.schemas import (
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"], responses=ERROR_RESPONSES)
 
 
-@router.post("", response_model=FineTuningJobObject)
+@router.post("", response_model=FineTuningJobObject, openapi_extra=json_body(FineTuneCreateRequest))
 async def create_fine_tuning_job(request: Request, caller: Authenticated, services: Services) -> FineTuningJobObject:
     """Create a job on the tenant's validated files; it runs as a Ray Job when the cluster has room.
 

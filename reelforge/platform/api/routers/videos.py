@@ -8,8 +8,9 @@ from starlette.concurrency import run_in_threadpool
 from reelforge.platform.api.dependencies import Authenticated, Services
 from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run_once
 from reelforge.platform.api.pagination import Limit, Order, Page, page_of
+from reelforge.platform.api.request_bodies import json_body
 from reelforge.platform.api.schemas import ERROR_RESPONSES, VideoDeleted, VideoObject
-from reelforge.platform.api.video_request import parse_create_request
+from reelforge.platform.api.video_request import VideoCreateRequest, parse_create_request
 from reelforge.platform.stores.blob_store import VARIANTS
 from reelforge.platform.stores.video_jobs import ACTIVE, VideoJob
 
@@ -25,7 +26,7 @@ def _video(job: VideoJob, response: Response, services: Services) -> VideoObject
     return VideoObject.of(job)
 
 
-@router.post("", response_model=VideoObject)
+@router.post("", response_model=VideoObject, openapi_extra=json_body(VideoCreateRequest, also_form=True))
 async def create_video(request: Request, response: Response, caller: Authenticated, services: Services) -> VideoObject:
     """Accept a generation request (JSON or multipart form) and queue it for the model's generators.
 
