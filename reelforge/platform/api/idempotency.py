@@ -31,6 +31,15 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
+def idempotent_id(prefix: str, caller: Caller, operation: str, key: str | None) -> str | None:
+    """The id a keyed create gives what it makes: the same for every retry, so a retry that reruns a
+    create whose server died finds the object it made instead of making a second one."""
+    if key is None:
+        return None
+    digest = hashlib.sha256("\x1f".join((caller.tenant.name, operation, key)).encode()).hexdigest()
+    return f"{prefix}{digest[:24]}"
+
+
 def fingerprint(*parts: str) -> str:
     """What makes two requests the same request: a hash of their canonical forms."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

@@ -6,7 +6,7 @@ validated and fixed here. Running it is the `FineTuneSupervisor`'s business (a R
 
 from __future__ import annotations
 
-from reelforge.errors import RateLimitError, UnknownModelError, UserInputError
+from reelforge.errors import NotFoundError, RateLimitError, UnknownModelError, UserInputError
 from reelforge.platform.api.fine_tune_request import (
     HYPERPARAMETERS_PARAM,
     FineTuneCreateRequest,
@@ -78,8 +78,17 @@ class FineTuneService:
             )
         return found
 
-    def create(self, tenant: Tenant, body: FineTuneCreateRequest, actor: str) -> FineTuneJob:
-        """Validate and record a job; a file that failed validation fails the job with its report."""
+    def create(self, tenant: Tenant, body: FineTuneCreateRequest, actor: str, job_id: str | None = None) -> FineTuneJob:
+        """Validate and record a job; a file that failed validation fails the job with its report.
+
+        `job_id` (derived from an Idempotency-Key) makes a rerun of the same create return the job
+        the first run recorded, if it got that far before its server died.
+        """
+        if job_id is not None:
+            try:
+                return self.jobs.get(tenant.name, job_id)
+            except NotFoundError:
+                pass
         policy = self.config.fine_tuning.policy_for(tenant.name)
         generator = self._base_generator(body.model)
         training = self._file(tenant, body.training_file, "training_file")
@@ -99,7 +108,7 @@ class FineTuneService:
         try:  # counted and inserted in one transaction: parallel requests cannot overshoot the quota
             job = self.jobs.create(
                 max_active=policy.concurrent_jobs,
-                id=new_job_id(),
+                id=job_id or new_job_id(),
                 tenant=tenant.name,
                 model=body.model,
                 model_path=generator.model_path,

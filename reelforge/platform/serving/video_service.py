@@ -217,8 +217,15 @@ class VideoService:
         route: ModelRoute,
         caps: ModelCapabilities,
         actor: str = "unknown",
+        video_id: str | None = None,
     ) -> VideoJob:
-        """Validate against the model, check the concurrency quota, and record a queued job."""
+        """Validate against the model, check the concurrency quota, and record a queued job.
+
+        `video_id` (derived from an Idempotency-Key) makes a rerun of the same create return the job
+        the first run recorded, if it got that far before its server died.
+        """
+        if video_id is not None and (earlier := self.jobs.peek(video_id)) is not None and earlier.tenant == tenant.name:
+            return earlier
         check_prompt(request.prompt)
         seconds = check_seconds(caps, request.seconds)
         width, height = check_size(caps, request.size)
@@ -238,6 +245,7 @@ class VideoService:
             seed=0 if request.seed is None else request.seed,
             steps=request.steps,
             guidance=request.guidance,
+            **({"id": video_id} if video_id else {}),
         )
         try:  # counted and inserted in one transaction: parallel requests cannot overshoot the quota
             self.jobs.create(job, max_active=limit)

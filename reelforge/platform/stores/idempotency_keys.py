@@ -4,6 +4,10 @@ The first request with a key holds it (a row without a response) while it runs, 
 response. Within `IDEMPOTENCY_TTL_S` the same key and the same request replay that response; the
 same key with a different request, or while the first is still running, is a 409. A request that
 fails releases its key, so the client's retry runs again. Keys are scoped by tenant and operation.
+
+A key held longer than `PENDING_TAKEOVER_S` belongs to a request whose server died mid-way (a create
+takes well under a second); the next retry takes it over instead of getting 409s for a day. The
+creates make that safe by deriving their ids from the key: a rerun finds what the dead one made.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from reelforge.errors import UserInputError
 from reelforge.platform.stores.database import Base, session_factory
 
 IDEMPOTENCY_TTL_S = 24 * 3600.0
+PENDING_TAKEOVER_S = 120.0
 
 
 class IdempotencyConflictError(UserInputError):
@@ -77,6 +82,19 @@ class IdempotencyStore:
                 "this Idempotency-Key was already used with a different request; use a new key for a new request",
                 param="Idempotency-Key",
             )
+        if first.status_code is None and first.created_at < now - PENDING_TAKEOVER_S:
+            with self._session.begin() as session:  # compare-and-set: of two retries, one takes it over
+                taken = session.execute(
+                    update(IdempotentRequest)
+                    .where(
+                        *where,
+                        IdempotentRequest.status_code.is_(None),
+                        IdempotentRequest.created_at == first.created_at,
+                    )
+                    .values(created_at=now)
+                ).rowcount
+            if taken:
+                return None
         if first.status_code is None:
             raise IdempotencyConflictError(
                 "a request with this Idempotency-Key is still in progress; retry when it has finished",

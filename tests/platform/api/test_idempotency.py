@@ -1,12 +1,16 @@
 """`Idempotency-Key` on creates: the same key and request replay the first response and record
-nothing new; the same key with another request is a 409; keys are the tenant's own."""
+nothing new; the same key with another request is a 409; keys are the tenant's own; a key a dead
+server left held is taken over, and the create finds what that server recorded."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from sqlalchemy import update
 
 from reelforge.models.tiny.footage import write_footage
-from reelforge.platform.stores.idempotency_keys import IdempotencyStore
+from reelforge.platform.stores.idempotency_keys import PENDING_TAKEOVER_S, IdempotencyStore, IdempotentRequest
 from tests.harness import PROMPT, assert_openai_error, zip_folder
 
 
@@ -55,6 +59,24 @@ def test_a_key_whose_first_request_still_runs_is_409(api):
     )
     response = api.acme.post("/v1/videos", json={"prompt": PROMPT}, headers=key("in-flight"))
     assert_openai_error(response, 409, "idempotency_key_conflict")
+
+
+def test_a_key_left_held_by_a_dead_server_is_taken_over_without_a_second_video(api):
+    body = {"prompt": PROMPT, "seed": 5}
+    first = api.acme.post("/v1/videos", json=body, headers=key("server-died")).json()
+    # As if the server died after recording the job but before storing the response for replays.
+    store = IdempotencyStore(api.services.videos.settings.resolved_database_url)
+    with store._session.begin() as session:
+        session.execute(
+            update(IdempotentRequest)
+            .where(IdempotentRequest.key == "server-died")
+            .values(status_code=None, response=None, created_at=time.time() - PENDING_TAKEOVER_S - 1)
+        )
+    retried = api.acme.post("/v1/videos", json=body, headers=key("server-died"))
+    assert retried.status_code == 200 and retried.json()["id"] == first["id"]
+    assert len(api.acme.get("/v1/videos").json()["data"]) == 1
+    replayed = api.acme.post("/v1/videos", json=body, headers=key("server-died"))
+    assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.json()["id"] == first["id"]
 
 
 @pytest.mark.parametrize("value", ["", "x" * 256, "with space", "ключ"])

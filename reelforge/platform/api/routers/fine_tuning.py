@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
 from reelforge.platform.api.fine_tune_request import FineTuneCreateRequest, parse_fine_tune_request
-from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run_once
+from reelforge.platform.api.idempotency import fingerprint, idempotency_key, idempotent_id, run_once
 from reelforge.platform.api.pagination import Limit, Page, page_of
 from reelforge.platform.api.request_bodies import json_body
 from reelforge.platform.api.schemas import (
@@ -30,7 +30,8 @@ async def create_fine_tuning_job(request: Request, caller: Authenticated, servic
     body = await parse_fine_tune_request(request, services.config.max_request_bytes)
 
     async def create() -> FineTuningJobObject:
-        job = await run_in_threadpool(services.fine_tunes.create, caller.tenant, body, caller.actor)
+        job_id = idempotent_id("ftjob-", caller, "fine_tuning.jobs.create", key)
+        job = await run_in_threadpool(services.fine_tunes.create, caller.tenant, body, caller.actor, job_id)
         services.fine_tunes_changed()
         return FineTuningJobObject.of(job)
 

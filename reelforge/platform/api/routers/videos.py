@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
-from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run_once
+from reelforge.platform.api.idempotency import fingerprint, idempotency_key, idempotent_id, run_once
 from reelforge.platform.api.pagination import Limit, Order, Page, page_of
 from reelforge.platform.api.request_bodies import json_body
 from reelforge.platform.api.schemas import ERROR_RESPONSES, VideoDeleted, VideoObject
@@ -42,7 +42,8 @@ async def create_video(request: Request, response: Response, caller: Authenticat
         await run_in_threadpool(videos.moderate, caller.tenant, body, caller.actor)
         route = await run_in_threadpool(videos.resolve_model, caller.tenant, body.model)
         caps = await services.capabilities(route.base_model)
-        job = await run_in_threadpool(videos.create, caller.tenant, body, route, caps, caller.actor)
+        video_id = idempotent_id("video_", caller, "videos.create", key)
+        job = await run_in_threadpool(videos.create, caller.tenant, body, route, caps, caller.actor, video_id)
         services.video_created()
         return _video(job, response, services)
 
