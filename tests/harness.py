@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
+import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from ray._common.test_utils import wait_for_condition
 
 from reelforge.jobs.adapter_registry import import_adapter, promote
 from reelforge.jobs.ray_cluster import ensure_ray
@@ -222,3 +225,31 @@ class ApiClients:
         self.acme = TestClient(self.app, headers={"Authorization": f"Bearer {acme_key}"})
         self.globex = TestClient(self.app, headers={"Authorization": f"Bearer {globex_key}"})
         self.anonymous = TestClient(self.app)
+
+
+def start_server(config: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
+    """`reelforge serve --config CONFIG` in a subprocess, returned once /healthz answers."""
+    handle = log.open("a")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reelforge", "serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+
+    def healthy() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"reelforge serve exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for_condition(healthy, timeout=180, retry_interval_ms=500)
+    return server
+
+
+def stop_server(server: subprocess.Popen) -> int:
+    """Stop it as Ctrl-C would; its exit code."""
+    server.send_signal(signal.SIGTERM)
+    return server.wait(timeout=120)

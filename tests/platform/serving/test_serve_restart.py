@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from ray._common.test_utils import wait_for_condition
 from reelforge.models.video_io import read_video
 from reelforge.platform.daemon import is_running
 from reelforge.platform.stores.video_jobs import VideoJobStore
-from tests.harness import PROMPT, free_port
+from tests.harness import PROMPT, free_port, start_server, stop_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.cluster]
 
@@ -33,32 +32,6 @@ def reelforge(args: list[str], env: dict, timeout: float = 120) -> subprocess.Co
         text=True,
         timeout=timeout,
     )
-
-
-def start_server(config: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
-    handle = log.open("a")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "reelforge", "serve", "--config", str(config), "--port", str(port)],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-
-    def healthy() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"reelforge serve exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for_condition(healthy, timeout=180, retry_interval_ms=500)
-    return server
-
-
-def stop_server(server: subprocess.Popen) -> int:
-    server.send_signal(signal.SIGTERM)
-    return server.wait(timeout=120)
 
 
 def test_restart_with_jobs_in_flight_finishes_them_all(tmp_path: Path):
