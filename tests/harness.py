@@ -3,8 +3,10 @@ check OpenAI error bodies. Fixtures live in the conftest files and build on thes
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -161,6 +163,35 @@ FINE_TUNING = {
 
 # The server every machine runs (CI's included); REELFORGE_TEST_DATABASE_URL points elsewhere.
 ADMIN_URL = os.environ.get("REELFORGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+class PostgresUnavailable(RuntimeError):
+    """The PostgreSQL server at ADMIN_URL cannot create a database."""
+
+
+@contextlib.contextmanager
+def fresh_postgres_database():
+    """The URL of a new, empty PostgreSQL database on the ADMIN_URL server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from reelforge.platform.stores.database import dispose_engine
+
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"reelforge_test_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as exc:
+        admin.dispose()
+        raise PostgresUnavailable(f"PostgreSQL at {ADMIN_URL} is not usable: {exc}") from exc
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        dispose_engine(url)
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 def assert_openai_error(response, status: int, code: str | None = None, param: str | None = None) -> dict:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
-from sqlalchemy import create_engine, text
 
-from reelforge.platform.stores.database import dispose_engine
-from tests.harness import ADMIN_URL, FINE_TUNING, Platform, deploy_platform, free_port
+from tests.harness import (
+    FINE_TUNING,
+    Platform,
+    PostgresUnavailable,
+    deploy_platform,
+    free_port,
+    fresh_postgres_database,
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,16 +50,8 @@ def api_platform(serve_port, tmp_path_factory) -> Platform:
 @pytest.fixture
 def postgres_url():
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"reelforge_test_{secrets.token_hex(4)}"
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # the brief promises PostgreSQL on every machine; say so if it is not there
-        pytest.fail(f"PostgreSQL at {ADMIN_URL} is not usable: {exc}")
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    dispose_engine(url)
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+        with fresh_postgres_database() as url:
+            yield url
+    except PostgresUnavailable as exc:  # the brief promises PostgreSQL on every machine; say so if it is not there
+        pytest.fail(str(exc))
