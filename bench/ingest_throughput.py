@@ -2,8 +2,9 @@
 
     python -m bench.ingest_throughput --clips 24
 
-Both start cold (no shard cache) and do the same work per video: decode, resample, cut, bucket,
-VAE + text encode, write a Parquet shard. Reported as clips/s of each and their ratio.
+Both start cold (no shard cache) and do the same work per video: probe, find shots, plan windows,
+decode each window at its bucket's size, VAE + text encode, write a Parquet shard. Reported as
+clips/s of each and their ratio.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import pyarrow.parquet as pq
 import torch
 
 from bench.report import save_result
-from reelforge.jobs.clip_preparation import cut_clips
+from reelforge.jobs.clip_extraction import clip_rows, decode_clip_window, plan_video_clips
+from reelforge.jobs.clip_sampling import ClipWindow
 from reelforge.jobs.footage_inventory import FootageRequirements, inventory_folder
 from reelforge.jobs.ingest import IngestConfig, ingest
 from reelforge.jobs.ray_cluster import ensure_ray
 from reelforge.models.loading import load_model
 from reelforge.models.tiny.footage import write_footage
-from reelforge.models.video_io import read_video
 from reelforge.settings import Settings
 
 
@@ -37,11 +38,16 @@ def plain_loop(source: Path, out: Path, model_name: str, batch: int) -> int:
     out.mkdir(parents=True, exist_ok=True)
     total = 0
     for accepted in inventory.accepted:
-        clips = cut_clips(read_video(source / accepted.file, fps=d.fps), d.num_frames, [(d.width, d.height)])
+        video = {"key": "", "file": accepted.file, "caption": accepted.caption, "sha256": accepted.sha256}
+        video = plan_video_clips(
+            {**video, "path": str(source / accepted.file)}, d.fps, d.num_frames, 8, "scene", str(out / "shots")
+        )
+        windows = [ClipWindow(**w) for w in video["windows"]]
+        clips = [clip for row in clip_rows(video, windows, [(d.width, d.height)]) for clip in decode_clip_window(row)]
         rows = []
         for start in range(0, len(clips), batch):
             chunk = clips[start : start + batch]
-            pixels = torch.from_numpy(np.stack([c.frames for c in chunk])).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+            pixels = torch.from_numpy(np.stack([c["frames"] for c in chunk])).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
             with torch.no_grad():
                 latents = model.spec.encode_video(model.pipeline, pixels)
                 text = model.encode_text([accepted.caption] * len(chunk))

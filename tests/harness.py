@@ -223,13 +223,14 @@ class ApiClients:
     The one stand-in is the generators' capabilities call, which isolates the routes from Serve handles.
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, **overrides) -> None:
         config = ServeAppConfig.model_validate(
             {
                 "home": str(home),
                 "quotas": {"requests_per_minute": 1000, "concurrent_jobs": 3},
                 "max_request_bytes": 64 * 1024,
                 "moderation": {"tenants": {"acme": {"blocked_terms": ["competitor"]}}},
+                **overrides,
             }
         )
         self.wakes = 0

@@ -23,9 +23,17 @@ def ingest(
     ] = "reelforge-tiny",
     out: Annotated[Path | None, typer.Option(help="Shards and manifest (default: under REELFORGE_HOME).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail if any file is rejected.")] = False,
+    sampling: Annotated[
+        str,
+        typer.Option(help="Where clips come from: scene (spread over every shot, none across a cut), uniform, head."),
+    ] = "scene",
+    max_clips_per_video: Annotated[int, typer.Option(help="Clips taken from one video at most.")] = 8,
+    max_clips: Annotated[
+        int | None, typer.Option("--max-clips", help="Clips in the whole dataset at most (videos take turns).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Validate footage, cut clips and encode them to latent shards on Ray Data (cached per video)."""
+    """Validate footage, sample clips clear of cuts and encode them to latent shards on Ray Data (cached per video)."""
     from reelforge.jobs.ingest import IngestConfig
     from reelforge.jobs.ingest import ingest as run_ingest
     from reelforge.jobs.ray_cluster import ensure_ray
@@ -37,6 +45,9 @@ def ingest(
         source=source,
         out_dir=out or settings.home / "tenants" / tenant / "ingest",
         strict=strict,
+        max_clips_per_video=max_clips_per_video,
+        max_clips_per_dataset=max_clips,
+        sampling=sampling,
     )
     ensure_ray(settings)
     report = run_ingest(config)

@@ -28,7 +28,8 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 
 from reelforge.errors import UserInputError, VideoDecodeError
-from reelforge.models.video_io import VIDEO_SUFFIXES, read_video
+from reelforge.models.video_io import VIDEO_SUFFIXES
+from reelforge.models.video_probe import probe_video
 
 CAPTION_FILES = ("metadata.jsonl", "metadata.csv", "prompts.txt", "videos.txt")
 FILE_COLUMNS = ("file_name", "file", "video", "path", "video_path")
@@ -50,16 +51,25 @@ class RejectReason(str, Enum):
     UNSAFE_ARCHIVE_MEMBER = "unsafe archive member"
     UNREADABLE_ARCHIVE_MEMBER = "unreadable archive member"
     CAPTION_NOT_UTF8 = "caption is not UTF-8 text"
+    FILE_TOO_LARGE = "file over the size limit"
+    TOO_LONG = "longer than the duration limit"
+    TOO_MANY_PIXELS = "more pixels than the resolution limit"
+    TOO_MANY_FILES = "over the limit of videos per upload"
 
 
 @dataclass(frozen=True)
 class FootageRequirements:
-    """What a clip must have for the model: enough frames at its fps, and enough pixels."""
+    """What a video must have for the model (enough frames at its fps, enough pixels), and the limits
+    that refuse a file from its container facts alone, before any decoding."""
 
     min_frames: int
     min_width: int
     min_height: int
     fps: float
+    max_file_bytes: int = 4 << 30
+    max_duration_s: float = 30 * 60.0
+    max_pixels: int = 4096 * 2160  # DCI 4K
+    max_videos: int = 2000
 
 
 @dataclass(frozen=True)
@@ -69,11 +79,13 @@ class AcceptedVideo:
     file: str
     caption: str
     sha256: str
-    frames: int
-    width: int
+    frames: int  # at the model's fps
+    width: int  # as displayed (after rotation)
     height: int
     license: str | None = None  # declared in the metadata table (or, for uploads, by the uploader)
     consent: str | None = None
+    duration_s: float = 0.0
+    source: dict = field(default_factory=dict)  # the probe: codec, fps, rotation, bit depth, ...
 
 
 @dataclass(frozen=True)
@@ -289,6 +301,7 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
     video_rel = {p.relative_to(root).as_posix() for p in videos}
     sidecars_used: set[Path] = set()
     seen_hashes: dict[str, str] = {}
+    videos_checked = 0
     for path in videos:
         rel = path.relative_to(root).as_posix()
         sidecar = path.with_suffix(".txt")
@@ -303,8 +316,20 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
                         RejectedFile(rel, RejectReason.CAPTION_NOT_UTF8, f"{sidecar.name} is not UTF-8 text")
                     )
                     continue
+        if path.stat().st_size > requirements.max_file_bytes:
+            size = path.stat().st_size
+            inventory.rejected.append(
+                RejectedFile(rel, RejectReason.FILE_TOO_LARGE, f"{size} bytes; at most {requirements.max_file_bytes}")
+            )
+            continue
+        if videos_checked >= requirements.max_videos:
+            inventory.rejected.append(
+                RejectedFile(rel, RejectReason.TOO_MANY_FILES, f"only the first {requirements.max_videos} are checked")
+            )
+            continue
+        videos_checked += 1
         try:
-            video = read_video(path, fps=requirements.fps)
+            probe = probe_video(path)  # container facts and one frame: nothing is decoded whole
         except VideoDecodeError as exc:
             reason = (
                 RejectReason.UNREADABLE if path.stat().st_size and _looks_like_video(path) else RejectReason.NOT_A_VIDEO
@@ -319,23 +344,25 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
         if not caption.strip():
             inventory.rejected.append(RejectedFile(rel, RejectReason.EMPTY_CAPTION))
             continue
-        if video.num_frames < requirements.min_frames:
-            inventory.rejected.append(
-                RejectedFile(
-                    rel,
-                    RejectReason.TOO_SHORT,
-                    f"{video.num_frames} frames at {requirements.fps:g} fps; needs {requirements.min_frames}",
-                )
+        frames = int(probe.duration_s * requirements.fps + 1e-6)
+        width, height = probe.display_width, probe.display_height
+        refusal = None
+        if probe.duration_s > requirements.max_duration_s:
+            refusal = (RejectReason.TOO_LONG, f"{probe.duration_s:.1f} s; at most {requirements.max_duration_s:g} s")
+        elif probe.pixels > requirements.max_pixels:
+            refusal = (RejectReason.TOO_MANY_PIXELS, f"{width}x{height}; at most {requirements.max_pixels} pixels")
+        elif frames < requirements.min_frames:
+            refusal = (
+                RejectReason.TOO_SHORT,
+                f"{frames} frames at {requirements.fps:g} fps; needs {requirements.min_frames}",
             )
-            continue
-        if video.width < requirements.min_width or video.height < requirements.min_height:
-            inventory.rejected.append(
-                RejectedFile(
-                    rel,
-                    RejectReason.TOO_SMALL,
-                    f"{video.width}x{video.height}; needs {requirements.min_width}x{requirements.min_height}",
-                )
+        elif width < requirements.min_width or height < requirements.min_height:
+            refusal = (
+                RejectReason.TOO_SMALL,
+                f"{width}x{height}; needs {requirements.min_width}x{requirements.min_height}",
             )
+        if refusal is not None:
+            inventory.rejected.append(RejectedFile(rel, *refusal))
             continue
         with open(path, "rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()  # streamed: videos can be GBs
@@ -349,11 +376,13 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
                 rel,
                 caption.strip(),
                 digest,
-                video.num_frames,
-                video.width,
-                video.height,
+                frames,
+                width,
+                height,
                 declared.get("license"),
                 declared.get("consent"),
+                round(probe.duration_s, 3),
+                probe.to_dict(),
             )
         )
     for path in files:

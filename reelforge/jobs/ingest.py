@@ -1,11 +1,15 @@
-"""Ingest a company's footage: validate, decode, cut clips, encode on Ray Data, write latent shards.
+"""Ingest a company's footage: validate, plan clips, decode them, encode on Ray Data, write latent shards.
 
-    inventory (every file accepted or rejected) -> Ray Data: decode + resample + cut + bucket
+    inventory (every file probed, accepted or rejected; nothing decoded whole)
+    -> Ray Data, a task per video: probe, shots, clip windows      (clip_extraction.plan_video_clips)
+    -> the driver caps the dataset, videos taking turns            (clip_sampling.cap_dataset)
+    -> Ray Data, a task per window: decode it at the bucket's size (clip_extraction.decode_clip)
     -> VAE / text encoder in an actor pool (`map_batches`) -> one Parquet shard per video + manifest
 
-Each video's shard is keyed by the hash of its bytes, its caption, the model and the settings, so a
-re-run reuses every unchanged shard and re-encodes exactly the videos whose key changed (a new
-caption re-encodes that one video, a new model re-encodes all).
+Each video's shard is keyed by the hash of its bytes, its caption, the model, the settings and its
+clip windows, so a re-run reuses every unchanged shard and re-encodes exactly the videos whose key
+changed (a new caption re-encodes that one video, a new model re-encodes all). Every clip is
+traceable: the manifest lists its source file, start and end time, shot and bucket.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reelforge.errors import UserInputError
-from reelforge.jobs.clip_preparation import cut_clips
+from reelforge.jobs.clip_extraction import clip_rows, decode_clip_window, plan_video_clips
+from reelforge.jobs.clip_sampling import ClipWindow, SamplingStrategy, cap_dataset
 from reelforge.jobs.footage_inventory import (
     FootageInventory,
     FootageRequirements,
     inventory_source,
 )
-from reelforge.models.video_io import read_video
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class IngestConfig:
     out_dir: Path
     strict: bool = False
     max_clips_per_video: int = 8
+    max_clips_per_dataset: int | None = None
+    sampling: SamplingStrategy = SamplingStrategy.SCENE
     encode_batch: int = 4
     encoder_concurrency: int = 1
 
@@ -55,10 +61,20 @@ class IngestConfig:
             raise UserInputError(f"tenant {self.tenant!r} must be 2-63 lowercase letters, digits or dashes")
         if not 1 <= self.max_clips_per_video <= 1000:
             raise UserInputError(f"max_clips_per_video must be between 1 and 1000, got {self.max_clips_per_video}")
+        if self.max_clips_per_dataset is not None and not 1 <= self.max_clips_per_dataset <= 1_000_000:
+            raise UserInputError(
+                f"max_clips_per_dataset must be between 1 and 1000000, got {self.max_clips_per_dataset}"
+            )
+        try:
+            object.__setattr__(self, "sampling", SamplingStrategy(self.sampling))
+        except ValueError:
+            choices = ", ".join(s.value for s in SamplingStrategy)
+            raise UserInputError(f"sampling {self.sampling!r} is not one of {choices}") from None
 
 
-def _video_key(sha256: str, caption: str, settings_hash: str) -> str:
-    return hashlib.sha256(f"{sha256}\0{caption}\0{settings_hash}".encode()).hexdigest()[:32]
+def _video_key(sha256: str, caption: str, settings_hash: str, windows: list[dict]) -> str:
+    plan = json.dumps(windows, sort_keys=True)
+    return hashlib.sha256(f"{sha256}\0{caption}\0{settings_hash}\0{plan}".encode()).hexdigest()[:32]
 
 
 class ClipEncoder:
@@ -91,19 +107,15 @@ class ClipEncoder:
             "file": batch["file"],
             "clip": batch["clip"],
             "caption": batch["caption"],
+            "start_s": batch["start_s"],
+            "end_s": batch["end_s"],
+            "shot": batch["shot"],
+            "bucket": batch["bucket"],
             "latents": [z.numpy().tobytes() for z in latents],
             "latent_shape": [list(z.shape) for z in latents],
             "text_states": [t.numpy().tobytes() for t in text],
             "text_shape": [list(text.shape[1:])] * count,
         }
-
-
-def _cut(row: dict, fps: float, num_frames: int, buckets: list[tuple[int, int]], max_clips: int) -> list[dict]:
-    video = read_video(row["path"], fps=fps)
-    return [
-        {"key": row["key"], "file": row["file"], "clip": i, "caption": row["caption"], "frames": clip.frames}
-        for i, clip in enumerate(cut_clips(video, num_frames, buckets, max_clips))
-    ]
 
 
 def footage_requirements(d) -> FootageRequirements:
@@ -141,35 +153,53 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         "frames": d.num_frames,
         "buckets": [list(b) for b in buckets],
         "max_clips": config.max_clips_per_video,
+        "max_clips_per_dataset": config.max_clips_per_dataset,
+        "sampling": config.sampling.value,
         "max_text_tokens": d.max_text_tokens,
     }
     settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     shard_dir = config.out_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    items = [
-        {
-            "key": _video_key(a.sha256, a.caption, settings_hash),
-            "file": a.file,
-            "caption": a.caption,
-            "path": str(inventory.root / a.file),
-        }
+    videos = [
+        {"file": a.file, "caption": a.caption, "sha256": a.sha256, "path": str(inventory.root / a.file)}
         for a in inventory.accepted
     ]
-    todo = [item for item in items if not (shard_dir / f"{item['key']}.parquet").exists()]
+    planned = (
+        ray.data.from_items(videos)
+        .map(
+            plan_video_clips,
+            fn_kwargs={
+                "fps": d.fps,
+                "num_frames": d.num_frames,
+                "max_clips": config.max_clips_per_video,
+                "strategy": config.sampling.value,
+                "shots_dir": str(config.out_dir / "work" / "shots"),
+            },
+        )
+        .take_all()
+        if videos
+        else []
+    )
+    planned.sort(key=lambda v: v["file"])
+    plans = [[ClipWindow(**w) for w in video["windows"]] for video in planned]
+    if config.max_clips_per_dataset is not None:
+        plans = cap_dataset(plans, config.max_clips_per_dataset)
+    items = []
+    for video, windows in zip(planned, plans):
+        video["windows"] = [
+            {"start_s": w.start_s, "num_frames": w.num_frames, "fps": w.fps, "shot": w.shot} for w in windows
+        ]
+        video["key"] = _video_key(video["sha256"], video["caption"], settings_hash, video["windows"])
+        items.append(video)
+    todo = [item for item in items if item["windows"] and not (shard_dir / f"{item['key']}.parquet").exists()]
     if todo:
         import torch
 
+        windows = [row for item in todo for row in clip_rows(item, [ClipWindow(**w) for w in item["windows"]], buckets)]
+        logger.info("decoding and encoding %d clips of %d videos", len(windows), len(todo))
         dataset = (
-            ray.data.from_items(todo)
-            .flat_map(
-                _cut,
-                fn_kwargs={
-                    "fps": d.fps,
-                    "num_frames": d.num_frames,
-                    "buckets": buckets,
-                    "max_clips": config.max_clips_per_video,
-                },
-            )
+            ray.data.from_items(windows)
+            .flat_map(decode_clip_window)
             .map_batches(
                 ClipEncoder,
                 fn_constructor_kwargs={"model": config.model, "model_path": model_path},
@@ -183,8 +213,8 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
             for row in batch.to_dict("records"):
                 rows.setdefault(row["key"], []).append(row)
-        for key, clip_rows in rows.items():
-            table = pa.Table.from_pylist(sorted(clip_rows, key=lambda r: r["clip"]))
+        for key, clip_rows_of_video in rows.items():
+            table = pa.Table.from_pylist(sorted(clip_rows_of_video, key=lambda r: r["clip"]))
             tmp = shard_dir / f".{key}.parquet.tmp"
             pq.write_table(table, tmp)
             tmp.replace(shard_dir / f"{key}.parquet")  # atomic: a crash never leaves half a shard
@@ -193,7 +223,13 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         if stale.name not in current:  # a changed caption or video superseded this shard
             stale.unlink()
     shards = [f"shards/{item['key']}.parquet" for item in items if (shard_dir / f"{item['key']}.parquet").exists()]
-    clips = sum(pq.read_metadata(config.out_dir / s).num_rows for s in shards)
+    sources = [
+        row
+        for shard in shards
+        for row in pq.read_table(
+            config.out_dir / shard, columns=["file", "clip", "start_s", "end_s", "shot", "bucket"]
+        ).to_pylist()
+    ]
     dataset_hash = hashlib.sha256("".join(sorted(shards)).encode()).hexdigest()[:16]
     report = {
         "tenant": config.tenant,
@@ -201,7 +237,8 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         "dataset_hash": dataset_hash,
         "accepted": [a.file for a in inventory.accepted],
         **{"rejected": inventory.report()["rejected"]},
-        "clips": clips,
+        "clips": len(sources),
+        "clip_sources": sources,
         "shards": len(shards),
         "encoded_videos": len(todo),
         "cache_hit": not todo,
