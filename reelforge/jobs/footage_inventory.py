@@ -14,20 +14,18 @@ with a reason. Archive members with absolute paths, `..` or links are never writ
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import json
-import shutil
 import tarfile
 import zipfile
-import zlib
 from dataclasses import asdict, dataclass, field
-from enum import Enum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from reelforge.errors import UserInputError, VideoDecodeError
+from reelforge.jobs.archive_extraction import ArchiveBudget, extract_archive
+from reelforge.jobs.footage_rejections import RejectedFile, RejectReason
 from reelforge.models.video_io import VIDEO_SUFFIXES
 from reelforge.models.video_probe import probe_video
 
@@ -35,26 +33,6 @@ CAPTION_FILES = ("metadata.jsonl", "metadata.csv", "prompts.txt", "videos.txt")
 FILE_COLUMNS = ("file_name", "file", "video", "path", "video_path")
 CAPTION_COLUMNS = ("caption", "text", "prompt")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
-
-
-class RejectReason(str, Enum):
-    """Why a file was not accepted; the values are what reports show."""
-
-    UNREADABLE = "unreadable or corrupt video"
-    NOT_A_VIDEO = "not a video"
-    NO_CAPTION = "no caption"
-    EMPTY_CAPTION = "empty caption"
-    TOO_SHORT = "too short"
-    TOO_SMALL = "too small"
-    DUPLICATE = "duplicate content"
-    CAPTION_WITHOUT_VIDEO = "caption without video"
-    UNSAFE_ARCHIVE_MEMBER = "unsafe archive member"
-    UNREADABLE_ARCHIVE_MEMBER = "unreadable archive member"
-    CAPTION_NOT_UTF8 = "caption is not UTF-8 text"
-    FILE_TOO_LARGE = "file over the size limit"
-    TOO_LONG = "longer than the duration limit"
-    TOO_MANY_PIXELS = "more pixels than the resolution limit"
-    TOO_MANY_FILES = "over the limit of videos per upload"
 
 
 @dataclass(frozen=True)
@@ -70,6 +48,7 @@ class FootageRequirements:
     max_duration_s: float = 30 * 60.0
     max_pixels: int = 4096 * 2160  # DCI 4K
     max_videos: int = 2000
+    archive: ArchiveBudget = field(default_factory=lambda: ArchiveBudget())
 
 
 @dataclass(frozen=True)
@@ -88,15 +67,6 @@ class AcceptedVideo:
     source: dict = field(default_factory=dict)  # the probe: codec, fps, rotation, bit depth, ...
 
 
-@dataclass(frozen=True)
-class RejectedFile:
-    """A file that was not accepted, and why."""
-
-    file: str
-    reason: RejectReason
-    detail: str = ""
-
-
 @dataclass
 class FootageInventory:
     """Every input file, accepted or rejected."""
@@ -111,81 +81,6 @@ class FootageInventory:
             "accepted": [asdict(a) for a in self.accepted],
             "rejected": [{"file": r.file, "reason": r.reason.value, "detail": r.detail} for r in self.rejected],
         }
-
-
-def _safe_member_path(name: str) -> PurePosixPath | None:
-    """The member's relative path, or None when it is absolute or climbs out with `..`."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if (
-        path.is_absolute()
-        or name.startswith(("/", "\\"))
-        or ".." in path.parts
-        or (path.parts and ":" in path.parts[0])
-    ):
-        return None
-    return path
-
-
-# What reading one archive member can raise: encryption (RuntimeError), an unknown compression
-# method (NotImplementedError), a damaged stream (zlib.error, BadZipFile, EOFError), and names the
-# file system refuses (a file where a folder is, an empty or overlong name: OSError).
-MEMBER_ERRORS = (RuntimeError, NotImplementedError, zlib.error, zipfile.BadZipFile, tarfile.TarError, EOFError, OSError)
-
-
-def _extract_member(read, target: Path, dest: Path) -> None:
-    """Write one member's bytes (from `read()`) to `target`, which must lie strictly inside `dest`."""
-    if target == dest:
-        raise OSError("the member has an empty name")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with read() as source, open(target, "wb") as out:
-        shutil.copyfileobj(source, out)
-
-
-def extract_archive(archive: Path, dest: Path) -> list[RejectedFile]:
-    """Extract the archive's safe, readable regular files into `dest`; return the members refused.
-
-    A member that cannot be read (encrypted, an unknown compression method, a damaged stream, a
-    name the file system refuses) is refused with the reason; the other members still count.
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    refused: list[RejectedFile] = []
-
-    def attempt(name: str, read, rel: PurePosixPath) -> None:
-        target = dest / rel
-        try:
-            _extract_member(read, target, dest)
-        except MEMBER_ERRORS as exc:
-            with contextlib.suppress(OSError):  # a partly written member is not footage
-                target.unlink(missing_ok=True)
-            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            refused.append(RejectedFile(name, RejectReason.UNREADABLE_ARCHIVE_MEMBER, detail))
-
-    if archive.name.lower().endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                rel = _safe_member_path(info.filename)
-                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                if rel is None or is_link:
-                    refused.append(
-                        RejectedFile(info.filename, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..' or link")
-                    )
-                    continue
-                attempt(info.filename, lambda info=info: zf.open(info), rel)
-        return refused
-    with tarfile.open(archive) as tf:
-        for member in tf.getmembers():
-            if member.isdir():
-                continue
-            rel = _safe_member_path(member.name)
-            if rel is None or not member.isfile():
-                refused.append(
-                    RejectedFile(member.name, RejectReason.UNSAFE_ARCHIVE_MEMBER, "absolute path, '..', link or device")
-                )
-                continue
-            attempt(member.name, lambda member=member: tf.extractfile(member), rel)
-    return refused
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -413,7 +308,7 @@ def inventory_source(source: Path, work_dir: Path, requirements: FootageRequirem
         raise UserInputError(f"footage source {source} is neither a folder nor a {', '.join(ARCHIVE_SUFFIXES)} archive")
     dest = work_dir / "extracted"
     try:
-        refused = extract_archive(source, dest)
+        refused = extract_archive(source, dest, requirements.archive)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise UserInputError(f"archive {source} is unreadable: {exc}") from exc
     inventory = inventory_folder(dest, requirements)
