@@ -6,6 +6,7 @@ import pytest
 
 from tests.harness import (
     FINE_TUNING,
+    ApiClients,
     Platform,
     PostgresUnavailable,
     deploy_platform,
@@ -55,3 +56,9 @@ def postgres_url():
             yield url
     except PostgresUnavailable as exc:  # the brief promises PostgreSQL on every machine; say so if it is not there
         pytest.fail(str(exc))
+
+
+@pytest.fixture
+def api(tmp_path) -> ApiClients:
+    """The API app through FastAPI's TestClient, on real stores under a temporary home (no Ray)."""
+    return ApiClients(tmp_path / "home")

@@ -147,9 +147,13 @@ class FileObject(BaseModel):
 
 
 class FileDeleted(BaseModel):
+    """OpenAI's deletion object, plus what reelforge removed with the file and what it kept, and why."""
+
     id: str
     object: Literal["file"] = "file"
     deleted: bool = True
+    derived_data_removed: int = 0  # directories of extracted footage and cached latents
+    kept: list[str] = []
 
 
 # ---- fine-tuning -------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from starlette.requests import Request
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from reelforge.errors import UserInputError
 from reelforge.jobs.footage_inventory import ARCHIVE_SUFFIXES, inventory_source
 from reelforge.jobs.ingest import footage_requirements
+from reelforge.jobs.training_data import ingested_dir_for
 from reelforge.models.loading import describe_model
 from reelforge.platform.api.upload_stream import stream_multipart_upload
 from reelforge.platform.config import ServeAppConfig
@@ -28,6 +31,8 @@ from reelforge.platform.stores.files import (
     UploadedFile,
     new_file_id,
 )
+from reelforge.platform.stores.fine_tune_jobs import ACTIVE as FINE_TUNE_ACTIVE
+from reelforge.platform.stores.fine_tune_jobs import FineTuneStore
 from reelforge.platform.stores.tenants import Tenant
 
 logger = logging.getLogger(__name__)
@@ -45,6 +50,23 @@ def upload_name(filename: str | None) -> str:
         suffix = ".tar.gz" if name.lower().endswith(".tar.gz") else dot + suffix
         name = name[: MAX_NAME_CHARS - len(suffix)] + suffix
     return name
+
+
+@dataclass(frozen=True)
+class FileDeletion:
+    """A deleted upload, how many derived directories went with it, and what was kept and why."""
+
+    file: UploadedFile
+    removed_dirs: int
+    kept: list[str]
+
+
+def _remove_tree(path: Path) -> int:
+    """Remove a directory tree if it is there; 1 if it was."""
+    if not path.is_dir():
+        return 0
+    shutil.rmtree(path, ignore_errors=True)
+    return 1
 
 
 class FileService:
@@ -127,7 +149,24 @@ class FileService:
     ) -> tuple[list[UploadedFile], bool]:
         return self.files.list(tenant.name, purpose, after, limit, order)
 
-    def delete(self, tenant: Tenant, file_id: str) -> UploadedFile:
+    def delete(self, tenant: Tenant, file_id: str) -> FileDeletion:
+        """Delete the upload and what was derived from it: extracted footage and cached latents.
+
+        A fine-tuning job still running on the file keeps its working copy until it ends; the
+        deletion says so. Adapters trained on the file stay registered: they are the tenant's models.
+        """
         deleted = self.files.delete(tenant.name, file_id)
         self.blobs.discard_upload(tenant.name, file_id)
-        return deleted
+        removed, kept = 0, []
+        for job in FineTuneStore(self.settings.resolved_database_url).using_file(tenant.name, file_id):
+            if job.status in FINE_TUNE_ACTIVE:
+                kept.append(f"fine-tuning job {job.id} is {job.status}: its working copy goes when it ends")
+                continue
+            work = self.settings.home / "finetune" / job.id
+            for label in ("training_file", "validation_file"):
+                # The ingested latents of the job's copy (a download on object stores).
+                removed += _remove_tree(ingested_dir_for(self.settings, tenant.name, work / label / deleted.filename))
+            removed += _remove_tree(work)
+        local_copy = Path(self.blobs.upload_path(tenant.name, file_id))
+        removed += _remove_tree(ingested_dir_for(self.settings, tenant.name, local_copy))  # a local store's link
+        return FileDeletion(deleted, removed, kept)

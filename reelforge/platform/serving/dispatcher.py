@@ -21,6 +21,7 @@ from reelforge.platform.stores.video_jobs import VideoJob, VideoJobStore
 
 logger = logging.getLogger(__name__)
 CLEANUP_INTERVAL_S = 30.0
+PARTIAL_FILE_AGE_S = 3600.0  # a partial write untouched this long belongs to a dead process
 
 
 class JobDispatcher:
@@ -134,4 +135,7 @@ class JobDispatcher:
             self.blobs.remove(job.tenant, job.id)
             self.jobs.mark_files_removed(job.id)
             done += 1
+        swept = self.blobs.sweep_partials(PARTIAL_FILE_AGE_S)
+        if swept:
+            logger.info("swept %d partial files left by dead uploads or stores", swept)
         return done

@@ -10,6 +10,7 @@ the job row's fence names the files to serve. Writes go to a temporary name firs
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -59,6 +60,21 @@ class BlobStore:
             path = self.path(tenant, video_id, variant, fence)
             if self.fs.exists(path):
                 self.fs.rm(path)
+
+    def sweep_partials(self, older_than_s: float) -> int:
+        """Remove partial writes (an upload or a store cut off by a crash) not touched for `older_than_s`."""
+        cutoff = time.time() - older_than_s
+        swept = 0
+        for pattern in ("files/*/*.partial", "videos/*/*.partial"):
+            for path in self.fs.glob(f"{self.root}/{pattern}"):
+                try:
+                    stale = self.fs.modified(path).timestamp() < cutoff
+                except (FileNotFoundError, NotImplementedError):
+                    continue
+                if stale:
+                    self.fs.rm(path)
+                    swept += 1
+        return swept
 
     # ---- uploads ---------------------------------------------------------------------------
     def upload_path(self, tenant: str, file_id: str) -> str:

@@ -184,6 +184,18 @@ class FineTuneStore:
         with self._session() as session:
             return _active(session, tenant)
 
+    def using_file(self, tenant: str, file_id: str) -> list[FineTuneJob]:
+        """The tenant's jobs that train or validate on `file_id`."""
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(FineTuneJob).where(
+                        FineTuneJob.tenant == tenant,
+                        or_(FineTuneJob.training_file == file_id, FineTuneJob.validation_file == file_id),
+                    )
+                ).all()
+            )
+
     def in_flight(self) -> list[FineTuneJob]:
         """Every job that is not finished, oldest first: what the ingress submits and follows."""
         with self._session() as session:

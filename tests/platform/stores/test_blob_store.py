@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 
 from reelforge.platform.stores.blob_store import BlobStore
@@ -18,3 +22,15 @@ def test_blob_store_on_fsspec_urls(url, tmp_path):
     blobs.remove("acme", "video_1")
     assert not blobs.exists("acme", "video_1")
     blobs.remove("acme", "video_1")  # removing twice is fine
+
+
+def test_stale_partial_writes_are_swept_and_fresh_ones_kept(tmp_path):
+    blobs = BlobStore(str(tmp_path / "blobs"))
+    with blobs.open_upload("acme", "file-old") as handle:
+        handle.write(b"half an upload")
+    with blobs.open_upload("acme", "file-new") as handle:
+        handle.write(b"an upload in progress")
+    old = Path(blobs.upload_path("acme", "file-old") + ".partial")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert blobs.sweep_partials(older_than_s=3600) == 1
+    assert not old.exists() and Path(blobs.upload_path("acme", "file-new") + ".partial").exists()

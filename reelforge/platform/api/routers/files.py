@@ -73,5 +73,6 @@ async def retrieve_file(file_id: str, caller: Authenticated, services: Services)
 
 @router.delete("/{file_id}", response_model=FileDeleted)
 async def delete_file(file_id: str, caller: Authenticated, services: Services) -> FileDeleted:
-    deleted = await run_in_threadpool(services.files.delete, caller.tenant, file_id)
-    return FileDeleted(id=deleted.id)
+    """Delete the upload with its extracted footage and cached latents (`kept` says what stays, and why)."""
+    deletion = await run_in_threadpool(services.files.delete, caller.tenant, file_id)
+    return FileDeleted(id=deletion.file.id, derived_data_removed=deletion.removed_dirs, kept=deletion.kept)
