@@ -151,6 +151,10 @@ class FineTuningSection(_Strict):
     # Jobs running on the cluster at once, all tenants together; later ones wait their turn.
     # Each job's ingest and workers need CPUs (and GPUs): too many at once starve each other.
     max_running_jobs: int = Field(1, ge=1)
+    # Upload validation runs as a Ray task with this reservation, never in the ingress process.
+    validation_num_cpus: float = Field(1.0, gt=0)
+    validation_memory_mb: int = Field(2048, ge=256)
+    validation_timeout_s: float = Field(1800.0, gt=0)  # a validation not finished by then (or never scheduled) fails
 
     @field_validator("job_defaults")
     @classmethod

@@ -111,14 +111,17 @@ class FileService:
         }
         return file_id, {"uploader": uploader, **declared}
 
-    def validate(self, tenant: Tenant, file_id: str, declaration: dict | None = None) -> UploadedFile:
-        """Run the footage inventory on a stored upload and record the outcome, with each video's rights."""
-        stored = self.files.get(tenant.name, file_id)
+    def validate(self, tenant: str, file_id: str, declaration: dict | None = None) -> UploadedFile:
+        """Run the footage inventory on a stored upload and record the outcome, with each video's rights.
+
+        Heavy: the API runs it in a Ray task (`upload_validation`), not in its own process.
+        """
+        stored = self.files.get(tenant, file_id)
         model = describe_model(self.config.generators[0].model, self.settings, self.config.generators[0].model_path)
         with tempfile.TemporaryDirectory(prefix="reelforge-upload-") as tmp:
             # A local name of our own: the tenant's may be longer than a file system allows.
             suffix = next(s for s in ARCHIVE_SUFFIXES if stored.filename.lower().endswith(s))
-            archive = self.blobs.fetch_upload(tenant.name, file_id, Path(tmp) / f"upload{suffix}")
+            archive = self.blobs.fetch_upload(tenant, file_id, Path(tmp) / f"upload{suffix}")
             try:
                 inventory = inventory_source(archive, Path(tmp) / "work", footage_requirements(model.defaults))
                 report = inventory.report()
@@ -126,7 +129,7 @@ class FileService:
                 # Name the upload as the tenant knows it, not by this server's temporary path.
                 message = exc.message.replace(str(archive), stored.filename).replace(tmp, "")
                 self.files.finish_validation(file_id, False, message, {"accepted": [], "rejected": []})
-                return self.files.get(tenant.name, file_id)
+                return self.files.get(tenant, file_id)
         accepted, rejected = report["accepted"], report["rejected"]
         declaration = declaration or {}
         for video in accepted:  # the archive's own per-file declarations win over the upload's
@@ -139,10 +142,13 @@ class FileService:
         ]
         details = summary + ("; rejected: " + "; ".join(reasons) if reasons else "")
         self.files.finish_validation(file_id, bool(accepted), details, report)
-        return self.files.get(tenant.name, file_id)
+        return self.files.get(tenant, file_id)
 
     def get(self, tenant: Tenant, file_id: str) -> UploadedFile:
         return self.files.get(tenant.name, file_id)
+
+    def get_by_name(self, tenant: str, file_id: str) -> UploadedFile:
+        return self.files.get(tenant, file_id)
 
     def list(
         self, tenant: Tenant, purpose: str | None, after: str | None, limit: int, order: str

@@ -13,6 +13,7 @@ from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run
 from reelforge.platform.api.pagination import FileLimit, Order, Page, page_of
 from reelforge.platform.api.request_bodies import upload_body
 from reelforge.platform.api.schemas import ERROR_RESPONSES, FileDeleted, FileObject
+from reelforge.platform.fine_tuning.upload_validation import validate_upload
 from reelforge.platform.stores.files import PURPOSES
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
@@ -43,8 +44,9 @@ async def create_file(request: Request, caller: Authenticated, services: Service
     declared = json.dumps({k: v for k, v in declaration.items() if k != "uploader"}, sort_keys=True)
 
     async def validate() -> FileObject:
-        # Validated before the response: a file is only usable once its inventory is known.
-        return FileObject.of(await run_in_threadpool(services.files.validate, caller.tenant, file_id, declaration))
+        # Validated before the response, in a Ray task of its own: a file is only usable once its
+        # inventory is known, and the inventory's work must not run in this process.
+        return FileObject.of(await validate_upload(services.files, caller.tenant.name, file_id, declaration))
 
     request_fingerprint = fingerprint(stored.sha256, stored.filename, stored.purpose, declared)
     result = await run_once(services, caller, "files.create", key, request_fingerprint, validate)
