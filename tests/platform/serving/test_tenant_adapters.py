@@ -1,16 +1,20 @@
 """Two tenants, two fine-tuned brand looks, one shared generator replica: the same prompt comes back
-in each tenant's own look and never in the other's; the base model shows neither."""
+in each tenant's own look and never in the other's; the base model shows neither. An adapter whose
+files are gone makes a poison job that fails after its attempts."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from ray._common.test_utils import wait_for_condition
 
+from reelforge.jobs.adapter_registry import import_adapter, promote
 from reelforge.models.tiny.analyzer import analyze
 from reelforge.models.video_io import read_video
-from tests.harness import PROMPT, register_fixture_adapter
+from tests.harness import BASE, FIXTURE_ADAPTERS, PROMPT, register_fixture_adapter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -68,3 +72,22 @@ def test_each_tenant_gets_its_own_look_from_the_same_replica(api_platform, tmp_p
     assert len(replicas) == 1  # one shared replica switched adapters per request
     for client in clients.values():
         client.close()
+
+
+def test_an_adapter_whose_artifact_is_gone_fails_the_job_after_its_attempts(api_platform):
+    """A poison job: every attempt fails while the replica loads its adapter; it is retried after a
+    back-off, fails after `max_attempts` with the last reason, and frees the tenant's slot."""
+    version = import_adapter(api_platform.settings, "poisoned", "brand", BASE, FIXTURE_ADAPTERS / "lower-third-orange")
+    promote(api_platform.settings, version.name, version.version)
+    shutil.rmtree(urlparse(version.source).path)  # the registry still lists it; its files are gone
+    client = api_platform.client(api_platform.tenants.create("poisoned")[1])
+    response = client.post("/videos", json={"prompt": PROMPT, "model": version.fine_tuned_model})
+    assert response.status_code == 200, response.text
+    video_id = response.json()["id"]
+    wait_for_condition(lambda: api_platform.jobs.peek(video_id).status == "failed", timeout=120, retry_interval_ms=200)
+    job = api_platform.jobs.peek(video_id)
+    assert (job.error_code, job.attempts) == ("generation_interrupted", api_platform.config.max_attempts)
+    assert f"interrupted {job.attempts} times" in job.error_message
+    assert api_platform.jobs.count_active("poisoned") == 0
+    error = client.get(f"/videos/{video_id}").json()["error"]
+    assert error["code"] == "generation_interrupted"
