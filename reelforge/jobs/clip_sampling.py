@@ -11,7 +11,8 @@ A clip is `num_frames` frames at the model's fps starting at `start_s`; it cover
   continuous take, where the detection pass can be skipped).
 * `head`: consecutive windows from the start (the earlier behaviour, for comparison).
 
-Windows never overlap, which keeps near-duplicate clips out of the training set. `cap_dataset`
+With frame-count buckets (several clip lengths), a shot too short for the longest is cut to the
+longest that fits it. Windows never overlap, which keeps near-duplicate clips out of the training set. `cap_dataset`
 then bounds the whole dataset, taking clips from every video in turn.
 """
 
@@ -88,15 +89,21 @@ def _take_turns(capacities: list[int], budget: int) -> list[int]:
 def plan_windows(
     duration_s: float,
     fps: float,
-    num_frames: int,
+    num_frames: int | tuple[int, ...],
     max_clips: int,
     strategy: SamplingStrategy = SamplingStrategy.SCENE,
     shots: list[Shot] | None = None,
     margin_s: float = 0.0,
 ) -> list[ClipWindow]:
-    """The windows of one video of `duration_s` seconds, in time order, at most `max_clips`."""
-    if fps <= 0 or num_frames < 1 or max_clips < 1:
+    """The windows of one video of `duration_s` seconds, in time order, at most `max_clips`.
+
+    `num_frames` may be several clip lengths (frame-count buckets): each shot is cut to the longest
+    that fits it, so a shot too short for the model's default length still gives clips.
+    """
+    counts = sorted({num_frames} if isinstance(num_frames, int) else set(num_frames), reverse=True)
+    if fps <= 0 or not counts or counts[-1] < 1 or max_clips < 1:
         raise ValueError(f"fps, num_frames and max_clips must be positive, got {fps}, {num_frames}, {max_clips}")
+    num_frames = counts[0]
     span = num_frames / fps
     if strategy is SamplingStrategy.HEAD:
         count = min(max_clips, _fits(duration_s, span))
@@ -105,16 +112,17 @@ def plan_windows(
         count = min(max_clips, _fits(duration_s, span))
         return [ClipWindow(s, num_frames, fps) for s in _spread(0.0, duration_s - span, count)] if count else []
     shots = shots or [Shot(0, 0.0, duration_s)]
-    usable = []  # (shot, first start, last start, capacity)
+    usable = []  # (shot, clip length, first start, last start, capacity)
     for shot in shots:
         first = shot.start_s + (margin_s if shot.index > 0 else 0.0)  # no cut before the first shot
         last_end = min(shot.end_s, duration_s) - (margin_s if shot.end_s < duration_s - EPSILON else 0.0)
-        usable.append((shot, first, last_end - span, _fits(last_end - first, span)))
-    counts = _take_turns([capacity for *_, capacity in usable], max_clips)
+        length = next((n for n in counts if _fits(last_end - first, n / fps)), counts[0])
+        usable.append((shot, length, first, last_end - length / fps, _fits(last_end - first, length / fps)))
+    taken = _take_turns([capacity for *_, capacity in usable], max_clips)
     windows = []
-    for (shot, first, last, _), count in zip(usable, counts):
+    for (shot, length, first, last, _), count in zip(usable, taken):
         if count:
-            windows.extend(ClipWindow(s, num_frames, fps, shot.index) for s in _spread(first, last, count))
+            windows.extend(ClipWindow(s, length, fps, shot.index) for s in _spread(first, last, count))
     return windows
 
 

@@ -123,7 +123,7 @@ def footage_requirements(d) -> FootageRequirements:
     # Clips are upscaled at most 2x into their bucket; smaller footage would be mostly interpolation.
     smallest_w, smallest_h = min(w for w, _ in d.training_buckets), min(h for _, h in d.training_buckets)
     return FootageRequirements(
-        min_frames=d.num_frames, min_width=smallest_w // 2, min_height=smallest_h // 2, fps=d.fps
+        min_frames=min(d.training_frame_counts), min_width=smallest_w // 2, min_height=smallest_h // 2, fps=d.fps
     )
 
 
@@ -151,6 +151,7 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         "model_dir": str(model.path),
         "fps": d.fps,
         "frames": d.num_frames,
+        "frame_buckets": list(d.training_frame_counts),
         "buckets": [list(b) for b in buckets],
         "max_clips": config.max_clips_per_video,
         "max_clips_per_dataset": config.max_clips_per_dataset,
@@ -170,7 +171,7 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
             plan_video_clips,
             fn_kwargs={
                 "fps": d.fps,
-                "num_frames": d.num_frames,
+                "num_frames": d.training_frame_counts,
                 "max_clips": config.max_clips_per_video,
                 "strategy": config.sampling.value,
                 "shots_dir": str(config.out_dir / "work" / "shots"),

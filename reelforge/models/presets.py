@@ -65,6 +65,7 @@ PRESETS: dict[str, ModelPreset] = {
                 max_width=1280,
                 max_frames=129,
                 buckets=((832, 480), (480, 832), (624, 624)),
+                frame_buckets=(49, 33),  # 4k+1, as the causal VAE needs
             ),
         ),
         ModelPreset(
@@ -85,6 +86,7 @@ PRESETS: dict[str, ModelPreset] = {
                 max_width=1280,
                 max_frames=129,
                 buckets=((1280, 720), (720, 1280), (960, 960), (832, 480), (480, 832)),
+                frame_buckets=(49, 33),
             ),
         ),
     )

@@ -36,11 +36,18 @@ class ModelDefaults:
     max_frames: int = 257
     # (width, height) resolutions footage is bucketed into for training; empty: just the default size.
     buckets: tuple[tuple[int, int], ...] = ()
+    # Shorter clip lengths a shot too short for `num_frames` is cut to, so short shots still count.
+    frame_buckets: tuple[int, ...] = ()
 
     @property
     def training_buckets(self) -> list[tuple[int, int]]:
         """The buckets, or the default size alone."""
         return [tuple(b) for b in self.buckets] or [(self.width, self.height)]
+
+    @property
+    def training_frame_counts(self) -> tuple[int, ...]:
+        """Clip lengths for training, longest (the default frame count) first."""
+        return tuple(sorted({self.num_frames, *(n for n in self.frame_buckets if n <= self.num_frames)}, reverse=True))
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelDefaults:

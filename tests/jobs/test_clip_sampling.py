@@ -71,3 +71,12 @@ def test_dataset_cap_takes_clips_from_every_video_in_turn():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError):
         plan_windows(10.0, 0.0, FRAMES, max_clips=1)
+
+
+def test_a_shot_too_short_for_the_default_length_is_cut_to_a_shorter_bucket():
+    shots = [Shot(0, 0.0, 10.0), Shot(1, 10.0, 11.5), Shot(2, 11.5, 11.9)]  # 1.5 s and 0.4 s shots
+    windows = plan_windows(11.9, FPS, (17, 9), max_clips=8, shots=shots)
+    by_shot = {w.shot: w.num_frames for w in windows}
+    assert by_shot == {0: 17, 1: 9}  # the 0.4 s shot fits not even 9 frames (1.125 s)
+    assert all(shots[w.shot].start_s <= w.start_s and w.end_s <= shots[w.shot].end_s for w in windows)
+    assert plan_windows(11.9, FPS, 17, max_clips=8, shots=shots)[-1].shot == 0  # one length: the short shot gives none
