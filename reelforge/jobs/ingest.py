@@ -55,6 +55,9 @@ class IngestConfig:
     sampling: SamplingStrategy = SamplingStrategy.SCENE
     encode_batch: int = 4
     encoder_concurrency: int = 1
+    # Jobs this small run in the driver process: Ray Data's fixed start-up would cost more than it saves.
+    local_max_footage_s: float = 60.0  # seconds of video to probe and scan for cuts
+    local_max_clips: int = 32  # clips to decode and encode
 
     def __post_init__(self) -> None:
         if not TENANT_PATTERN.match(self.tenant):
@@ -118,6 +121,29 @@ class ClipEncoder:
         }
 
 
+def _object_column(values: list) -> np.ndarray:
+    """A 1-D object array of `values`, as Ray Data hands a batch column (arrays stay whole, not broadcast)."""
+    column = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        column[i] = value
+    return column
+
+
+def _encode_here(windows: list[dict], config: IngestConfig, model_path: str | None) -> dict[str, list[dict]]:
+    """Decode and encode a small job's clips in this process: Ray Data's start-up would dominate it."""
+    encoder = ClipEncoder(config.model, model_path)
+    clips = [clip for row in windows for clip in decode_clip_window(row)]
+    rows: dict[str, list[dict]] = {}
+    for start in range(0, len(clips), config.encode_batch):
+        chunk = clips[start : start + config.encode_batch]
+        batch = {key: _object_column([c[key] for c in chunk]) for key in chunk[0]}
+        encoded = encoder(batch)
+        for i in range(len(chunk)):
+            row = {key: values[i] for key, values in encoded.items()}
+            rows.setdefault(row["key"], []).append(row)
+    return rows
+
+
 def footage_requirements(d) -> FootageRequirements:
     """What a clip needs for a model with defaults `d` (a ModelDefaults)."""
     # Clips are upscaled at most 2x into their bucket; smaller footage would be mostly interpolation.
@@ -165,22 +191,17 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         {"file": a.file, "caption": a.caption, "sha256": a.sha256, "path": str(inventory.root / a.file)}
         for a in inventory.accepted
     ]
-    planned = (
-        ray.data.from_items(videos)
-        .map(
-            plan_video_clips,
-            fn_kwargs={
-                "fps": d.fps,
-                "num_frames": d.training_frame_counts,
-                "max_clips": config.max_clips_per_video,
-                "strategy": config.sampling.value,
-                "shots_dir": str(config.out_dir / "work" / "shots"),
-            },
-        )
-        .take_all()
-        if videos
-        else []
-    )
+    plan_kwargs = {
+        "fps": d.fps,
+        "num_frames": d.training_frame_counts,
+        "max_clips": config.max_clips_per_video,
+        "strategy": config.sampling.value,
+        "shots_dir": str(config.out_dir / "work" / "shots"),
+    }
+    if sum(a.duration_s for a in inventory.accepted) <= config.local_max_footage_s:
+        planned = [plan_video_clips(video, **plan_kwargs) for video in videos]
+    else:
+        planned = ray.data.from_items(videos).map(plan_video_clips, fn_kwargs=plan_kwargs).take_all()
     planned.sort(key=lambda v: v["file"])
     plans = [[ClipWindow(**w) for w in video["windows"]] for video in planned]
     if config.max_clips_per_dataset is not None:
@@ -198,22 +219,25 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
 
         windows = [row for item in todo for row in clip_rows(item, [ClipWindow(**w) for w in item["windows"]], buckets)]
         logger.info("decoding and encoding %d clips of %d videos", len(windows), len(todo))
-        dataset = (
-            ray.data.from_items(windows)
-            .flat_map(decode_clip_window)
-            .map_batches(
-                ClipEncoder,
-                fn_constructor_kwargs={"model": config.model, "model_path": model_path},
-                batch_size=config.encode_batch,
-                concurrency=config.encoder_concurrency,
-                batch_format="numpy",
-                num_gpus=1 if torch.cuda.is_available() else 0,  # one GPU per encoder actor where there are GPUs
+        if len(windows) <= config.local_max_clips:
+            rows = _encode_here(windows, config, model_path)
+        else:
+            dataset = (
+                ray.data.from_items(windows)
+                .flat_map(decode_clip_window)
+                .map_batches(
+                    ClipEncoder,
+                    fn_constructor_kwargs={"model": config.model, "model_path": model_path},
+                    batch_size=config.encode_batch,
+                    concurrency=config.encoder_concurrency,
+                    batch_format="numpy",
+                    num_gpus=1 if torch.cuda.is_available() else 0,  # one GPU per encoder actor where there are GPUs
+                )
             )
-        )
-        rows: dict[str, list[dict]] = {}
-        for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
-            for row in batch.to_dict("records"):
-                rows.setdefault(row["key"], []).append(row)
+            rows = {}
+            for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
+                for row in batch.to_dict("records"):
+                    rows.setdefault(row["key"], []).append(row)
         for key, clip_rows_of_video in rows.items():
             table = pa.Table.from_pylist(sorted(clip_rows_of_video, key=lambda r: r["clip"]))
             tmp = shard_dir / f".{key}.parquet.tmp"
