@@ -107,7 +107,8 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
         "Registered brandco.brand.reelforge-tiny version 1",
         "Promoted brandco.brand.reelforge-tiny/1 to production",
     ):
-        assert any(m.startswith(expected) for m in messages), (expected, messages)
+        similar = [m for m in messages if m.split()[0] == expected.split()[0]]  # what was said instead
+        assert any(m.startswith(expected) for m in messages), (expected, similar)
     steps = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
     assert len(steps) == TRAIN_STEPS + 2  # one per training step, plus the evaluations at steps 0 and 200
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
