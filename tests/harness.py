@@ -31,9 +31,10 @@ from reelforge.platform.fine_tuning.file_service import FileService
 from reelforge.platform.fine_tuning.service import FineTuneService
 from reelforge.platform.serving.generation_limits import ModelCapabilities
 from reelforge.platform.serving.video_service import VideoService
+from reelforge.platform.stores.fine_tune_jobs import FineTuneStore, new_job_id
 from reelforge.platform.stores.idempotency_keys import IdempotencyStore
 from reelforge.platform.stores.tenants import TenantStore
-from reelforge.platform.stores.video_jobs import VideoJobStore
+from reelforge.platform.stores.video_jobs import VideoJob, VideoJobStore
 from reelforge.settings import Settings
 
 
@@ -285,3 +286,43 @@ def stop_server(server: subprocess.Popen) -> int:
     """Stop it as Ctrl-C would; its exit code."""
     server.send_signal(signal.SIGTERM)
     return server.wait(timeout=120)
+
+
+def video_job(tenant: str = "acme", deployment: str = "generator-reelforge-tiny", **fields) -> VideoJob:
+    """A video job row as the API records one for reelforge-tiny (any field overridable)."""
+    values = {
+        "model": BASE,
+        "base_model": BASE,
+        "adapter": None,
+        "prompt": "a red circle",
+        "seconds": "2",
+        "size": "32x32",
+        "num_frames": 17,
+        "fps": 8.0,
+        "seed": 0,
+    }
+    return VideoJob(tenant=tenant, deployment=deployment, **(values | fields))
+
+
+def queued_fine_tune_job(
+    store: FineTuneStore, tenant: str = "acme", training_file: str = "file-1", workers: int = 2
+) -> str:
+    """A fine-tuning job recorded and queued as FineTuneService.create leaves one whose files are valid."""
+    job_id = new_job_id()
+    store.create(
+        id=job_id,
+        tenant=tenant,
+        model=BASE,
+        model_path=None,
+        training_file=training_file,
+        validation_file=None,
+        suffix="brand",
+        seed=0,
+        hyperparameters={},
+        config={},
+        metadata_=None,
+        auto_promote=False,
+        workers=workers,
+    )
+    store.mark_queued(job_id)
+    return job_id

@@ -30,17 +30,19 @@ SweepOption = Annotated[
 
 def _meter_training(settings: Settings, tenant: str, result: FineTuneResult) -> None:
     """Record a CLI fine-tune's device time in the usage the server reports, as API jobs are."""
-    from reelforge.platform.stores.usage import TRAINING, UsageMeter
+    from reelforge.platform.stores.usage import TRAINING, UsageMeter, usage_record
 
     UsageMeter(settings.resolved_database_url).record(
-        tenant,
-        TRAINING,
-        result.job_id,
-        result.fine_tuned_model.split(":")[1],  # ft:<base>:<tenant>:<suffix>
-        f"{result.registered_model}/{result.version}",
-        result.device,
-        result.device_seconds,
-        0,
+        usage_record(
+            tenant,
+            TRAINING,
+            result.job_id,
+            result.fine_tuned_model.split(":")[1],  # ft:<base>:<tenant>:<suffix>
+            f"{result.registered_model}/{result.version}",
+            result.device,
+            result.device_seconds,
+            0,
+        )
     )
 
 

@@ -52,13 +52,8 @@ class Video:
         return self.num_frames / self.fps
 
 
-def read_video(path: str | Path, fps: float | None = None, max_frames: int | None = None) -> Video:
-    """Decode every frame of `path` to RGB, resampled to `fps` when given.
-
-    Resampling keeps, for each output instant k / fps, the last source frame shown at that instant,
-    which is what a player would display; it drops frames to go down and repeats them to go up.
-    """
-    path = Path(path)
+def open_container(path: Path):
+    """The opened container of `path`; a VideoDecodeError names why a file is not one."""
     if not path.exists():
         raise VideoDecodeError(path, "file does not exist")
     if not path.is_file():
@@ -66,10 +61,19 @@ def read_video(path: str | Path, fps: float | None = None, max_frames: int | Non
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
     try:
-        container = av.open(str(path))
+        return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise VideoDecodeError(path, f"not a readable video container ({exc.__class__.__name__}: {exc})") from exc
-    with container:
+
+
+def read_video(path: str | Path, fps: float | None = None, max_frames: int | None = None) -> Video:
+    """Decode every frame of `path` to RGB, resampled to `fps` when given.
+
+    Resampling keeps, for each output instant k / fps, the last source frame shown at that instant,
+    which is what a player would display; it drops frames to go down and repeats them to go up.
+    """
+    path = Path(path)
+    with open_container(path) as container:
         if not container.streams.video:
             raise VideoDecodeError(path, "contains no video stream")
         stream = container.streams.video[0]

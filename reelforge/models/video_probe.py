@@ -14,7 +14,7 @@ from pathlib import Path
 
 import av
 
-from reelforge.models.video_io import VideoDecodeError
+from reelforge.models.video_io import VideoDecodeError, open_container
 
 VFR_TOLERANCE = 0.01  # relative gap between average and nominal frame rate that marks variable frame rate
 
@@ -78,16 +78,8 @@ def normalise_rotation(degrees: float) -> int:
 def probe_video(path: str | Path) -> VideoProbe:
     """The container facts of `path`; a VideoDecodeError names what makes it unusable."""
     path = Path(path)
-    if not path.is_file():
-        raise VideoDecodeError(path, "file does not exist" if not path.exists() else "not a regular file")
-    size = path.stat().st_size
-    if size == 0:
-        raise VideoDecodeError(path, "file is empty (0 bytes)")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise VideoDecodeError(path, f"not a readable video container ({exc.__class__.__name__}: {exc})") from exc
-    with container:
+    with open_container(path) as container:
+        size = path.stat().st_size
         if not container.streams.video:
             has_audio = bool(container.streams.audio)
             raise VideoDecodeError(path, "holds audio only, no video stream" if has_audio else "holds no video stream")

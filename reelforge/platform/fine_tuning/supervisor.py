@@ -39,7 +39,7 @@ from reelforge.platform.stores.fine_tune_jobs import (
     FineTuneJob,
     FineTuneStore,
 )
-from reelforge.platform.stores.usage import TRAINING, UsageMeter
+from reelforge.platform.stores.usage import TRAINING, UsageMeter, usage_record
 
 logger = logging.getLogger(__name__)
 RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -223,7 +223,9 @@ class FineTuneSupervisor:
         ended = (info.end_time or 0) / 1000 or job.finished_at or time.time()
         seconds = max(0.0, ended - job.started_at) * job.workers if job.started_at else 0.0
         adapter = job.registered if job.status != CANCELLED else None
-        self.meter.record(job.tenant, TRAINING, job.id, job.model, adapter, job.device or "cpu", seconds, 0, at=ended)
+        self.meter.record(
+            usage_record(job.tenant, TRAINING, job.id, job.model, adapter, job.device or "cpu", seconds, 0, at=ended)
+        )
         self.jobs.mark_metered(job.id)
         logger.info("fine-tuning job %s settled: %s, %.1f device-seconds", job.id, job.status, seconds)
 

@@ -51,7 +51,7 @@ from reelforge.platform.stores.rate_windows import (
     check_concurrency,
 )
 from reelforge.platform.stores.tenants import Tenant, TenantStore, hash_key
-from reelforge.platform.stores.usage import REFUSAL, UsageMeter, UsageSummary, parse_day
+from reelforge.platform.stores.usage import REFUSAL, UsageMeter, UsageSummary, parse_day, usage_record
 from reelforge.platform.stores.video_jobs import (
     ACTIVE,
     COMPLETED,
@@ -207,7 +207,7 @@ class VideoService:
             rule=verdict.rule,
             category=verdict.category,
         )
-        self.meter.record(tenant.name, REFUSAL, refusal_id, model, None, "none", 0.0, 0)
+        self.meter.record(usage_record(tenant.name, REFUSAL, refusal_id, model, None, "none", 0.0, 0))
         raise refuse(verdict)
 
     def create(

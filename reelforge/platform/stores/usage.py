@@ -109,22 +109,11 @@ class UsageMeter:
     def __init__(self, database_url: str) -> None:
         self._session = session_factory(database_url)
 
-    def record(
-        self,
-        tenant: str,
-        kind: str,
-        job_id: str,
-        model: str,
-        adapter: str | None,
-        device: str,
-        seconds: float,
-        frames: int,
-        at: float | None = None,
-    ) -> bool:
-        """Add one job's usage; False if that job was already recorded."""
+    def record(self, row: UsageRecord) -> bool:
+        """Add one job's usage (built by `usage_record`); False if that job was already recorded."""
         try:
             with self._session.begin() as session:
-                session.add(usage_record(tenant, kind, job_id, model, adapter, device, seconds, frames, at))
+                session.add(row)
         except IntegrityError:
             return False
         return True

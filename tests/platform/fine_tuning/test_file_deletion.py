@@ -9,29 +9,8 @@ from pathlib import Path
 
 from reelforge.jobs.training_data import ingested_dir_for
 from reelforge.models.tiny.footage import write_footage
-from reelforge.platform.stores.fine_tune_jobs import FineTuneStore, new_job_id
-from tests.harness import zip_folder
-
-
-def _job(store: FineTuneStore, training_file: str) -> str:
-    job_id = new_job_id()
-    store.create(
-        id=job_id,
-        tenant="acme",
-        model="reelforge-tiny",
-        model_path=None,
-        training_file=training_file,
-        validation_file=None,
-        suffix="brand",
-        seed=0,
-        hyperparameters={},
-        config={},
-        metadata_=None,
-        auto_promote=False,
-        workers=1,
-    )
-    store.mark_queued(job_id)
-    return job_id
+from reelforge.platform.stores.fine_tune_jobs import FineTuneStore
+from tests.harness import queued_fine_tune_job, zip_folder
 
 
 def _derived(path: Path) -> Path:
@@ -48,7 +27,7 @@ def test_deleting_a_file_removes_its_footage_and_latents_and_says_what_it_keeps(
     file_id = upload.json()["id"]
     settings = api.services.files.settings
     store = FineTuneStore(settings.resolved_database_url)
-    finished, running = _job(store, file_id), _job(store, file_id)
+    finished, running = (queued_fine_tune_job(store, training_file=file_id, workers=1) for _ in range(2))
     store.mark_running(finished, "cpu", 1, 10)
     store.fail(finished, "training_failed", "it ended")
     store.mark_running(running, "cpu", 1, 10)

@@ -16,8 +16,9 @@ import pytest
 from reelforge.jobs.run_tracking import TAG_PREFIX, tenant_experiment_id, tracking_client
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.supervisor import FineTuneSupervisor
-from reelforge.platform.stores.fine_tune_jobs import FineTuneStore, new_job_id
+from reelforge.platform.stores.fine_tune_jobs import FineTuneStore
 from reelforge.platform.stores.usage import TRAINING, UsageMeter
+from tests.harness import queued_fine_tune_job
 
 
 class Status(Enum):
@@ -75,24 +76,7 @@ def setup(tmp_path):
 
 
 def _job(store: FineTuneStore, tenant: str = "acme") -> str:
-    job_id = new_job_id()
-    store.create(
-        id=job_id,
-        tenant=tenant,
-        model="reelforge-tiny",
-        model_path=None,
-        training_file="file-1",
-        validation_file=None,
-        suffix="brand",
-        seed=0,
-        hyperparameters={},
-        config={},
-        metadata_=None,
-        auto_promote=False,
-        workers=2,
-    )
-    store.mark_queued(job_id)  # as FineTuneService.create leaves a job whose files are valid
-    return job_id
+    return queued_fine_tune_job(store, tenant)
 
 
 def test_a_job_is_submitted_once_even_when_another_replica_did_it_first(setup):

@@ -14,6 +14,7 @@ import pytest
 from reelforge.platform.serving.dispatcher import JobDispatcher
 from reelforge.platform.stores.blob_store import BlobStore
 from reelforge.platform.stores.video_jobs import FAILED, QUEUED, RetryPolicy, VideoJob, VideoJobStore
+from tests.harness import video_job
 
 DEPLOYMENT = "generator-reelforge-tiny"
 
@@ -59,19 +60,7 @@ def back_off_elapses(jobs: VideoJobStore, video_id: str) -> None:
 
 
 def new(adapter: str | None = None) -> VideoJob:
-    return VideoJob(
-        tenant="acme",
-        model="m",
-        base_model="reelforge-tiny",
-        adapter=adapter,
-        deployment=DEPLOYMENT,
-        prompt="p",
-        seconds="2",
-        size="32x32",
-        num_frames=17,
-        fps=8.0,
-        seed=0,
-    )
+    return video_job(deployment=DEPLOYMENT, adapter=adapter)
 
 
 def test_sends_up_to_capacity_with_the_adapter_as_multiplexed_id(stores):

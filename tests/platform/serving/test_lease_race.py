@@ -18,7 +18,8 @@ from reelforge.platform.config import GeneratorConfig, ServeAppConfig
 from reelforge.platform.serving.generation_worker import GenerationWorker
 from reelforge.platform.stores.audit_log import VIDEO_COMPLETED, AuditLog
 from reelforge.platform.stores.usage import UsageMeter
-from reelforge.platform.stores.video_jobs import COMPLETED, VideoJob
+from reelforge.platform.stores.video_jobs import COMPLETED
+from tests.harness import video_job
 
 DEPLOYMENT = "generator-reelforge-tiny"
 
@@ -45,22 +46,7 @@ def test_a_superseded_attempt_is_fenced_out_and_the_job_is_generated_once(tmp_pa
     hung = HangingWorker(config, GeneratorConfig())
     healthy = GenerationWorker(config, GeneratorConfig())
     jobs = healthy.jobs
-    job = jobs.create(
-        VideoJob(
-            tenant="acme",
-            model="reelforge-tiny",
-            base_model="reelforge-tiny",
-            adapter=None,
-            deployment=DEPLOYMENT,
-            prompt="a red circle moving right",
-            seconds="2",
-            size="32x32",
-            num_frames=9,
-            fps=8.0,
-            seed=3,
-            steps=4,
-        )
-    )
+    job = jobs.create(video_job(prompt="a red circle moving right", num_frames=9, seed=3, steps=4))
     (first,) = jobs.claim("dispatcher-1", DEPLOYMENT, 1, lease_s=1.0)
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(hung.run(job.id, first.fence, None, "replica-1")))

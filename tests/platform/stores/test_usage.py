@@ -12,6 +12,7 @@ from reelforge.platform.stores.usage import (
     TRAINING,
     UsageMeter,
     parse_day,
+    usage_record,
     utc_day,
 )
 
@@ -24,27 +25,31 @@ def meter(tmp_path: Path) -> UsageMeter:
 
 
 def test_a_job_is_counted_once(meter):
-    assert meter.record("acme", GENERATION, "video_1", "reelforge-tiny", None, "cpu", 1.5, 17, at=DAY1)
-    assert not meter.record("acme", GENERATION, "video_1", "reelforge-tiny", None, "cpu", 1.5, 17, at=DAY1)
+    assert meter.record(usage_record("acme", GENERATION, "video_1", "reelforge-tiny", None, "cpu", 1.5, 17, at=DAY1))
+    assert not meter.record(
+        usage_record("acme", GENERATION, "video_1", "reelforge-tiny", None, "cpu", 1.5, 17, at=DAY1)
+    )
     assert [(s.jobs, s.frames) for s in meter.summary("acme")] == [(1, 17)]
 
 
 def test_summary_groups_by_day_kind_and_model_and_filters_dates(meter):
-    meter.record("acme", GENERATION, "video_1", "reelforge-tiny", None, "cpu", 1.0, 17, at=DAY1)
+    meter.record(usage_record("acme", GENERATION, "video_1", "reelforge-tiny", None, "cpu", 1.0, 17, at=DAY1))
     meter.record(
-        "acme",
-        GENERATION,
-        "video_2",
-        "ft:reelforge-tiny:acme:brand",
-        "acme.brand.reelforge-tiny/2",
-        "cpu",
-        2.0,
-        33,
-        at=DAY1,
+        usage_record(
+            "acme",
+            GENERATION,
+            "video_2",
+            "ft:reelforge-tiny:acme:brand",
+            "acme.brand.reelforge-tiny/2",
+            "cpu",
+            2.0,
+            33,
+            at=DAY1,
+        )
     )
-    meter.record("acme", GENERATION, "video_3", "reelforge-tiny", None, "cpu", 0.5, 9, at=DAY1 + 60)
-    meter.record("acme", TRAINING, "ft-1", "reelforge-tiny", None, "cpu", 300.0, 0, at=DAY2)
-    meter.record("globex", GENERATION, "video_4", "reelforge-tiny", None, "cpu", 9.0, 99, at=DAY1)
+    meter.record(usage_record("acme", GENERATION, "video_3", "reelforge-tiny", None, "cpu", 0.5, 9, at=DAY1 + 60))
+    meter.record(usage_record("acme", TRAINING, "ft-1", "reelforge-tiny", None, "cpu", 300.0, 0, at=DAY2))
+    meter.record(usage_record("globex", GENERATION, "video_4", "reelforge-tiny", None, "cpu", 9.0, 99, at=DAY1))
     rows = [s.to_dict() for s in meter.summary("acme")]
     assert rows == [
         {

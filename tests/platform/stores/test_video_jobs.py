@@ -20,6 +20,7 @@ from reelforge.platform.stores.video_jobs import (
     VideoJob,
     VideoJobStore,
 )
+from tests.harness import video_job
 
 
 @pytest.fixture
@@ -38,19 +39,7 @@ def new(
     seed: int = 0,
     base_model: str = "reelforge-tiny",
 ) -> VideoJob:
-    return VideoJob(
-        tenant=tenant,
-        model="reelforge-tiny",
-        base_model=base_model,
-        adapter=None,
-        deployment=deployment,
-        prompt="a red circle",
-        seconds="2",
-        size="32x32",
-        num_frames=17,
-        fps=8.0,
-        seed=seed,
-    )
+    return video_job(tenant, deployment, seed=seed, base_model=base_model)
 
 
 def test_reads_are_scoped_to_the_tenant(jobs):
