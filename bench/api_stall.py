@@ -5,7 +5,7 @@
 The API app (real stores, production limits) runs under uvicorn on loopback, one event loop as in
 an ingress replica. Tenant globex polls `GET /v1/videos/{id}` the whole time; meanwhile tenant acme
 sends, phase by phase: nothing (the baseline), 1 MB prompts (each must be refused with a 400), and
-one large upload streamed to storage. Reported per phase: globex's p50/p99 and the ratio of its p99
+large uploads streamed to storage, one after another. Reported per phase: globex's p50/p99 and the ratio of its p99
 to the baseline's, and how long acme's refusals and upload took.
 """
 
@@ -105,25 +105,33 @@ def main(argv: list[str] | None = None) -> dict:
             for _ in range(args.upload_mb):
                 handle.write(os.urandom(1 << 20))
 
-        def large_upload(seconds: float) -> dict:
-            started = time.perf_counter()
+        def large_uploads(seconds: float) -> dict:
+            took = []
             with httpx.Client(base_url=base_url, headers={"Authorization": acme}, timeout=600) as http:
-                with upload.open("rb") as handle:
-                    response = http.post(
-                        "/v1/files", files={"file": ("footage.zip", handle)}, data={"purpose": "fine-tune"}
-                    )
-            if response.status_code >= 500:
-                raise RuntimeError(f"the upload got {response.status_code}")
-            return {"upload_mb": args.upload_mb, "upload_s": round(time.perf_counter() - started, 2)}
+                deadline = time.perf_counter() + seconds
+                while time.perf_counter() < deadline:
+                    started = time.perf_counter()
+                    with upload.open("rb") as handle:
+                        response = http.post(
+                            "/v1/files", files={"file": ("footage.zip", handle)}, data={"purpose": "fine-tune"}
+                        )
+                    took.append(time.perf_counter() - started)
+                    if response.status_code >= 500:
+                        raise RuntimeError(f"the upload got {response.status_code}")
+            return {
+                "uploads": len(took),
+                "upload_mb": args.upload_mb,
+                "upload_s_median": round(statistics.median(took), 2),
+            }
 
         phases = {
             "idle": _phase(base_url, probe, args.seconds, None),
             "huge_prompts": _phase(base_url, probe, args.seconds, huge_prompts),
-            "large_upload": _phase(base_url, probe, args.seconds, large_upload),
+            "large_uploads": _phase(base_url, probe, args.seconds, large_uploads),
         }
         server.should_exit = True
     baseline = phases["idle"]["probe_p99_ms"]
-    for name in ("huge_prompts", "large_upload"):
+    for name in ("huge_prompts", "large_uploads"):
         phases[name]["p99_ratio_to_idle"] = round(phases[name]["probe_p99_ms"] / baseline, 2)
     return save_result(phases, args.out)
 
