@@ -6,6 +6,9 @@
     -> Ray Data, a task per window: decode it at the bucket's size (clip_extraction.decode_clip)
     -> VAE / text encoder in an actor pool (`map_batches`) -> one Parquet shard per video + manifest
 
+A small job (a minute of footage, 32 clips) runs these steps in the driver process instead: Ray
+Data's fixed start-up would cost it more than the parallelism saves.
+
 Each video's shard is keyed by the hash of its bytes, its caption, the model, the settings and its
 clip windows, so a re-run reuses every unchanged shard and re-encodes exactly the videos whose key
 changed (a new caption re-encodes that one video, a new model re-encodes all). Every clip is
