@@ -40,3 +40,38 @@ def test_validation_runs_in_a_ray_task_and_its_failure_is_the_files_error(ray_cl
     assert refused.status_code == 200 and refused.json()["status"] == "error", refused.text
     assert "took longer than 0.001 s" in refused.json()["status_details"]
     assert stuck.acme.get("/healthz").status_code == 200
+
+
+def test_the_api_answers_other_requests_while_a_validation_is_pending(ray_cluster, tmp_path):
+    """The ingress awaits the validation task without blocking: while one upload's validation cannot
+    even be scheduled, /healthz and another tenant's reads are answered."""
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    write_footage(tmp_path / "footage", count=1, seed=6)
+    archive = zip_folder(tmp_path / "footage")
+    clients = ApiClients(tmp_path / "home", fine_tuning={"validation_timeout_s": 8, "validation_memory_mb": 1 << 20})
+    video_id = clients.globex.post("/v1/videos", json={"prompt": "a red circle"}).json()["id"]
+    with TestClient(clients.app) as shared:  # one event loop for every request below
+        outcome: dict = {}
+
+        def upload_in_background() -> None:
+            outcome["response"] = shared.post(
+                "/v1/files",
+                data={"purpose": "fine-tune"},
+                files={"file": ("look.zip", archive)},
+                headers=clients.acme.headers,
+            )
+
+        uploader = threading.Thread(target=upload_in_background)
+        uploader.start()
+        wait_for_condition(lambda: len(clients.services.files.files.list("acme", None, None, 10, "desc")[0]) == 1)
+        answered = [
+            shared.get("/healthz").status_code,
+            shared.get(f"/v1/videos/{video_id}", headers=clients.globex.headers).status_code,
+        ]
+        still_validating = uploader.is_alive()
+        uploader.join(60)
+    assert answered == [200, 200] and still_validating
+    assert outcome["response"].json()["status"] == "error"  # and the stuck validation ended with a reason
