@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reelforge.errors import UserInputError
 from reelforge.platform.api.dependencies import Caller, PlatformServices
+from reelforge.platform.stores.idempotency_keys import PENDING_TAKEOVER_S
 
 Result = TypeVar("Result", bound=BaseModel)
 HEADER = "Idempotency-Key"
@@ -52,13 +53,17 @@ async def run_once(
     key: str | None,
     request_fingerprint: str,
     produce: Callable[[], Awaitable[Result]],
+    takeover_after_s: float = PENDING_TAKEOVER_S,
 ) -> Result | JSONResponse:
-    """`produce()` once per (tenant, operation, key); a repeat of the same request replays its response."""
+    """`produce()` once per (tenant, operation, key); a repeat of the same request replays its response.
+
+    `takeover_after_s` must exceed the longest `produce()`: a key held longer belongs to a dead server.
+    """
     if key is None:
         return await produce()
     store = services.idempotency
     tenant = caller.tenant.name
-    first = await run_in_threadpool(store.begin, tenant, operation, key, request_fingerprint)
+    first = await run_in_threadpool(store.begin, tenant, operation, key, request_fingerprint, takeover_after_s)
     if first is not None:
         return JSONResponse(first.response, status_code=first.status_code, headers={"Idempotent-Replayed": "true"})
     try:

@@ -5,8 +5,9 @@ response. Within `IDEMPOTENCY_TTL_S` the same key and the same request replay th
 same key with a different request, or while the first is still running, is a 409. A request that
 fails releases its key, so the client's retry runs again. Keys are scoped by tenant and operation.
 
-A key held longer than `PENDING_TAKEOVER_S` belongs to a request whose server died mid-way (a create
-takes well under a second); the next retry takes it over instead of getting 409s for a day. The
+A key held longer than its operation can take (`takeover_after_s`: PENDING_TAKEOVER_S for a video
+or fine-tuning create, longer for an upload's validation) belongs to a request whose server died
+mid-way; the next retry takes it over instead of getting 409s for a day. Video and fine-tuning
 creates make that safe by deriving their ids from the key: a rerun finds what the dead one made.
 """
 
@@ -22,7 +23,7 @@ from reelforge.errors import UserInputError
 from reelforge.platform.stores.database import Base, session_factory
 
 IDEMPOTENCY_TTL_S = 24 * 3600.0
-PENDING_TAKEOVER_S = 120.0
+PENDING_TAKEOVER_S = 120.0  # far longer than a video or fine-tuning create takes
 
 
 class IdempotencyConflictError(UserInputError):
@@ -53,8 +54,18 @@ class IdempotencyStore:
         self._session = session_factory(database_url)
         self.ttl_s = ttl_s
 
-    def begin(self, tenant: str, operation: str, key: str, request_sha256: str) -> IdempotentRequest | None:
-        """None: this request runs and now holds the key; otherwise the finished first request to replay."""
+    def begin(
+        self,
+        tenant: str,
+        operation: str,
+        key: str,
+        request_sha256: str,
+        takeover_after_s: float = PENDING_TAKEOVER_S,
+    ) -> IdempotentRequest | None:
+        """None: this request runs and now holds the key; otherwise the finished first request to replay.
+
+        A key still held after `takeover_after_s` (longer than the operation can run) is taken over.
+        """
         now = time.time()
         where = (
             IdempotentRequest.tenant == tenant,
@@ -82,7 +93,7 @@ class IdempotencyStore:
                 "this Idempotency-Key was already used with a different request; use a new key for a new request",
                 param="Idempotency-Key",
             )
-        if first.status_code is None and first.created_at < now - PENDING_TAKEOVER_S:
+        if first.status_code is None and first.created_at < now - takeover_after_s:
             with self._session.begin() as session:  # compare-and-set: of two retries, one takes it over
                 taken = session.execute(
                     update(IdempotentRequest)

@@ -4,12 +4,14 @@ server left held is taken over, and the create finds what that server recorded."
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
 from sqlalchemy import update
 
 from reelforge.models.tiny.footage import write_footage
+from reelforge.platform.api.idempotency import fingerprint
 from reelforge.platform.stores.idempotency_keys import PENDING_TAKEOVER_S, IdempotencyStore, IdempotentRequest
 from tests.harness import PROMPT, assert_openai_error, zip_folder
 
@@ -77,6 +79,27 @@ def test_a_key_left_held_by_a_dead_server_is_taken_over_without_a_second_video(a
     assert len(api.acme.get("/v1/videos").json()["data"]) == 1
     replayed = api.acme.post("/v1/videos", json=body, headers=key("server-died"))
     assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.json()["id"] == first["id"]
+
+
+def test_an_upload_key_is_not_taken_over_while_its_validation_may_still_run(api, tmp_path):
+    write_footage(tmp_path / "footage", count=1, seed=2)
+    archive = zip_folder(tmp_path / "footage")
+    store = IdempotencyStore(api.services.videos.settings.resolved_database_url)
+    same_request = fingerprint(hashlib.sha256(archive).hexdigest(), "f.zip", "fine-tune", "{}")
+    store.begin("acme", "files.create", "slow-upload", same_request)
+    with store._session.begin() as session:  # held longer than a video create, shorter than a validation may take
+        session.execute(
+            update(IdempotentRequest)
+            .where(IdempotentRequest.key == "slow-upload")
+            .values(created_at=time.time() - PENDING_TAKEOVER_S - 1)
+        )
+    retried = api.acme.post(
+        "/v1/files",
+        data={"purpose": "fine-tune"},
+        files={"file": ("f.zip", archive)},
+        headers=key("slow-upload"),
+    )
+    assert "still in progress" in assert_openai_error(retried, 409, "idempotency_key_conflict")["message"]
 
 
 @pytest.mark.parametrize("value", ["", "x" * 256, "with space", "ключ"])

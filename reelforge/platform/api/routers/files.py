@@ -15,6 +15,7 @@ from reelforge.platform.api.request_bodies import upload_body
 from reelforge.platform.api.schemas import ERROR_RESPONSES, FileDeleted, FileObject
 from reelforge.platform.fine_tuning.upload_validation import validate_upload
 from reelforge.platform.stores.files import PURPOSES
+from reelforge.platform.stores.idempotency_keys import PENDING_TAKEOVER_S
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
 
@@ -49,7 +50,9 @@ async def create_file(request: Request, caller: Authenticated, services: Service
         return FileObject.of(await validate_upload(services.files, caller.tenant.name, file_id, declaration))
 
     request_fingerprint = fingerprint(stored.sha256, stored.filename, stored.purpose, declared)
-    result = await run_once(services, caller, "files.create", key, request_fingerprint, validate)
+    # The key is held while the upload is validated, which may take up to the validation timeout.
+    takeover_after_s = services.config.fine_tuning.validation_timeout_s + PENDING_TAKEOVER_S
+    result = await run_once(services, caller, "files.create", key, request_fingerprint, validate, takeover_after_s)
     if isinstance(result, JSONResponse):  # a replay: the first upload stands, this copy goes
         await run_in_threadpool(services.files.delete, caller.tenant, file_id)
     return result
