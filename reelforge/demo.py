@@ -195,6 +195,8 @@ def run_demo(config: DemoConfig, console) -> dict:
             uploaded = clients[tenant.name].files.create(
                 file=(f"{tenant.name}.zip", data, "application/zip"), purpose="fine-tune"
             )
+            # Validated in the background; waited for here only to show its outcome.
+            uploaded = clients[tenant.name].files.wait_for_processing(uploaded.id, poll_interval=0.5)
             console.print(
                 f"    {tenant.name}: {uploaded.id} {uploaded.status} ({uploaded.status_details}); look {tenant.look.spec}"
             )

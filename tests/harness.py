@@ -29,6 +29,7 @@ from reelforge.platform.api.dependencies import PlatformServices
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.file_service import FileService
 from reelforge.platform.fine_tuning.service import FineTuneService
+from reelforge.platform.fine_tuning.upload_validation import UploadValidator
 from reelforge.platform.serving.generation_limits import ModelCapabilities
 from reelforge.platform.serving.video_service import VideoService
 from reelforge.platform.stores.fine_tune_jobs import FineTuneStore, new_job_id
@@ -82,6 +83,18 @@ FIXTURE_ADAPTERS = Path(__file__).resolve().parent / "fixtures" / "adapters"
 BASE = "reelforge-tiny"
 
 PROMPT = "a red circle moving left on a white background"
+
+
+def settled_file(http, url: str, timeout: float = 120) -> dict:
+    """The file at `url` (`/v1/files/<id>`) once its background validation made it `processed` or `error`."""
+    found: dict = {}
+
+    def settled() -> bool:
+        found.update(http.get(url).json())
+        return found["status"] != "uploaded"
+
+    wait_for_condition(settled, timeout=timeout, retry_interval_ms=100)
+    return found
 
 
 def zip_folder(folder: Path) -> bytes:
@@ -243,10 +256,12 @@ class ApiClients:
             self.wakes += 1
 
         videos = VideoService(config)
+        files = FileService(config)
         self.services = PlatformServices(
             config=config,
             videos=videos,
-            files=FileService(config),
+            files=files,
+            validations=UploadValidator(files),
             fine_tunes=FineTuneService(config),
             idempotency=IdempotencyStore(videos.settings.resolved_database_url),
             capabilities=capabilities,

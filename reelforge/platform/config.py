@@ -117,13 +117,18 @@ class QuotaConfig(_Strict):
 
 
 class ModerationSection(_Strict):
-    """The default moderation policy and per-tenant replacements."""
+    """The operator's moderation policy for every tenant, and each tenant's additions.
+
+    Both add to the platform's safety rules (`moderation.SAFETY_PATTERNS`), which always apply.
+    """
 
     default: ModerationPolicy = ModerationPolicy()
     tenants: dict[str, ModerationPolicy] = Field(default_factory=dict)
 
-    def policy_for(self, tenant: str) -> ModerationPolicy:
-        return self.tenants.get(tenant, self.default)
+    def policies_for(self, tenant: str) -> list[ModerationPolicy]:
+        """The policies a tenant's prompts pass, in order: the default, then the tenant's own."""
+        own = self.tenants.get(tenant)
+        return [self.default] if own is None else [self.default, own]
 
 
 class TrainingPolicy(_Strict):
@@ -155,6 +160,7 @@ class FineTuningSection(_Strict):
     validation_num_cpus: float = Field(1.0, gt=0)
     validation_memory_mb: int = Field(2048, ge=256)
     validation_timeout_s: float = Field(1800.0, gt=0)  # a validation not finished by then (or never scheduled) fails
+    validation_max_attempts: int = Field(3, ge=1, le=20)  # validators that died with their ingress, in all
 
     @field_validator("job_defaults")
     @classmethod

@@ -112,3 +112,10 @@ def test_parse_size():
     for bad in ("64", "64x", "axb", "64x32x2", "-64x32"):
         with pytest.raises(InvalidGenerationSettingsError, match="WIDTHxHEIGHT"):
             parse_size(bad)
+
+
+def test_negative_prompt_changes_the_guided_video(tiny_model: VideoModel):
+    """A negative prompt is the unconditional branch of guidance: it must change what is sampled."""
+    plain = generate(tiny_model, GenerationSettings(PROMPT, seed=1, steps=3))
+    steered = generate(tiny_model, GenerationSettings(PROMPT, seed=1, steps=3, negative_prompt="a blue square"))
+    assert not np.array_equal(plain.frames, steered.frames)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.file_service import FileService
 from reelforge.platform.fine_tuning.service import FineTuneService
+from reelforge.platform.fine_tuning.upload_validation import UploadValidator
 from reelforge.platform.serving.generation_limits import ModelCapabilities
 from reelforge.platform.serving.video_service import VideoService
 from reelforge.platform.stores.idempotency_keys import IdempotencyStore
@@ -25,6 +26,7 @@ class PlatformServices:
     config: ServeAppConfig
     videos: VideoService
     files: FileService
+    validations: UploadValidator
     fine_tunes: FineTuneService
     idempotency: IdempotencyStore
     capabilities: Callable[[str], Awaitable[ModelCapabilities]]  # base model -> what it can generate

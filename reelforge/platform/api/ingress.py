@@ -1,7 +1,8 @@
 """The ingress deployment: the FastAPI app inside Ray Serve (CPU only), one per ingress replica.
 
 Each replica builds the platform's services, runs the dispatcher that feeds the generator
-deployments and the supervisor that runs fine-tuning jobs, and serves `create_api`'s routes.
+deployments, the supervisor that runs fine-tuning jobs and the sweep that takes over upload
+validations whose replica died, and serves `create_api`'s routes.
 Requests are authenticated, routed, checked and recorded; generation never happens here.
 """
 
@@ -18,6 +19,7 @@ from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.file_service import FileService
 from reelforge.platform.fine_tuning.service import FineTuneService
 from reelforge.platform.fine_tuning.supervisor import FineTuneSupervisor
+from reelforge.platform.fine_tuning.upload_validation import UploadValidator
 from reelforge.platform.serving.dispatcher import JobDispatcher
 from reelforge.platform.serving.generation_limits import ModelCapabilities
 from reelforge.platform.serving.video_service import VideoService
@@ -47,10 +49,15 @@ class VideoAPI:
             fallback=base_deployments,
         )
         self.supervisor = FineTuneSupervisor(self.config)
+        loop = asyncio.get_running_loop()
+        files = FileService(self.config)
+        # A validated file may be what a `validating_files` job waits for.
+        self.validations = UploadValidator(files, finished=lambda: loop.call_soon_threadsafe(self.supervisor.wake))
         self.services = PlatformServices(
             config=self.config,
             videos=videos,
-            files=FileService(self.config),
+            files=files,
+            validations=self.validations,
             fine_tunes=FineTuneService(self.config),
             idempotency=IdempotencyStore(videos.settings.resolved_database_url),
             capabilities=self._capabilities_of,
@@ -59,9 +66,9 @@ class VideoAPI:
         )
         # Started at once, not on the first request: jobs left from before a restart must resume
         # even if no client calls.
-        loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self.dispatcher.run())
         self._supervisor_task = loop.create_task(self.supervisor.run())
+        self._validation_sweep_task = loop.create_task(self.validations.run())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """Serve calls this after `__init__`: the app, bound to this replica's services."""

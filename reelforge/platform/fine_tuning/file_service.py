@@ -1,5 +1,8 @@
 """The Files API's logic: stream an upload to storage, validate it as footage, read and delete it.
 
+An upload is recorded `uploaded` at once; `validate` (run by the `UploadValidator`, in a Ray task)
+settles it later.
+
 Validation is the ingestion inventory against the default base model's requirements: every video
 accepted or rejected with a reason, archive members with unsafe paths never written. A file with
 no usable video is `error`, with the reasons in `status_details`.
@@ -78,11 +81,11 @@ class FileService:
         self.files = FileStore(self.settings.resolved_database_url)
         self.blobs = BlobStore(self.settings.resolved_storage_url)
 
-    async def upload(self, tenant: Tenant, request: Request, uploader: str) -> tuple[str, dict]:
-        """Stream the multipart body's file to storage and record it.
+    async def upload(self, tenant: Tenant, request: Request, uploader: str, lease_s: float) -> UploadedFile:
+        """Stream the multipart body's file to storage and record it as `uploaded`, its validation leased for `lease_s`.
 
-        Returns the new file id and the upload's rights declaration: the uploader and the optional
-        `license` / `consent` form fields, which apply to every video the archive's metadata leaves undeclared.
+        The row keeps the upload's rights declaration: the uploader and the optional `license` /
+        `consent` form fields, which apply to every video the archive's metadata leaves undeclared.
         """
         file_id = new_file_id()
         try:
@@ -105,18 +108,28 @@ class FileService:
             await asyncio.shield(asyncio.to_thread(self.blobs.discard_upload, tenant.name, file_id))
             raise
         await asyncio.to_thread(self.blobs.commit_upload, tenant.name, file_id)
-        await asyncio.to_thread(self.files.create, file_id, tenant.name, name, purpose, upload.bytes, upload.sha256)
         declared = {
             k: upload.fields[k].strip()[:200] for k in ("license", "consent") if (upload.fields.get(k) or "").strip()
         }
-        return file_id, {"uploader": uploader, **declared}
+        return await asyncio.to_thread(
+            self.files.create,
+            file_id,
+            tenant.name,
+            name,
+            purpose,
+            upload.bytes,
+            upload.sha256,
+            {"uploader": uploader, **declared},
+            lease_s,
+        )
 
-    def validate(self, tenant: str, file_id: str, declaration: dict | None = None) -> UploadedFile:
+    def validate(self, tenant: str, file_id: str) -> UploadedFile:
         """Run the footage inventory on a stored upload and record the outcome, with each video's rights.
 
         Heavy: the API runs it in a Ray task (`upload_validation`), not in its own process.
         """
         stored = self.files.get(tenant, file_id)
+        declaration = stored.declaration or {}
         model = describe_model(self.config.generators[0].model, self.settings, self.config.generators[0].model_path)
         with tempfile.TemporaryDirectory(prefix="reelforge-upload-") as tmp:
             # A local name of our own: the tenant's may be longer than a file system allows.
@@ -131,7 +144,6 @@ class FileService:
                 self.files.finish_validation(file_id, False, message, {"accepted": [], "rejected": []})
                 return self.files.get(tenant, file_id)
         accepted, rejected = report["accepted"], report["rejected"]
-        declaration = declaration or {}
         for video in accepted:  # the archive's own per-file declarations win over the upload's
             video["uploader"] = declaration.get("uploader")
             for key in ("license", "consent"):

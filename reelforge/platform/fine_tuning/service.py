@@ -13,12 +13,13 @@ from reelforge.platform.api.fine_tune_request import (
     build_job_config,
 )
 from reelforge.platform.config import GeneratorConfig, ServeAppConfig
+from reelforge.platform.fine_tuning.job_admission import Admission, admit_job, check_rights
 from reelforge.platform.stores.audit_log import (
     FINETUNE_CANCELLED,
     FINETUNE_CREATED,
     AuditLog,
 )
-from reelforge.platform.stores.files import ERROR, PROCESSED, FileStore, UploadedFile
+from reelforge.platform.stores.files import PROCESSED, FileStore, UploadedFile
 from reelforge.platform.stores.fine_tune_jobs import (
     FineTuneCheckpoint,
     FineTuneEvent,
@@ -30,21 +31,6 @@ from reelforge.platform.stores.quota_guard import QuotaExceeded
 from reelforge.platform.stores.tenants import Tenant
 
 RETRY_AFTER_S = 60  # when a concurrency slot frees is unknown; a minute is a fair hint for a training job
-
-
-def check_rights(file: UploadedFile, param: str) -> None:
-    """Every accepted video of `file` declares a licence and consent, or a 400 naming the first that do not."""
-    missing = [
-        v["file"] for v in (file.report or {}).get("accepted", []) if not (v.get("license") and v.get("consent"))
-    ]
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise UserInputError(
-            f"this tenant's policy requires a declared license and consent for every training video; {file.id} has "
-            f"{len(missing)} without: {shown}. Declare them in metadata.jsonl/csv (license, consent columns) or as "
-            "upload fields `license` and `consent`",
-            param=param,
-        )
 
 
 class FineTuneService:
@@ -79,7 +65,8 @@ class FineTuneService:
         return found
 
     def create(self, tenant: Tenant, body: FineTuneCreateRequest, actor: str, job_id: str | None = None) -> FineTuneJob:
-        """Validate and record a job; a file that failed validation fails the job with its report.
+        """Validate and record a job; a file that failed validation fails the job with its report, and a
+        job on a file still being validated waits for it in `validating_files`.
 
         `job_id` (derived from an Idempotency-Key) makes a rerun of the same create return the job
         the first run recorded, if it got that far before its server died.
@@ -93,9 +80,9 @@ class FineTuneService:
         generator = self._base_generator(body.model)
         training = self._file(tenant, body.training_file, "training_file")
         validation = self._file(tenant, body.validation_file, "validation_file") if body.validation_file else None
-        if policy.require_rights:
+        if policy.require_rights:  # known now for a validated file; a pending one is checked at admission
             for label, file in (("training_file", training), ("validation_file", validation)):
-                if file is not None:
+                if file is not None and file.status == PROCESSED:
                     check_rights(file, label)
         config, reported = build_job_config(body, tenant.name, generator.model, self.config.fine_tuning.job_defaults)
         if config.epochs is None and config.steps > policy.max_steps:
@@ -138,17 +125,9 @@ class FineTuneService:
             fine_tuned_model=config.fine_tuned_model_id,
         )
         self.jobs.add_event(job.id, f"Created fine-tuning job {job.id} of {body.model} ({config.fine_tuned_model_id})")
-        for label, file in (("training_file", training), ("validation_file", validation)):
-            if file is None:
-                continue
-            if file.status == ERROR or file.status != PROCESSED:
-                details = file.status_details or "it was not validated"
-                message = f"{label} {file.id} ({file.filename}) holds no usable footage: {details}"
-                self.jobs.add_event(job.id, message, level="error", data={"report": file.report})
-                self.jobs.fail(job.id, f"invalid_{label}", message, label)
-                return self.jobs.get(tenant.name, job.id)
-            self.jobs.add_event(job.id, f"Validated {label} {file.id}: {file.status_details}")
-        self.jobs.mark_queued(job.id)  # files are good: it waits for its turn on the cluster
+        if admit_job(self.jobs, self.files, job, policy.require_rights) == Admission.WAITING:
+            pending = [f.id for f in (training, validation) if f is not None and f.status != PROCESSED]
+            self.jobs.add_event(job.id, f"Waiting for the validation of {', '.join(pending)}")
         return self.jobs.get(tenant.name, job.id)
 
     def get(self, tenant: Tenant, job_id: str) -> FineTuneJob:

@@ -2,6 +2,8 @@
 
 It runs in each ingress replica as one asyncio task (the ingress never trains). Each pass:
 
+* a `validating_files` job whose files have been validated since is queued, or failed with the
+  file's reasons (`job_admission`);
 * a `queued` job (its files were validated when it was created) is submitted as a Ray Job whose
   submission id is the job id, so two ingress replicas submitting the same job create one Ray Job.
   At most `fine_tuning.max_running_jobs` are submitted at once, oldest first; the rest stay queued;
@@ -30,6 +32,8 @@ from reelforge.jobs.run_tracking import (
     tracking_client,
 )
 from reelforge.platform.config import ServeAppConfig
+from reelforge.platform.fine_tuning.job_admission import Admission, admit_job
+from reelforge.platform.stores.files import FileStore
 from reelforge.platform.stores.fine_tune_jobs import (
     CANCELLED,
     QUEUED,
@@ -87,6 +91,7 @@ class FineTuneSupervisor:
         self.config = config
         url = config.settings().resolved_database_url
         self.jobs = FineTuneStore(url)
+        self.files = FileStore(url)
         self.meter = UsageMeter(url)
         self.interval_s = config.fine_tuning.poll_interval_s
         self._client = None
@@ -127,6 +132,10 @@ class FineTuneSupervisor:
         running = sum(1 for j in in_flight if j.submission_id is not None and j.status in (QUEUED, RUNNING))
         for job in in_flight:  # oldest first: a fair queue across tenants
             try:
+                if job.status == VALIDATING and job.submission_id is None:
+                    policy = self.config.fine_tuning.policy_for(job.tenant)
+                    if admit_job(self.jobs, self.files, job, policy.require_rights) == Admission.QUEUED:
+                        job = self.jobs.get(None, job.id)  # submitted in this pass if there is room
                 if job.status == QUEUED and job.submission_id is None and not job.cancel_requested:
                     if running < self.config.fine_tuning.max_running_jobs:
                         self.submit(job)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from reelforge.errors import InvalidGenerationSettingsError
+from reelforge.models.guidance import needs_unconditional
 from reelforge.models.loading import VideoModel
 from reelforge.models.sampling import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_STEPS
 
@@ -106,8 +107,11 @@ def check_prompt(prompt: str) -> str:
     return prompt
 
 
-def check_sampling(steps: int | None, guidance: float | None, seed: int | None) -> None:
-    """Our own optional fields: steps, guidance and seed within the sampler's bounds."""
+def check_sampling(
+    steps: int | None, guidance: float | None, seed: int | None, negative_prompt: str | None = None
+) -> None:
+    """Our own optional fields: steps, guidance and seed within the sampler's bounds, and a negative
+    prompt only where guidance uses it (at guidance 1 it would be silently ignored)."""
     if steps is not None and not 1 <= steps <= MAX_STEPS:
         raise InvalidGenerationSettingsError(f"steps {steps} must be between 1 and {MAX_STEPS}", param="steps")
     if guidance is not None and not 0.0 <= guidance <= MAX_GUIDANCE:
@@ -116,3 +120,9 @@ def check_sampling(steps: int | None, guidance: float | None, seed: int | None) 
         )
     if seed is not None and not 0 <= seed < 2**31:
         raise InvalidGenerationSettingsError(f"seed {seed} must be between 0 and 2^31 - 1", param="seed")
+    if negative_prompt and guidance is not None and not needs_unconditional(guidance):
+        raise InvalidGenerationSettingsError(
+            "negative_prompt has no effect at guidance 1 (the sampler then makes no unconditional pass); "
+            "leave guidance unset or raise it",
+            param="negative_prompt",
+        )

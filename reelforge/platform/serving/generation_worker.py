@@ -193,6 +193,7 @@ class GenerationWorker:
 
         settings = GenerationSettings(
             prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
             num_frames=job.num_frames,
             height=job.height,
             width=job.width,

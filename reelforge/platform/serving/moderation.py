@@ -1,16 +1,30 @@
-"""Prompt moderation: every generation request passes a tenant's policy before anything is queued.
+"""Prompt moderation: every generation request passes the platform's safety rules and its tenant's
+policy before anything is queued.
 
-The default policy is a blocklist of terms and regular expressions (case-insensitive, word-bounded
-terms). Patterns run on RE2 (`google-re2`), whose matching time is linear in the prompt: no
-pattern an operator writes can make one request hold the ingress for seconds, and patterns RE2
-cannot run in linear time (backreferences, lookaround) are refused when the config loads. A company with its own classifier (a Llama Guard-style model on a local path) plugs it in
-as `classifier: "package.module:Factory"`; the factory gets `classifier_path` and returns an object
-with `classify(prompt) -> Verdict`. The first rule that fires is named in the refusal.
+The prompt is first normalised (`prompt_normalization`: NFKC, format characters removed, look-alike
+letters folded, case-folded), so full-width, zero-width and Cyrillic disguises of a blocked word
+match as the word itself. Three layers then apply, and the first rule that fires is named in the
+refusal:
+
+* the platform's safety rules (`SAFETY_PATTERNS`, English and Chinese), always on: no operator or
+  tenant policy removes them;
+* the operator's default policy (`moderation.default`), for every tenant;
+* the tenant's own policy (`moderation.tenants.<tenant>`), which adds to both.
+
+A policy has blocked terms (whole words in any case, plurals included; a term in Chinese matches
+anywhere, since Chinese has no spaces between words) and blocked patterns. Patterns run on RE2
+(`google-re2`), whose matching time is linear in the prompt: no pattern an operator writes can
+make one request hold the ingress for seconds, and patterns RE2 cannot run in linear time
+(backreferences, lookaround) are refused when the config loads. A company with its own
+classifier (a Llama Guard-style model on a local path) plugs it in as
+`classifier: "package.module:Factory"`; the factory gets `classifier_path` and returns an object
+with `classify(prompt) -> Verdict`. The tenant's classifier, else the default policy's, runs last.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,17 +32,37 @@ import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reelforge.errors import UserInputError
+from reelforge.platform.serving.prompt_normalization import normalize_prompt
 
-# Refused by default: sexual content involving minors, non-consensual intimate imagery, and
-# prompts asking for a deepfake. Operators extend or replace this per tenant, or add a classifier.
+# Refused always: sexual content involving minors, non-consensual intimate imagery, and prompts
+# asking for a deepfake or a face swap, in English and in Chinese. Policies add to these.
 _MINORS = r"(child|children|minors?|underage|kids?|teens?|teenagers?|boys?|girls?)"
 _SEXUAL = r"(nude|naked|sexual|sexy|porn\w*|explicit)"
-DEFAULT_BLOCKED_PATTERNS = (
+_MINORS_ZH = r"(儿童|孩子|小孩|幼童|幼女|未成年|少女|少年|女童|男童|萝莉)"
+_SEXUAL_ZH = r"(色情|裸体|裸露|赤裸|性感|淫秽|情色|性行为)"
+SAFETY_PATTERNS = (
     rf"\b{_MINORS}\b.*\b{_SEXUAL}\b",
     rf"\b{_SEXUAL}\b.*\b{_MINORS}\b",
-    r"\bdeep\s*fake\b",
+    r"\bdeep\s*fakes?\b",
+    r"\bface\s*swap(s|ped|ping)?\b",
     r"\b(non[- ]?consensual|revenge porn)\b",
+    rf"{_MINORS_ZH}.*{_SEXUAL_ZH}",
+    rf"{_SEXUAL_ZH}.*{_MINORS_ZH}",
+    r"(深度伪造|深伪|换脸|AI换脸|deepfake)",
+    r"(未经同意|非自愿|偷拍|复仇色情)",
 )
+
+
+def _is_cjk(text: str) -> bool:
+    return any("\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in text)
+
+
+def term_pattern(term: str) -> str:
+    """The RE2 pattern a blocked term matches as: a whole word with its plural, or for Chinese, anywhere."""
+    normalized = normalize_prompt(term)
+    if _is_cjk(normalized):
+        return re2.escape(normalized)
+    return rf"\b{re2.escape(normalized)}(s|es)?\b"
 
 
 class ContentPolicyError(UserInputError):
@@ -58,7 +92,7 @@ class ModerationPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     blocked_terms: list[str] = Field(default_factory=list)
-    blocked_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_BLOCKED_PATTERNS))
+    blocked_patterns: list[str] = Field(default_factory=list)  # added to SAFETY_PATTERNS, never instead
     classifier: str | None = None  # "package.module:Factory"
     classifier_path: str | None = None  # local model directory handed to the factory
 
@@ -96,21 +130,24 @@ def _load_classifier(spec: str, path: str | None) -> PromptClassifier:
 
 
 class PromptModerator:
-    """Applies one policy: terms, then patterns, then the classifier if there is one."""
+    """Applies the safety rules and then each policy in order: terms, patterns, then one classifier."""
 
-    def __init__(self, policy: ModerationPolicy) -> None:
-        self.terms = [(term, compile_pattern(rf"\b{re2.escape(term)}\b")) for term in policy.blocked_terms]
-        self.patterns = [(pattern, compile_pattern(pattern)) for pattern in policy.blocked_patterns]
-        self.classifier = _load_classifier(policy.classifier, policy.classifier_path) if policy.classifier else None
+    def __init__(self, policies: Sequence[ModerationPolicy]) -> None:
+        self.rules: list[tuple[str, object]] = [
+            (f"safety rule {pattern!r}", compile_pattern(pattern)) for pattern in SAFETY_PATTERNS
+        ]
+        for policy in policies:
+            self.rules += [(f"blocked term {t!r}", compile_pattern(term_pattern(t))) for t in policy.blocked_terms]
+            self.rules += [(f"blocked pattern {p!r}", compile_pattern(p)) for p in policy.blocked_patterns]
+        chosen = next((p for p in reversed(policies) if p.classifier), None)  # the tenant's wins
+        self.classifier = _load_classifier(chosen.classifier, chosen.classifier_path) if chosen else None
 
     def check(self, prompt: str) -> Verdict:
-        """The verdict on `prompt`."""
-        for term, compiled in self.terms:
-            if compiled.search(prompt):
-                return Verdict(False, f"blocked term {term!r}", "blocklist")
-        for pattern, compiled in self.patterns:
-            if compiled.search(prompt):
-                return Verdict(False, f"blocked pattern {pattern!r}", "blocklist")
+        """The verdict on `prompt`, matched in its normalised form."""
+        normalized = normalize_prompt(prompt)
+        for rule, compiled in self.rules:
+            if compiled.search(normalized):
+                return Verdict(False, rule, "blocklist")
         if self.classifier is not None:
             return self.classifier.classify(prompt)
         return Verdict(True)

@@ -191,7 +191,9 @@ class VideoService:
         """Refuse a prompt the tenant's policy blocks: audited, metered, and a 400 naming the rule."""
         moderator = self._moderators.get(tenant.name)
         if moderator is None:
-            moderator = self._moderators[tenant.name] = PromptModerator(self.config.moderation.policy_for(tenant.name))
+            moderator = self._moderators[tenant.name] = PromptModerator(
+                self.config.moderation.policies_for(tenant.name)
+            )
         verdict = moderator.check(request.prompt)
         if verdict.allowed:
             return
@@ -229,7 +231,7 @@ class VideoService:
         check_prompt(request.prompt)
         seconds = check_seconds(caps, request.seconds)
         width, height = check_size(caps, request.size)
-        check_sampling(request.steps, request.guidance, request.seed)
+        check_sampling(request.steps, request.guidance, request.seed, request.negative_prompt)
         limit = tenant.concurrent_jobs or self.config.quotas.concurrent_jobs
         job = VideoJob(
             tenant=tenant.name,
@@ -238,6 +240,7 @@ class VideoService:
             adapter=route.adapter,
             deployment=route.deployment,
             prompt=request.prompt,
+            negative_prompt=request.negative_prompt or None,  # used by the sampler's unconditional pass
             seconds=str(seconds),
             size=f"{width}x{height}",
             num_frames=caps.frames_for(seconds),

@@ -61,6 +61,7 @@ class VideoJob(Base):
     seed: Mapped[int] = mapped_column(Integer)
     steps: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     guidance: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    negative_prompt: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default_factory=new_video_id)
     status: Mapped[str] = mapped_column(String(16), index=True, default=QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,7 +13,7 @@ import pytest
 
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
-from tests.harness import assert_openai_error, zip_folder
+from tests.harness import assert_openai_error, settled_file, zip_folder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -32,12 +32,14 @@ def file_keys(api_platform) -> dict[str, str]:
 
 def test_openai_client_uploads_lists_retrieves_and_deletes_footage(api_platform, file_keys, footage_zip):
     client = openai.OpenAI(base_url=api_platform.base_url, api_key=file_keys["uploader"], max_retries=0)
-    uploaded = client.files.create(file=("footage.zip", footage_zip, "application/zip"), purpose="fine-tune")
-    assert uploaded.id.startswith("file-") and uploaded.status == "processed", uploaded.status_details
+    created = client.files.create(file=("footage.zip", footage_zip, "application/zip"), purpose="fine-tune")
+    # Stored and answered at once; validation runs in the background, as with OpenAI's Files API.
+    assert created.id.startswith("file-") and created.status == "uploaded" and created.status_details is None
+    uploaded = client.files.wait_for_processing(created.id, poll_interval=0.2, max_wait_seconds=120)
+    assert uploaded.status == "processed", uploaded.status_details
     assert (uploaded.bytes, uploaded.filename, uploaded.purpose) == (len(footage_zip), "footage.zip", "fine-tune")
     assert uploaded.status_details.startswith("3 videos accepted, 0 files rejected")
     assert [f.id for f in client.files.list(purpose="fine-tune").data] == [uploaded.id]
-    assert client.files.retrieve(uploaded.id).status == "processed"
     stored = Path(api_platform.config.storage_url) / "files" / "uploader" / uploaded.id
     assert stored.read_bytes() == footage_zip
     assert client.files.delete(uploaded.id).deleted
@@ -54,7 +56,7 @@ def test_another_tenants_file_is_404(api_platform, file_keys, footage_zip):
         assert_openai_error(snooper.get(f"/files/{file_id}"), 404, "not_found")
         assert_openai_error(snooper.delete(f"/files/{file_id}"), 404, "not_found")
         assert snooper.get("/files").json()["data"] == []
-        assert owner.get(f"/files/{file_id}").json()["status"] == "processed"
+        assert settled_file(owner, f"/files/{file_id}")["status"] == "processed"
 
 
 def test_oversized_upload_is_413_and_leaves_nothing(api_platform, file_keys):
@@ -85,8 +87,9 @@ def test_traversal_members_are_rejected_and_never_written(api_platform, file_key
         response = http.post(
             "/files", data={"purpose": "fine-tune"}, files={"file": ("footage.tar.gz", buffer.getvalue())}
         )
-    body = response.json()
-    assert response.status_code == 200 and body["status"] == "processed"
+        assert response.status_code == 200, response.text
+        body = settled_file(http, f"/files/{response.json()['id']}")
+    assert body["status"] == "processed"
     assert (
         "3 videos accepted, 1 files rejected" in body["status_details"]
         and "../../escaped.txt" in body["status_details"]
@@ -124,10 +127,12 @@ def test_unusable_archives_are_recorded_as_error_with_the_reason(api_platform, f
         corrupt = http.post(
             "/files", data={"purpose": "fine-tune"}, files={"file": ("broken.zip", b"PK\x03\x04 not a zip")}
         ).json()
+        corrupt = settled_file(http, f"/files/{corrupt['id']}")
         assert corrupt["status"] == "error" and "unreadable" in corrupt["status_details"]
         no_captions = http.post(
             "/files", data={"purpose": "fine-tune"}, files={"file": ("nocap.zip", captionless.getvalue())}
         ).json()
+        no_captions = settled_file(http, f"/files/{no_captions['id']}")
         assert no_captions["status"] == "error" and no_captions["status_details"].startswith(
             "0 videos accepted, 3 files rejected"
         )

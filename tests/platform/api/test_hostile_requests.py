@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from reelforge.models.tiny.footage import write_footage
-from tests.harness import assert_openai_error, zip_folder
+from tests.harness import assert_openai_error, settled_file, zip_folder
 
 DEEP_JSON = b'{"prompt": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"  # under the 64 KiB body cap
 
@@ -106,7 +106,7 @@ def test_a_long_non_ascii_upload_name_is_kept_and_validated(api, good_zip):
     name = "广告素材" * 75 + ".zip"  # 300 characters, 900 bytes: longer than a file name may be on disk
     response = _upload(api, name, good_zip)
     assert response.status_code == 200, response.text
-    uploaded = response.json()
+    uploaded = settled_file(api.acme, f"/v1/files/{response.json()['id']}")
     assert uploaded["status"] == "processed", uploaded["status_details"]
     assert uploaded["filename"].endswith(".zip") and len(uploaded["filename"]) <= 255
 
@@ -203,12 +203,20 @@ def _corrupt_deflate(good_zip: bytes) -> bytes:
 def test_hostile_archives_are_reported_per_file_not_500(api, good_zip, build, status, needle):
     response = _upload(api, "footage.zip", build(good_zip))
     assert response.status_code == 200, response.text
-    uploaded = response.json()
+    uploaded = settled_file(api.acme, f"/v1/files/{response.json()['id']}")
     assert uploaded["status"] == status and needle in uploaded["status_details"], uploaded
 
 
 def test_a_corrupt_deflate_stream_rejects_that_member_only(api, good_zip):
     response = _upload(api, "footage.zip", _corrupt_deflate(good_zip))
     assert response.status_code == 200, response.text
-    uploaded = response.json()
+    uploaded = settled_file(api.acme, f"/v1/files/{response.json()['id']}")
     assert uploaded["status"] == "processed" and "broken.txt" in uploaded["status_details"], uploaded
+
+
+def test_a_negative_prompt_is_kept_for_the_sampler_or_refused_where_it_would_be_ignored(api):
+    created = api.acme.post("/v1/videos", json={"prompt": "a red circle", "negative_prompt": "blurry, a blue square"})
+    assert created.status_code == 200, created.text
+    assert api.services.videos.jobs.peek(created.json()["id"]).negative_prompt == "blurry, a blue square"
+    ignored = api.acme.post("/v1/videos", json={"prompt": "a red circle", "negative_prompt": "blurry", "guidance": 1.0})
+    assert "no effect at guidance 1" in assert_openai_error(ignored, 400, param="negative_prompt")["message"]

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from reelforge.models.tiny.footage import write_footage
 from reelforge.platform.api.idempotency import fingerprint
 from reelforge.platform.stores.idempotency_keys import PENDING_TAKEOVER_S, IdempotencyStore, IdempotentRequest
-from tests.harness import PROMPT, assert_openai_error, zip_folder
+from tests.harness import PROMPT, assert_openai_error, settled_file, zip_folder
 
 
 def key(value: str) -> dict[str, str]:
@@ -81,25 +81,31 @@ def test_a_key_left_held_by_a_dead_server_is_taken_over_without_a_second_video(a
     assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.json()["id"] == first["id"]
 
 
-def test_an_upload_key_is_not_taken_over_while_its_validation_may_still_run(api, tmp_path):
+def test_an_upload_key_held_by_a_dead_server_is_taken_over(api, tmp_path):
+    """The key is held only while the upload is stored (validation runs after the response), so the
+    usual takeover window applies, and the retried upload is kept and validated."""
     write_footage(tmp_path / "footage", count=1, seed=2)
     archive = zip_folder(tmp_path / "footage")
     store = IdempotencyStore(api.services.videos.settings.resolved_database_url)
     same_request = fingerprint(hashlib.sha256(archive).hexdigest(), "f.zip", "fine-tune", "{}")
-    store.begin("acme", "files.create", "slow-upload", same_request)
-    with store._session.begin() as session:  # held longer than a video create, shorter than a validation may take
+    store.begin("acme", "files.create", "dead-upload", same_request)
+
+    def retry():
+        return api.acme.post(
+            "/v1/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", archive)}, headers=key("dead-upload")
+        )
+
+    assert "still in progress" in assert_openai_error(retry(), 409, "idempotency_key_conflict")["message"]
+    with store._session.begin() as session:  # as if the server holding it died a while ago
         session.execute(
             update(IdempotentRequest)
-            .where(IdempotentRequest.key == "slow-upload")
+            .where(IdempotentRequest.key == "dead-upload")
             .values(created_at=time.time() - PENDING_TAKEOVER_S - 1)
         )
-    retried = api.acme.post(
-        "/v1/files",
-        data={"purpose": "fine-tune"},
-        files={"file": ("f.zip", archive)},
-        headers=key("slow-upload"),
-    )
-    assert "still in progress" in assert_openai_error(retried, 409, "idempotency_key_conflict")["message"]
+    retried = retry()
+    assert retried.status_code == 200 and retried.json()["status"] == "uploaded", retried.text
+    assert settled_file(api.acme, f"/v1/files/{retried.json()['id']}")["status"] == "processed"
+    assert [f["id"] for f in api.acme.get("/v1/files").json()["data"]] == [retried.json()["id"]]
 
 
 @pytest.mark.parametrize("value", ["", "x" * 256, "with space", "ключ"])

@@ -20,7 +20,7 @@ from reelforge.models.video_io import read_video
 from reelforge.platform.fine_tuning.supervisor import jobs_api_url
 from reelforge.platform.stores.fine_tune_jobs import FineTuneStore
 from reelforge.platform.stores.usage import TRAINING, UsageMeter
-from tests.harness import BASE, PROMPT, assert_openai_error, zip_folder
+from tests.harness import BASE, PROMPT, assert_openai_error, settled_file, zip_folder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,8 +73,8 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
     data = footage_zip
     client = _client(ft_platform, keys["brandco"])
     uploaded = client.files.create(file=("footage.zip", data, "application/zip"), purpose="fine-tune")
-    assert uploaded.status == "processed", uploaded.status_details
     held_out = client.files.create(file=("held-out.zip", validation_zip, "application/zip"), purpose="fine-tune")
+    assert uploaded.status == "uploaded"  # validated in the background; the job waits for it
     job = client.fine_tuning.jobs.create(
         model=BASE,
         training_file=uploaded.id,
@@ -86,7 +86,8 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
             "supervised": {"hyperparameters": {"steps": TRAIN_STEPS, "learning_rate_multiplier": 2.0}},
         },
     )
-    assert (job.status, job.model, job.training_file, job.seed) == ("queued", BASE, uploaded.id, TRAIN_SEED)
+    assert (job.model, job.training_file, job.seed) == (BASE, uploaded.id, TRAIN_SEED)
+    assert job.status in ("validating_files", "queued")
     assert job.hyperparameters.learning_rate_multiplier == 2.0 and job.hyperparameters.batch_size == 4
     done = _wait_for_status(client, job.id, {"succeeded", "failed", "cancelled"}, timeout=600)
     assert done.status == "succeeded", done.error
@@ -194,8 +195,10 @@ def test_a_file_with_no_usable_footage_fails_the_job_with_its_report(ft_platform
         (broken / f"clip{i}.txt").write_text("a red circle")
     client = _client(ft_platform, keys["rival"])
     uploaded = client.files.create(file=("broken.zip", zip_folder(broken), "application/zip"), purpose="fine-tune")
-    assert uploaded.status == "error"
+    # Created at once: the job waits for the validation, or fails at once if it already ended.
     job = client.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id)
+    job = _wait_for_status(client, job.id, {"failed", "queued", "running", "succeeded"}, timeout=120)
+    assert client.files.retrieve(uploaded.id).status == "error"
     assert job.status == "failed" and job.error.code == "invalid_training_file" and job.error.param == "training_file"
     assert "0 videos accepted, 2 files rejected" in job.error.message and "clip0.mp4" in job.error.message
     events = client.fine_tuning.jobs.list_events(job.id).data
@@ -232,6 +235,7 @@ def test_limits_and_bad_requests_get_clear_errors(ft_platform, keys, footage_zip
     assert str(16 * 1024) in error["message"]
     small = footage_zip[: 12 * 1024]  # under the limit; validation then finds no usable video
     file_id = tight.post("/files", data={"purpose": "fine-tune"}, files={"file": ("small.zip", small)}).json()["id"]
+    assert settled_file(tight, f"/files/{file_id}")["status"] == "error"
     body = {"model": BASE, "training_file": file_id, "hyperparameters": {"steps": 10}}
     hp = "method.supervised.hyperparameters"
     error = assert_openai_error(
@@ -319,6 +323,7 @@ def test_training_data_rights_are_recorded_per_file_and_required_by_policy(ft_pl
     undeclared = careful.post(
         "/files", data={"purpose": "fine-tune"}, files={"file": ("f.zip", zip_folder(folder))}
     ).json()
+    settled_file(careful, f"/files/{undeclared['id']}")  # rights are known once the file is validated
     error = assert_openai_error(
         careful.post("/fine_tuning/jobs", json={"model": BASE, "training_file": undeclared["id"]}),
         400,
@@ -335,6 +340,7 @@ def test_training_data_rights_are_recorded_per_file_and_required_by_policy(ft_pl
         data={"purpose": "fine-tune", "license": "company-owned", "consent": "staff releases on file"},
         files={"file": ("f.zip", zip_folder(folder))},
     ).json()
+    settled_file(careful, f"/files/{declared['id']}")
     report = FileStore(ft_platform.config.database_url).get("careful", declared["id"]).report
     rights = {v["file"]: (v["license"], v["consent"], v["uploader"]) for v in report["accepted"]}
     assert rights["clip_0000.mp4"][:2] == ("cc-by-4.0", "model release 17")

@@ -1,7 +1,8 @@
-"""`/v1/files`: footage archives uploaded for fine-tuning (streamed to storage, then validated)."""
+"""`/v1/files`: footage archives uploaded for fine-tuning (streamed to storage, validated in the background)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fastapi import APIRouter, Request
@@ -13,9 +14,8 @@ from reelforge.platform.api.idempotency import fingerprint, idempotency_key, run
 from reelforge.platform.api.pagination import FileLimit, Order, Page, page_of
 from reelforge.platform.api.request_bodies import upload_body
 from reelforge.platform.api.schemas import ERROR_RESPONSES, FileDeleted, FileObject
-from reelforge.platform.fine_tuning.upload_validation import validate_upload
+from reelforge.platform.fine_tuning.upload_validation import validation_lease_s
 from reelforge.platform.stores.files import PURPOSES
-from reelforge.platform.stores.idempotency_keys import PENDING_TAKEOVER_S
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
 
@@ -36,25 +36,28 @@ UPLOAD_FIELDS = {
 async def create_file(request: Request, caller: Authenticated, services: Services) -> FileObject:
     """Upload a .zip/.tar of videos with captions (multipart `file`, `purpose=fine-tune`).
 
+    Answers `uploaded` once the bytes are stored; validation runs in the background, and the file
+    becomes `processed` or `error` (with the reasons in `status_details`), as OpenAI's Files API does.
+    A fine-tuning job may be created on a file still `uploaded`: it waits in `validating_files`.
     With an `Idempotency-Key` header, a repeat of the same upload (same bytes, name and fields)
     returns the first file, and the repeat's bytes are not kept.
     """
     key = idempotency_key(request)
-    file_id, declaration = await services.files.upload(caller.tenant, request, caller.actor)
-    stored = await run_in_threadpool(services.files.get, caller.tenant, file_id)
-    declared = json.dumps({k: v for k, v in declaration.items() if k != "uploader"}, sort_keys=True)
+    stored = await services.files.upload(caller.tenant, request, caller.actor, validation_lease_s(services.config))
+    declared = json.dumps({k: v for k, v in (stored.declaration or {}).items() if k != "uploader"}, sort_keys=True)
 
-    async def validate() -> FileObject:
-        # Validated before the response, in a Ray task of its own: a file is only usable once its
-        # inventory is known, and the inventory's work must not run in this process.
-        return FileObject.of(await validate_upload(services.files, caller.tenant.name, file_id, declaration))
+    async def record() -> FileObject:
+        services.validations.start(caller.tenant.name, stored.id)
+        return FileObject.of(stored)
 
     request_fingerprint = fingerprint(stored.sha256, stored.filename, stored.purpose, declared)
-    # The key is held while the upload is validated, which may take up to the validation timeout.
-    takeover_after_s = services.config.fine_tuning.validation_timeout_s + PENDING_TAKEOVER_S
-    result = await run_once(services, caller, "files.create", key, request_fingerprint, validate, takeover_after_s)
+    try:
+        result = await run_once(services, caller, "files.create", key, request_fingerprint, record)
+    except BaseException:  # a key conflict (409): nothing of this request stays
+        await asyncio.shield(run_in_threadpool(services.files.delete, caller.tenant, stored.id))
+        raise
     if isinstance(result, JSONResponse):  # a replay: the first upload stands, this copy goes
-        await run_in_threadpool(services.files.delete, caller.tenant, file_id)
+        await run_in_threadpool(services.files.delete, caller.tenant, stored.id)
     return result
 
 
