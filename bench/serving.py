@@ -31,10 +31,10 @@ from reelforge.jobs.ray_cluster import ensure_ray
 from reelforge.models.loading import load_model
 from reelforge.models.lora import activate_adapter
 from reelforge.models.sampling import GenerationSettings, generate
+from reelforge.models.video_io import mp4_bytes
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.serving.adapter_loader import load_registered_adapter
 from reelforge.platform.serving.app_builder import build_app
-from reelforge.platform.serving.generation_worker import encode_mp4
 from reelforge.platform.stores.tenants import TenantStore
 from reelforge.platform.stores.video_jobs import VideoJobStore
 from reelforge.settings import Settings
@@ -101,7 +101,7 @@ def api_latency(base_url: str, key: str, model, request: dict, repeats: int, job
         started = time.perf_counter()
         video = generate(model, settings)
         generated = time.perf_counter()
-        encode_mp4(video)
+        mp4_bytes(video)
         bare_generate.append(generated - started)
         bare.append(time.perf_counter() - started)
         started = time.perf_counter()

@@ -1,5 +1,6 @@
 """Watermark robustness and cost: detection rate under re-encoding, halving and a 10% crop, PSNR,
-false positives on unmarked videos, and seconds added per video.
+false positives on unmarked videos, and seconds added per video; each with the visible AI-content
+label (GB 45438-2025) off and on, side by side, as the stamper draws it before the watermark.
 
     python -m bench.watermark [--videos 24] [--strength 0.6]
 
@@ -22,6 +23,8 @@ import numpy as np
 from bench.report import save_result
 from reelforge.models.tiny.footage import write_footage
 from reelforge.models.video_io import Video, read_video, write_mp4
+from reelforge.provenance.explicit_label import draw_label
+from reelforge.provenance.label_policy import ExplicitLabelPolicy
 from reelforge.provenance.manifest import GenerationClaims, sign_mp4
 from reelforge.provenance.signing_keys import development_credentials
 from reelforge.provenance.watermark import (
@@ -68,6 +71,54 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def _measure(sources, height, width, labelled, key, strength, credentials, work) -> dict:
+    """One size, labels off or on: detection under each attack, false positives, PSNR and costs."""
+    detected: dict[str, int] = {}
+    false_positives, psnrs, embed_s, read_s, sign_s, encode_s, label_s, generate_like = 0, [], [], [], [], [], [], []
+    for source in sources:
+        frames = _resize(source.frames, height, width)
+        if labelled:
+            started = time.perf_counter()
+            frames = draw_label(frames, source.fps, ExplicitLabelPolicy())
+            label_s.append(time.perf_counter() - started)
+        payload = secrets.randbits(32)
+        started = time.perf_counter()
+        marked = embed_watermark(frames, key, payload, strength)
+        embed_s.append(time.perf_counter() - started)
+        psnrs.append(psnr(frames, marked))
+        started = time.perf_counter()
+        mp4 = write_mp4(Video(marked, source.fps), work / "served.mp4").read_bytes()
+        encode_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        sign_mp4(mp4, GenerationClaims("video_x", "acme", "m", "m", None, None, payload), credentials)
+        sign_s.append(time.perf_counter() - started)
+        for name, attacked in attacks(marked, source.fps, work).items():
+            started = time.perf_counter()
+            found = read_watermark(attacked, key)
+            read_s.append(time.perf_counter() - started)
+            detected[name] = detected.get(name, 0) + int(found.payload_id == payload)
+        clean = _reencode(frames, source.fps, 18, work)
+        false_positives += int(read_watermark(clean, key).found)
+        generate_like.append(read_watermark(marked, secrets.token_bytes(32)).found)  # wrong key
+    return {
+        "detection_rate": {k: round(v / len(sources), 3) for k, v in detected.items()},
+        "false_positive_rate_unmarked": round(false_positives / len(sources), 3),
+        "found_with_wrong_key": int(sum(generate_like)),
+        "psnr_db_mean": round(float(np.mean(psnrs)), 2),
+        "psnr_db_min": round(float(np.min(psnrs)), 2),
+        "label_ms_mean": round(1000 * float(np.mean(label_s)), 2) if label_s else 0.0,
+        "embed_ms_mean": round(1000 * float(np.mean(embed_s)), 2),
+        "c2pa_sign_ms_mean": round(1000 * float(np.mean(sign_s)), 2),
+        "encode_ms_mean (baseline)": round(1000 * float(np.mean(encode_s)), 2),
+        "provenance_vs_encode": round(
+            float(np.mean(embed_s) + np.mean(sign_s) + (np.mean(label_s) if label_s else 0.0))
+            / float(np.mean(encode_s)),
+            3,
+        ),
+        "read_ms_mean": round(1000 * float(np.mean(read_s)), 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Measure and print; saves bench-output/watermark.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,42 +134,12 @@ def main(argv: list[str] | None = None) -> dict:
         clips = write_footage(work / "footage", count=args.videos, seed=3)
         sources = [read_video(c.video) for c in clips]
         for height, width in SIZES:
-            detected: dict[str, int] = {}
-            false_positives, psnrs, embed_s, read_s, sign_s, encode_s, generate_like = 0, [], [], [], [], [], []
-            for source in sources:
-                frames = _resize(source.frames, height, width)
-                payload = secrets.randbits(32)
-                started = time.perf_counter()
-                marked = embed_watermark(frames, key, payload, args.strength)
-                embed_s.append(time.perf_counter() - started)
-                psnrs.append(psnr(frames, marked))
-                started = time.perf_counter()
-                mp4 = write_mp4(Video(marked, source.fps), work / "served.mp4").read_bytes()
-                encode_s.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                sign_mp4(mp4, GenerationClaims("video_x", "acme", "m", "m", None, None, payload), credentials)
-                sign_s.append(time.perf_counter() - started)
-                for name, attacked in attacks(marked, source.fps, work).items():
-                    started = time.perf_counter()
-                    found = read_watermark(attacked, key)
-                    read_s.append(time.perf_counter() - started)
-                    detected[name] = detected.get(name, 0) + int(found.payload_id == payload)
-                clean = _reencode(frames, source.fps, 18, work)
-                false_positives += int(read_watermark(clean, key).found)
-                generate_like.append(read_watermark(marked, secrets.token_bytes(32)).found)  # wrong key
-            results["sizes"][f"{width}x{height}"] = {
-                "detection_rate": {k: round(v / len(sources), 3) for k, v in detected.items()},
-                "false_positive_rate_unmarked": round(false_positives / len(sources), 3),
-                "found_with_wrong_key": int(sum(generate_like)),
-                "psnr_db_mean": round(float(np.mean(psnrs)), 2),
-                "psnr_db_min": round(float(np.min(psnrs)), 2),
-                "embed_ms_mean": round(1000 * float(np.mean(embed_s)), 2),
-                "c2pa_sign_ms_mean": round(1000 * float(np.mean(sign_s)), 2),
-                "encode_ms_mean (baseline)": round(1000 * float(np.mean(encode_s)), 2),
-                "provenance_vs_encode": round(float(np.mean(embed_s) + np.mean(sign_s)) / float(np.mean(encode_s)), 3),
-                "read_ms_mean": round(1000 * float(np.mean(read_s)), 1),
-            }
-            print(f"{width}x{height}: {results['sizes'][f'{width}x{height}']}")
+            size = f"{width}x{height}"
+            results["sizes"][size] = {}
+            for labels in ("labels_off", "labels_on"):
+                row = _measure(sources, height, width, labels == "labels_on", key, args.strength, credentials, work)
+                results["sizes"][size][labels] = row
+                print(f"{size} {labels}: {row}")
     return save_result(results, args.out)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reelforge.cli.console import stderr, stdout
+from reelforge.cli.console import ConfigOption, stderr, stdout
 from reelforge.errors import InvalidGenerationSettingsError, UserInputError
 from reelforge.settings import Settings
 
@@ -41,8 +42,18 @@ def generate(
     preview: Annotated[Path | None, typer.Option(help="Also write an animated GIF preview here.")] = None,
     strip: Annotated[Path | None, typer.Option(help="Also write a PNG strip of frames here.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")] = None,
+    config: ConfigOption = None,
+    tenant: Annotated[str, typer.Option(help="Whose label policy applies; recorded with the watermark.")] = "local",
+    unlabelled: Annotated[
+        bool,
+        typer.Option(
+            "--unlabelled",
+            help="Leave out the visible label and the AIGC metadata (only where provenance.labels.allow_unlabelled).",
+        ),
+    ] = False,
 ) -> None:
-    """Generate one video from a text prompt and write it as an H.264 MP4."""
+    """Generate one video from a text prompt and write it as an H.264 MP4, marked as the API marks its videos:
+    the visible AI-content label and `AIGC` metadata (GB 45438-2025), the invisible watermark and C2PA."""
     from reelforge.models.loading import load_model
     from reelforge.models.lora import activate_adapter, load_adapter
     from reelforge.models.sampling import (
@@ -51,10 +62,20 @@ def generate(
         resolve_settings,
     )
     from reelforge.models.sampling import generate as run_generation
-    from reelforge.models.video_io import write_frame_strip, write_mp4, write_preview
+    from reelforge.models.video_io import write_frame_strip, write_preview
+    from reelforge.platform.config import ServeAppConfig, read_serve_file
+    from reelforge.provenance.manifest import GenerationClaims
+    from reelforge.provenance.stamping import ProvenanceStamper
 
     if output.suffix.lower() != ".mp4":
         raise InvalidGenerationSettingsError(f"--output {output} must end in .mp4")
+    app_config = read_serve_file(config)[0] if config else ServeAppConfig()
+    if unlabelled and not app_config.provenance.labels.allow_unlabelled:
+        raise UserInputError(
+            "--unlabelled is refused: this config requires the AI-content labels (set "
+            "provenance.labels.allow_unlabelled only where the labelling rules do not apply)",
+            param="unlabelled",
+        )
     width, height = parse_size(size) if size else (None, None)
     started = time.perf_counter()
     loaded = load_model(model, Settings.from_env(), model_path=model_path, device=device)
@@ -87,9 +108,13 @@ def generate(
         video = run_generation(
             loaded, settings, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
+    video_id = f"video_cli_{secrets.token_hex(12)}"
+    claims = GenerationClaims(video_id, tenant, model, loaded.name, str(adapter) if adapter else None, None, None)
+    stamped = ProvenanceStamper(app_config.provenance, app_config.settings()).stamp(video, claims, unlabelled)
+    video = stamped.video
     # Write next to the target and rename, so an interrupted run never leaves a half-written MP4.
     partial = output.with_name(f".{output.name}.partial.mp4")
-    write_mp4(video, partial)
+    partial.write_bytes(stamped.mp4)
     os.replace(partial, output)
     if preview:
         write_preview(video, preview)
@@ -97,7 +122,8 @@ def generate(
         write_frame_strip(video, strip)
     stderr.print(
         f"wrote {output} ({video.num_frames} frames, {video.width}x{video.height}, {video.fps:g} fps, "
-        f"seed {settings.seed}) in {time.perf_counter() - started:.1f}s"
+        f"seed {settings.seed}) in {time.perf_counter() - started:.1f}s as {video_id}"
+        + ("" if stamped.labelled else ", without the AI-content labels")
     )
 
 

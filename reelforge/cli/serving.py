@@ -64,13 +64,14 @@ def verify_command(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Check a video's C2PA manifest and invisible watermark and name the request that made it.
+    """Check a video's four marks (visible label, AIGC metadata, C2PA manifest, invisible watermark)
+    and name the request that made it.
 
     Exit 0: verified (or identified by its watermark after a re-encode); 3: tampered, untrusted or unmarked.
     """
     from reelforge.errors import UserInputError, VerificationFailedError
     from reelforge.platform.config import ServeAppConfig, read_serve_file
-    from reelforge.provenance.stamping import verify_video
+    from reelforge.provenance.verification import verify_video
 
     if not file.is_file():
         raise UserInputError(f"{file} does not exist")
@@ -93,6 +94,9 @@ def verify_command(
             stdout.print(f"watermark: {found} (pilot z {report.watermark.pilot_z:.1f})")
         if owner is not None:
             stdout.print(f"made for tenant {owner.tenant}, request {owner.video_id}")
+        for name, mark in report.marks.items():
+            state = "valid" if mark.valid else ("present, not valid" if mark.present else "absent")
+            stdout.print(f"{name}: {state}" + (f" ({'; '.join(mark.problems)})" if mark.problems else ""))
         for reason in report.reasons:
             stdout.print(f"  - {reason}")
     if not report.ok:

@@ -6,6 +6,7 @@ Frames travel through reelforge as `Video`: uint8 RGB (F, H, W, 3) plus a frame 
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -121,16 +122,20 @@ def resample_fps(video: Video, times: list[float], fps: float) -> Video:
     return Video(video.frames[index], fps)
 
 
-def write_mp4(video: Video, path: str | Path, crf: int = 18) -> Path:
+def write_mp4(video: Video, path: str | Path, crf: int = 18, metadata: dict[str, str] | None = None) -> Path:
     """Encode H.264 (yuv420p, playable everywhere) at the video's fps; returns the path.
 
     yuv420p needs even sides, so an odd width or height is padded by repeating the last row/column.
+    `metadata` becomes container tags under their own keys (e.g. the `AIGC` label), kept in `moov`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = _pad_to_even(video.frames)
     rate = Fraction(video.fps).limit_denominator(1001)
-    with av.open(str(path), mode="w", format="mp4") as container:
+    # use_metadata_tags: the mp4 muxer otherwise writes only the iTunes keys it knows.
+    options = {"movflags": "use_metadata_tags"} if metadata else {}
+    with av.open(str(path), mode="w", format="mp4", options=options) as container:
+        container.metadata.update(metadata or {})
         stream = container.add_stream("libx264", rate=rate)
         stream.width = frames.shape[2]
         stream.height = frames.shape[1]
@@ -143,6 +148,12 @@ def write_mp4(video: Video, path: str | Path, crf: int = 18) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def mp4_bytes(video: Video, metadata: dict[str, str] | None = None) -> bytes:
+    """The H.264 MP4 of `video` as bytes (written through a temporary file: the muxer seeks)."""
+    with tempfile.TemporaryDirectory(prefix="reelforge-mp4-") as tmp:
+        return write_mp4(video, Path(tmp) / "video.mp4", metadata=metadata).read_bytes()
 
 
 def _pad_to_even(frames: np.ndarray) -> np.ndarray:

@@ -1,12 +1,15 @@
-"""The `provenance` section of the platform config: watermark and C2PA signing settings."""
+"""The `provenance` section of the platform config: watermark, C2PA signing and AI-content label settings."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reelforge.provenance.label_policy import LabelSection
+
 
 class ProvenanceSection(BaseModel):
-    """What every generated MP4 carries: an invisible watermark and a signed C2PA manifest."""
+    """What every generated MP4 carries: an invisible watermark, a signed C2PA manifest (the EU AI Act's
+    machine-readable marking), and the visible and metadata labels of GB 45438-2025."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -18,6 +21,7 @@ class ProvenanceSection(BaseModel):
     signing_chain: str | None = None  # leaf first, then issuers
     signing_key: str | None = None
     trust_anchor: str | None = None  # the root `reelforge verify` trusts
+    labels: LabelSection = LabelSection()
 
     @model_validator(mode="after")
     def _all_or_none(self) -> ProvenanceSection:

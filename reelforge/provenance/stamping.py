@@ -1,25 +1,26 @@
-"""Stamping a generated video: watermark its frames, encode, sign a C2PA manifest; and verifying one.
+"""Stamping a generated video with every mark it carries, in one place for the API and the CLI.
 
-`ProvenanceStamper` runs on generator replicas; `verify_video` is `reelforge verify`. Both take the
-serve config's `provenance` section, so they agree on the watermark key and the trust anchor.
+In order: the visible AI-content label is drawn on the opening frames, the invisible watermark is
+embedded over them (so it reads with the label on), the MP4 is encoded with the `AIGC` metadata,
+and a C2PA manifest is signed over the result. `ProvenanceStamper` runs on generator replicas and
+in `reelforge generate`; `verification.verify_video` checks the same marks, and both take the
+serve config's `provenance` section, so they agree on the key, the trust anchor and the labels.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from reelforge.platform.stores.watermarks import WatermarkOwner, WatermarkRegistry
+from reelforge.models.video_io import Video, mp4_bytes
+from reelforge.platform.stores.watermarks import WatermarkRegistry
+from reelforge.provenance.aigc_metadata import aigc_metadata
 from reelforge.provenance.config import ProvenanceSection
-from reelforge.provenance.manifest import (
-    GenerationClaims,
-    ManifestReport,
-    read_manifest,
-    sign_mp4,
-)
+from reelforge.provenance.explicit_label import draw_label
+from reelforge.provenance.manifest import GenerationClaims, sign_mp4
 from reelforge.provenance.signing_keys import (
     DEV_DIR,
     SigningCredentials,
@@ -27,11 +28,7 @@ from reelforge.provenance.signing_keys import (
     load_credentials,
     watermark_key,
 )
-from reelforge.provenance.watermark import (
-    WatermarkRead,
-    embed_watermark,
-    read_watermark,
-)
+from reelforge.provenance.watermark import embed_watermark
 from reelforge.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -62,8 +59,18 @@ def trust_anchor(section: ProvenanceSection, settings: Settings) -> bytes | None
     return root.read_bytes() if root.is_file() else None
 
 
+@dataclass(frozen=True)
+class StampedVideo:
+    """A stamped video: its MP4 bytes, its frames as stamped (for thumbnails), and its watermark id."""
+
+    mp4: bytes
+    video: Video
+    watermark_id: int | None
+    labelled: bool
+
+
 class ProvenanceStamper:
-    """Watermarks and signs the videos one generator replica makes."""
+    """Labels, watermarks, encodes and signs the videos one generator replica (or the CLI) makes."""
 
     def __init__(self, section: ProvenanceSection, settings: Settings) -> None:
         self.section = section
@@ -82,61 +89,16 @@ class ProvenanceStamper:
         """The MP4 with its signed manifest (unchanged when C2PA is off)."""
         return sign_mp4(mp4, claims, self.credentials) if self.credentials is not None else mp4
 
+    def stamp(self, video: Video, claims: GenerationClaims, unlabelled: bool = False) -> StampedVideo:
+        """Every mark on `video`: label, watermark, `AIGC` metadata and C2PA; `unlabelled` leaves out the labels.
 
-@dataclass(frozen=True)
-class VerificationReport:
-    """What `reelforge verify` found in a file."""
-
-    manifest: ManifestReport
-    watermark: WatermarkRead | None
-    owner: WatermarkOwner | None
-    verdict: str  # verified | untrusted | watermark-only | tampered | unmarked
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict in ("verified", "watermark-only")
-
-    def to_dict(self) -> dict:
-        return {
-            "verdict": self.verdict,
-            "reasons": self.reasons,
-            "manifest": asdict(self.manifest),
-            "watermark": asdict(self.watermark) if self.watermark else None,
-            "owner": asdict(self.owner) if self.owner else None,
-        }
-
-
-def verify_video(path: Path, section: ProvenanceSection, settings: Settings) -> VerificationReport:
-    """Check a file's manifest and watermark and map them back to the request that made it."""
-    from reelforge.models.video_io import read_video
-
-    data = path.read_bytes()
-    anchor = trust_anchor(section, settings) if section.c2pa else None
-    manifest = read_manifest(data, anchor)
-    reasons: list[str] = []
-    read = owner = None
-    if section.watermark:
-        read = read_watermark(read_video(path).frames, configured_watermark_key(section, settings, create=False))
-        owner = WatermarkRegistry(settings.resolved_database_url).owner(read.payload_id) if read.found else None
-        if read.found and owner is None:
-            reasons.append(f"watermark id {read.payload_id} was not issued by this platform")
-    if manifest.present and not manifest.intact:
-        reasons.append(f"the C2PA manifest does not match the file ({', '.join(manifest.problems) or manifest.state})")
-        verdict = "tampered"
-    elif manifest.present and owner is not None and manifest.generation.get("request_id") != owner.video_id:
-        reasons.append(
-            f"manifest names request {manifest.generation.get('request_id')} but the watermark maps to {owner.video_id}"
-        )
-        verdict = "tampered"
-    elif manifest.intact and (owner is not None or not section.watermark):
-        verdict = "verified" if manifest.state == "Trusted" else "untrusted"
-    elif owner is not None:
-        reasons.append("no C2PA manifest (re-encoded or stripped); the watermark identifies the request")
-        verdict = "watermark-only"
-    else:
-        reasons.append("no intact manifest and no watermark of this platform")
-        verdict = "unmarked"
-    if manifest.state == "Valid":
-        reasons.append("the signing certificate does not chain to the configured trust anchor")
-    return VerificationReport(manifest, read, owner, verdict, reasons)
+        The claims' watermark id is filled in here, once the watermark is issued.
+        """
+        labelled = self.section.labels.enabled and not unlabelled
+        policy = self.section.labels.policy_for(claims.tenant)
+        frames = draw_label(video.frames, video.fps, policy.explicit) if labelled else video.frames
+        frames, watermark_id = self.watermark(frames, claims.request_id, claims.tenant)
+        stamped = Video(frames, video.fps)
+        metadata = aigc_metadata(policy.implicit, claims.request_id) if labelled else None
+        mp4 = self.sign(mp4_bytes(stamped, metadata), replace(claims, watermark_id=watermark_id))
+        return StampedVideo(mp4, stamped, watermark_id, labelled)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from PIL import Image
 
@@ -21,7 +19,7 @@ from reelforge.errors import ReelforgeError
 from reelforge.models.loading import VideoModel, load_model
 from reelforge.models.lora import activate_adapter
 from reelforge.models.sampling import GenerationSettings, generate
-from reelforge.models.video_io import Video, write_mp4
+from reelforge.models.video_io import Video
 from reelforge.platform.config import GeneratorConfig, ServeAppConfig
 from reelforge.platform.serving.adapter_loader import LoadedAdapter
 from reelforge.platform.serving.generation_limits import (
@@ -44,13 +42,6 @@ from reelforge.provenance.stamping import ProvenanceStamper
 logger = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 0.25
 DENOISE_SHARE = 95  # progress percent reached when denoising ends; decode and encode take the rest
-
-
-def encode_mp4(video: Video) -> bytes:
-    """H.264 MP4 bytes of `video`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_mp4(video, Path(tmp) / "video.mp4")
-        return path.read_bytes()
 
 
 def encode_thumbnail(video: Video) -> bytes:
@@ -205,23 +196,16 @@ class GenerationWorker:
         return generate(self.model, settings, progress=progress)
 
     def _stamp_and_store(self, job: VideoJob, video: Video, adapter: LoadedAdapter | None) -> dict:
-        """Watermark, encode and sign the video, and store it and its thumbnail under this attempt's fence."""
+        """Label, watermark, encode and sign the video, and store it and its thumbnail under this attempt's fence."""
         stamped_at = time.perf_counter()
-        frames, watermark_id = self.stamper.watermark(video.frames, job.id, job.tenant)
-        video = Video(frames, video.fps)
         claims = GenerationClaims(
-            job.id,
-            job.tenant,
-            job.model,
-            self.model.name,
-            job.adapter,
-            adapter.sha256 if adapter else None,
-            watermark_id,
+            job.id, job.tenant, job.model, self.model.name, job.adapter, adapter.sha256 if adapter else None, None
         )
-        mp4 = self.stamper.sign(encode_mp4(video), claims)
+        stamped = self.stamper.stamp(video, claims)
+        mp4, watermark_id = stamped.mp4, stamped.watermark_id
         stored_at = time.perf_counter()
         self.blobs.put(job.tenant, job.id, "video", mp4, fence=job.fence)
-        self.blobs.put(job.tenant, job.id, "thumbnail", encode_thumbnail(video), fence=job.fence)
+        self.blobs.put(job.tenant, job.id, "thumbnail", encode_thumbnail(stamped.video), fence=job.fence)
         return {
             "provenance_s": round(stored_at - stamped_at, 4),
             "store_s": round(time.perf_counter() - stored_at, 4),

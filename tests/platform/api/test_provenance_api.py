@@ -1,5 +1,6 @@
-"""Every video the API serves carries a signed C2PA manifest and a watermark that `reelforge verify`
-maps back to its tenant and request, also after a re-encode; a tampered file fails."""
+"""Every video the API serves carries four marks: the visible AI-content label and the `AIGC`
+metadata of GB 45438-2025, a signed C2PA manifest and a watermark that `reelforge verify` maps
+back to its tenant and request, also after a re-encode; a tampered file fails."""
 
 from __future__ import annotations
 
@@ -52,6 +53,29 @@ def test_served_video_verifies_and_names_its_tenant_and_request(served, api_plat
         e for e in AuditLog(api_platform.config.database_url).events("provenant")[0] if e.action == "video.completed"
     ]
     assert completed and completed[-1].details["video_sha256"]  # the served bytes are what was audited
+
+
+def test_served_video_carries_all_four_marks_present_and_valid(served, monkeypatch, capsys):
+    from reelforge.provenance.aigc_metadata import FIELDS
+    from reelforge.provenance.explicit_label import detect_label
+    from reelforge.provenance.label_policy import ExplicitLabelPolicy
+
+    path, video_id, config = served
+    _, report = _verify(path, config, monkeypatch, capsys)
+    marks = report["marks"]
+    assert {name: (m["present"], m["valid"]) for name, m in marks.items()} == {
+        "explicit_label": (True, True),
+        "aigc_metadata": (True, True),
+        "c2pa": (True, True),
+        "watermark": (True, True),
+    }, marks
+    aigc = marks["aigc_metadata"]["detail"]["AIGC"]
+    assert set(FIELDS) <= set(aigc) and aigc["Label"] == "1" and aigc["ProduceID"] == video_id
+    # In the pixels: the label at the configured size (5% of 128 px, under the 8 px floor) for 2 s.
+    video = read_video(path)
+    found = detect_label(video.frames, video.fps, ExplicitLabelPolicy())
+    assert found.valid and found.labelled_seconds >= 2.0 and found.text_height_px >= 8
+    assert marks["explicit_label"]["detail"]["text"] == "AI生成"
 
 
 def test_reencoded_copy_is_still_identified_by_its_watermark(served, monkeypatch, capsys, tmp_path):

@@ -313,7 +313,7 @@ def test_refused_prompts_never_reach_a_generator_and_are_audited_and_metered(api
         before = http.get("/videos", params={"limit": 100}).json()["data"]
         refused = http.post("/videos", json={"prompt": "a deepfake of a famous actor"})
         error = assert_openai_error(refused, 400, "content_policy_violation", "prompt")
-        assert "blocked pattern" in error["message"] and "deep" in error["message"]
+        assert "safety rule" in error["message"] and "deep" in error["message"]
         tenant_rule = http.post("/videos", data={"prompt": "our competitor's logo melting"})
         assert (
             "blocked term 'competitor'" in assert_openai_error(tenant_rule, 400, "content_policy_violation")["message"]
