@@ -77,11 +77,18 @@ class AdapterVersion:
 
 
 def register_adapter(
-    settings: Settings, name: str, source: str, run_id: str, tags: dict[str, str], description: str
+    settings: Settings, name: str, source: str, run_id: str, tags: dict[str, str], description: str, sha256: str
 ) -> AdapterVersion:
-    """Add a version for the adapter at `source` (an artifact URI of `run_id`) and point `candidate` at it."""
-    client = tracking_client(settings)
+    """Add a version for the adapter at `source` (an artifact URI of `run_id`) and point `candidate` at it.
+
+    `sha256` (the adapter's `adapter_sha256`) is recorded in the platform database, which serving
+    checks; the registry's tag of it is for people to read, and no check trusts it.
+    """
     from mlflow.exceptions import MlflowException
+
+    from reelforge.platform.stores.adapter_digests import AdapterDigestStore
+
+    client = tracking_client(settings)
 
     try:
         client.get_registered_model(name)
@@ -94,7 +101,11 @@ def register_adapter(
         client.create_registered_model(
             name, tags=model_tags, description=f"LoRA adapter {tags.get(f'{TAG_PREFIX}fine_tuned_model', name)}"
         )
+    tags = {**tags, f"{TAG_PREFIX}adapter_sha256": sha256}
     version = client.create_model_version(name, source=source, run_id=run_id, tags=tags, description=description)
+    # Recorded before the alias points at it: no version is ever servable without its digest.
+    tenant = tags.get(f"{TAG_PREFIX}tenant", "")
+    AdapterDigestStore(settings.resolved_database_url).record(name, int(version.version), sha256, tenant, source)
     client.set_registered_model_alias(name, CANDIDATE, version.version)
     return _version(client, name, int(version.version))
 
@@ -243,7 +254,6 @@ def import_adapter(settings: Settings, tenant: str, suffix: str, base_model: str
         f"{TAG_PREFIX}tenant": tenant,
         f"{TAG_PREFIX}base_model": base,
         f"{TAG_PREFIX}fine_tuned_model": fine_tuned,
-        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(directory),
         f"{TAG_PREFIX}run_id": run.info.run_id,
     }
     return register_adapter(
@@ -253,4 +263,5 @@ def import_adapter(settings: Settings, tenant: str, suffix: str, base_model: str
         run.info.run_id,
         tags,
         f"imported from {directory}",
+        adapter_sha256(directory),
     )

@@ -291,7 +291,6 @@ def run_finetune(
     version_tags = {
         **{k: v for k, v in tags.items() if k.startswith(TAG_PREFIX)},
         f"{TAG_PREFIX}run_id": run_id,
-        f"{TAG_PREFIX}adapter_sha256": adapter_sha256(adapter_dir / ADAPTER_DIR),
         f"{TAG_PREFIX}steps": str(total_steps),
         **{
             f"{TAG_PREFIX}{k}": f"{metrics[k]:.4f}"
@@ -307,6 +306,7 @@ def run_finetune(
         run_id=run_id,
         tags=version_tags,
         description=f"{config.fine_tuned_model_id} from job {job_id} ({total_steps} steps on {data.train_clips} clips)",
+        sha256=adapter_sha256(adapter_dir / ADAPTER_DIR),
     )
     client.set_tag(run_id, f"{TAG_PREFIX}registered_version", f"{name}/{version.version}")
     hooks.registered(name, version.version)

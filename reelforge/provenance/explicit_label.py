@@ -24,6 +24,8 @@ from PIL import Image, ImageDraw, ImageFont
 from reelforge.provenance.label_policy import FONT_PATH, ExplicitLabelPolicy
 
 BOX_OPACITY = 0.6  # how much the box darkens what is under it
+# Video white, not 255: headroom for the watermark added over the label (at 255 it would clip).
+GLYPH_LEVEL = 235.0
 LABELLED_CONTRAST = 48.0  # 8-bit luma between glyphs and box that only a drawn label shows
 
 
@@ -75,8 +77,11 @@ def label_stamp(policy: ExplicitLabelPolicy, height: int, width: int) -> LabelSt
 
 
 def labelled_frame_count(policy: ExplicitLabelPolicy, num_frames: int, fps: float) -> int:
-    """How many opening frames carry the label: the policy's duration, or the whole video if shorter."""
-    return min(num_frames, math.ceil(policy.duration_s * fps))
+    """How many opening frames carry the label: the policy's duration, or the whole video when less
+    than a second would be left without it (a label that vanishes just before the end flickers, and
+    its sudden change over a few frames is what the watermark reader can least cancel)."""
+    count = min(num_frames, math.ceil(policy.duration_s * fps))
+    return num_frames if num_frames - count < fps else count
 
 
 def draw_label(frames: np.ndarray, fps: float, policy: ExplicitLabelPolicy) -> np.ndarray:
@@ -89,7 +94,7 @@ def draw_label(frames: np.ndarray, fps: float, policy: ExplicitLabelPolicy) -> n
     region = out[:count, rows, cols].astype(np.float32)  # (n, h, w, 3)
     alpha = stamp.glyphs[None, :, :, None]  # (1, h, w, 1)
     darkened = region * (1.0 - BOX_OPACITY)
-    out[:count, rows, cols] = np.clip(darkened * (1.0 - alpha) + 255.0 * alpha, 0, 255).round().astype(np.uint8)
+    out[:count, rows, cols] = np.clip(darkened * (1.0 - alpha) + GLYPH_LEVEL * alpha, 0, 255).round().astype(np.uint8)
     return out
 
 

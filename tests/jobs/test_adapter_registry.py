@@ -35,7 +35,8 @@ def _register(settings: Settings, tenant: str, suffix: str = "brand", job: str =
         "reelforge.job_id": job,
     }
     name = registered_model_name(tenant, suffix, "reelforge-tiny")
-    return register_adapter(settings, name, f"{run.info.artifact_uri}/adapter", run.info.run_id, tags, "test").version
+    source = f"{run.info.artifact_uri}/adapter"
+    return register_adapter(settings, name, source, run.info.run_id, tags, "test", "0" * 64).version
 
 
 def test_each_registration_is_a_new_version_and_moves_candidate(settings: Settings):

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from reelforge.errors import AdapterError
 from reelforge.jobs.adapter_registry import AdapterNotFoundError, adapter_sha256
-from reelforge.jobs.run_tracking import TAG_PREFIX, tracking_client
+from reelforge.jobs.run_tracking import tracking_client
 from reelforge.models.loading import VideoModel
 from reelforge.models.lora import load_adapter, loaded_adapters, unload_adapter
+from reelforge.platform.stores.adapter_digests import AdapterDigestStore
 from reelforge.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,14 +52,22 @@ class AdapterRef:
 
 
 def fetch_adapter(settings: Settings, ref: AdapterRef) -> Path:
-    """A local directory holding `ref`'s files, downloaded once and checked against the registered hash."""
+    """A local directory holding `ref`'s files, downloaded once and checked against the SHA-256 the
+    platform recorded when it registered the version (never against the registry's own tags)."""
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
+    recorded = AdapterDigestStore(settings.resolved_database_url).expected(ref.name, ref.version)
+    if recorded is None:
+        raise AdapterError(
+            f"adapter {ref.key} was not registered through this platform (no recorded SHA-256); refusing to serve it"
+        )
     target = settings.home / "adapter-cache" / ref.name / str(ref.version)
     marker = target / ".verified"
     if marker.is_file():
-        return target / "adapter"
+        if marker.read_text() == recorded.sha256:
+            return target / "adapter"
+        shutil.rmtree(target, ignore_errors=True)  # a reused version number: the cached copy is another adapter
     client = tracking_client(settings)
     try:
         version = client.get_model_version(ref.name, str(ref.version))
@@ -69,15 +78,21 @@ def fetch_adapter(settings: Settings, ref: AdapterRef) -> Path:
     staging.mkdir(parents=True)
     uri = settings.resolved_mlflow_tracking_uri
     local = Path(download_artifacts(artifact_uri=version.source, dst_path=str(staging), tracking_uri=uri))
-    expected = (version.tags or {}).get(f"{TAG_PREFIX}adapter_sha256")
-    if expected and adapter_sha256(local) != expected:
+    if version.source != recorded.source:
         shutil.rmtree(staging, ignore_errors=True)
         raise AdapterError(
-            f"adapter {ref.key} at {version.source} does not match its registered SHA-256; refusing to serve it"
+            f"adapter {ref.key} now points at {version.source}, not where it was registered; refusing to serve it"
+        )
+    found = adapter_sha256(local)
+    if found != recorded.sha256:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise AdapterError(
+            f"adapter {ref.key} at {version.source} does not match the SHA-256 recorded when it was registered "
+            f"({found[:12]}... is not {recorded.sha256[:12]}...); refusing to serve it"
         )
     if local.name != "adapter":
         local = local.rename(staging / "adapter")
-    (staging / ".verified").write_text(expected or "")
+    (staging / ".verified").write_text(recorded.sha256)
     try:
         staging.rename(target)
     except OSError:  # another replica finished first; its copy is the same verified bytes

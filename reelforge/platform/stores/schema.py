@@ -2,6 +2,7 @@
 
 # Imported for their row classes, which register each table on Base.metadata.
 from reelforge.platform.stores import (  # noqa: F401
+    adapter_digests,
     audit_log,
     files,
     fine_tune_jobs,
