@@ -27,6 +27,8 @@ class Settings:
     database_url: str | None = None
     storage_url: str | None = None
     ray_address: str | None = None
+    train_storage_url: str | None = None  # Ray Train's checkpoints: s3://... or a shared path
+    shared_filesystem: bool = False  # the home and storage paths are mounted on every node at the same place
     # Local diffusers directories given per preset, keyed by `model_path_env_var(preset)`.
     model_paths: dict[str, Path] = field(default_factory=dict)
 
@@ -46,6 +48,8 @@ class Settings:
             database_url=env.get("REELFORGE_DATABASE_URL") or None,
             storage_url=env.get("REELFORGE_STORAGE_URL") or None,
             ray_address=env.get("RAY_ADDRESS") or None,
+            train_storage_url=env.get("REELFORGE_TRAIN_STORAGE") or None,
+            shared_filesystem=env.get("REELFORGE_SHARED_FILESYSTEM", "").lower() in ("1", "true", "yes"),
             model_paths=model_paths,
         )
 
@@ -72,6 +76,11 @@ class Settings:
     def resolved_storage_url(self) -> str:
         """Blob storage (videos, uploads): the configured fsspec URL, or a local directory."""
         return self.storage_url or str(self.home / "blobs")
+
+    @property
+    def resolved_train_storage_url(self) -> str:
+        """Ray Train's storage (checkpoints, results): the configured URL or path, or a directory under the home."""
+        return self.train_storage_url or str((self.home / "ray-results").resolve())
 
 
 def model_path_env_var(preset: str) -> str:

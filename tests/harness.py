@@ -106,6 +106,49 @@ def zip_folder(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
+@contextlib.contextmanager
+def s3_server(bucket: str = "reelforge"):
+    """A real S3-protocol server (moto's standalone server) on a loopback port, with `bucket` made;
+    yields the environment a process needs to reach it."""
+    import boto3
+
+    port = free_port()
+    log = open(os.devnull, "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+    )
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "reelforge-test",
+        "AWS_SECRET_ACCESS_KEY": "reelforge-test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    def answering() -> bool:
+        try:
+            return httpx.get(env["AWS_ENDPOINT_URL"], timeout=1).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for_condition(answering, timeout=60, retry_interval_ms=200)
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], **_aws_credentials(env))
+        client.create_bucket(Bucket=bucket)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _aws_credentials(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -156,6 +156,11 @@ def run_finetune(
     started = time.perf_counter()
     hooks = hooks or FineTuneHooks()
     model = describe_model(config.model, settings, model_path)
+    from reelforge.jobs.ray_cluster import ensure_ray
+    from reelforge.jobs.shared_state import alive_ray_nodes, refuse_split_state
+
+    ensure_ray(settings)  # training needs it anyway; the cluster's shape is checked before any work
+    refuse_split_state(settings, alive_ray_nodes(), "a fine-tune")
     if config.brand is not None:
         from reelforge.models.tiny.brand_looks import parse_brand
 
@@ -252,7 +257,7 @@ def run_finetune(
         ),
         run_config=RunConfig(
             name=job_id,
-            storage_path=str((settings.home / "ray-results").resolve()),
+            storage_path=settings.resolved_train_storage_url,
             failure_config=FailureConfig(max_failures=config.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),

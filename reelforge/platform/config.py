@@ -188,6 +188,8 @@ class ServeAppConfig(_Strict):
     database_url: str | None = None  # default: SQLite under the home
     storage_url: str | None = None  # default: <home>/blobs
     mlflow_tracking_uri: str | None = None  # default: the home's MLflow store
+    train_storage_url: str | None = None  # default: REELFORGE_TRAIN_STORAGE, else <home>/ray-results
+    shared_filesystem: bool | None = None  # default: REELFORGE_SHARED_FILESYSTEM
     generators: list[GeneratorConfig] = Field(default_factory=lambda: [GeneratorConfig()], min_length=1)
     dedicated: list[DedicatedTenantConfig] = Field(default_factory=list)
     quotas: QuotaConfig = QuotaConfig()
@@ -239,6 +241,8 @@ class ServeAppConfig(_Strict):
             database_url=self.database_url or env.database_url,
             storage_url=self.storage_url or env.storage_url,
             ray_address=env.ray_address,
+            train_storage_url=self.train_storage_url or env.train_storage_url,
+            shared_filesystem=env.shared_filesystem if self.shared_filesystem is None else self.shared_filesystem,
             model_paths=env.model_paths,
         )
 
@@ -251,6 +255,8 @@ class ServeAppConfig(_Strict):
                 "database_url": s.resolved_database_url,
                 "storage_url": s.resolved_storage_url,
                 "mlflow_tracking_uri": s.resolved_mlflow_tracking_uri,
+                "train_storage_url": s.resolved_train_storage_url,
+                "shared_filesystem": s.shared_filesystem,
             }
         )
 

@@ -1,6 +1,7 @@
 """A real two-node Ray cluster on this machine (`ray.cluster_utils.Cluster`: two raylets, separate
-resources): a fine-tune runs one worker per node, and generation is served by a replica pinned to
-the second node through the serve config's `resources`."""
+resources): one node's SQLite and local directories are refused by name; with PostgreSQL (platform
+and MLflow) and the home declared a shared filesystem, a fine-tune runs one worker per node, and
+generation is served by a replica pinned to the second node through the serve config's `resources`."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from ray._common.test_utils import wait_for_condition
 
 from reelforge.jobs.finetune import run_finetune
 from reelforge.jobs.finetune_config import build_config
+from reelforge.jobs.shared_state import SplitStateError
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
 from reelforge.settings import Settings
-from tests.harness import start_test_ray
+from tests.harness import fresh_postgres_database, start_test_ray
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.cluster]
 
@@ -55,7 +57,32 @@ def _actors_on(class_part: str) -> list:
 def test_finetune_spreads_workers_and_serving_runs_on_the_second_node(two_nodes, tmp_path: Path):
     cluster, nodes = two_nodes
     assert set(nodes) == {"node-a", "node-b"}
-    settings = Settings(home=tmp_path / "home", ray_address=cluster.address)
+    with fresh_postgres_database() as database_url, fresh_postgres_database() as mlflow_url:
+        _run_on_two_nodes(cluster, nodes, tmp_path, database_url, mlflow_url)
+
+
+def _run_on_two_nodes(cluster, nodes: dict, tmp_path: Path, database_url: str, mlflow_url: str) -> None:
+    from reelforge.platform.config import ServeAppConfig
+    from reelforge.platform.serving.app_builder import build_app
+
+    local = Settings(home=tmp_path / "home", ray_address=cluster.address)
+    config = build_config({"tenant": "acme", "data": str(tmp_path / "footage")}, ["steps=1"])
+    with pytest.raises(SplitStateError) as refused:
+        run_finetune(config, local)
+    for setting in ("database_url", "mlflow_tracking_uri", "storage_url", "train_storage_url"):
+        assert setting in refused.value.message, refused.value.message
+    assert "2-node Ray cluster" in refused.value.message
+    with pytest.raises(SplitStateError, match="REELFORGE_DATABASE_URL"):
+        build_app(ServeAppConfig(home=str(local.home)))
+
+    # Both "nodes" are processes of this machine, so the home is one filesystem they both see.
+    settings = Settings(
+        home=tmp_path / "home",
+        ray_address=cluster.address,
+        database_url=database_url,
+        mlflow_tracking_uri=mlflow_url,
+        shared_filesystem=True,
+    )
     footage = tmp_path / "footage"
     write_footage(footage, count=4, seed=6, brand=BrandLook("corner-block", "lime"))
     config = build_config(
@@ -80,8 +107,6 @@ def test_finetune_spreads_workers_and_serving_runs_on_the_second_node(two_nodes,
     from ray import serve
 
     from reelforge.jobs.adapter_registry import promote
-    from reelforge.platform.config import ServeAppConfig
-    from reelforge.platform.serving.app_builder import build_app
     from reelforge.platform.stores.tenants import TenantStore
     from tests.harness import PROMPT, free_port
 
@@ -90,6 +115,9 @@ def test_finetune_spreads_workers_and_serving_runs_on_the_second_node(two_nodes,
     app = ServeAppConfig.model_validate(
         {
             "home": str(settings.home),
+            "database_url": database_url,
+            "mlflow_tracking_uri": mlflow_url,
+            "shared_filesystem": True,
             "dispatch_interval_s": 0.2,
             "generators": [
                 {"num_cpus": 1, "resources": {"node-b": 0.01}, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}

@@ -62,3 +62,14 @@ def postgres_url():
 def api(tmp_path) -> ApiClients:
     """The API app through FastAPI's TestClient, on real stores under a temporary home (no Ray)."""
     return ApiClients(tmp_path / "home")
+
+
+@pytest.fixture
+def s3_env(monkeypatch):
+    """A real S3-protocol server on loopback (moto's), its bucket `reelforge`, and this process pointed at it."""
+    from tests.harness import s3_server
+
+    with s3_server() as env:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        yield env

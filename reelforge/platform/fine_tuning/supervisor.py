@@ -79,6 +79,8 @@ def driver_env(config: ServeAppConfig) -> dict[str, str]:
         "REELFORGE_DATABASE_URL": settings.resolved_database_url,
         "REELFORGE_STORAGE_URL": settings.resolved_storage_url,
         "MLFLOW_TRACKING_URI": settings.resolved_mlflow_tracking_uri,
+        "REELFORGE_TRAIN_STORAGE": settings.resolved_train_storage_url,
+        "REELFORGE_SHARED_FILESYSTEM": "1" if settings.shared_filesystem else "0",
     }
     env.update({key: str(path) for key, path in settings.model_paths.items()})
     return env

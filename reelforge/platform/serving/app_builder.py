@@ -13,6 +13,7 @@ from __future__ import annotations
 import ray
 from ray.serve import Application
 
+from reelforge.jobs.shared_state import alive_ray_nodes, refuse_split_state
 from reelforge.platform.api.ingress import VideoAPI
 from reelforge.platform.config import (
     AutoscalingSection,
@@ -58,6 +59,7 @@ def generator_capacity(generator: GeneratorConfig, autoscaling: AutoscalingSecti
 def build_app(args: ServeAppConfig) -> Application:
     """Build the reelforge Serve application from its config (Serve validates `args` into it)."""
     app = (args if isinstance(args, ServeAppConfig) else ServeAppConfig.model_validate(args or {})).pinned()
+    refuse_split_state(app.settings(), alive_ray_nodes(), "serving")
     handles: dict[str, Application] = {}
     capacity: dict[str, int] = {}
     base_deployments: dict[str, str] = {}

@@ -24,7 +24,15 @@ class BlobStore:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        # Object stores: no listing cache, since other replicas write the same prefixes, and an instance of
+        # our own (fsspec would share one across stores with other endpoints). Credentials and
+        # endpoint come from the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL for MinIO and the like).
+        options = (
+            {}
+            if "://" not in self.url or self.url.startswith("file://")
+            else {"use_listings_cache": False, "skip_instance_cache": True}
+        )
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
 
     def path(self, tenant: str, video_id: str, variant: str = "video", fence: int = 0) -> str:
         extension, _ = VARIANTS[variant]
