@@ -88,6 +88,17 @@ class FineTuneHooks:
         """The adapter is registered as `name` version `version`."""
 
 
+def _earlier_run(client, experiment_id: str, job_id: str) -> str | None:
+    """The MLflow run an earlier driver of this job created, if any (unfinished runs only)."""
+    from reelforge.jobs.adapter_registry import filter_literal
+
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{TAG_PREFIX}job_id` = '{filter_literal(job_id)}'", max_results=5
+    )
+    unfinished = [r for r in runs if r.info.status != "FINISHED"]
+    return unfinished[0].info.run_id if unfinished else None
+
+
 def new_job_id(tenant: str) -> str:
     """`ft-acme-20261121-083000-1a2b3c`: sortable, unique, names the tenant."""
     return f"ft-{tenant}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -224,10 +235,18 @@ def run_finetune(
     }
     if sweep_id:
         tags[f"{TAG_PREFIX}sweep_id"] = sweep_id
-    run = client.create_run(experiment_id, run_name=f"{config.suffix}-{job_id}", tags=tags)
-    run_id = run.info.run_id
-    hooks.run_started(run_id)
-    _log_run_inputs(client, run_id, config, data, model.path, total_steps, precision, use_gpu, brand)
+    earlier = _earlier_run(client, experiment_id, job_id)
+    if earlier is not None:
+        # A restarted driver (its predecessor died): the same run continues, and Ray Train resumes the
+        # workers from the last checkpoint in `train_storage_url` under the same run name.
+        run_id = earlier
+        client.update_run(run_id, status="RUNNING")
+        logger.info("fine-tune %s continues MLflow run %s", job_id, run_id)
+        hooks.run_started(run_id)
+    else:
+        run_id = client.create_run(experiment_id, run_name=f"{config.suffix}-{job_id}", tags=tags).info.run_id
+        hooks.run_started(run_id)
+        _log_run_inputs(client, run_id, config, data, model.path, total_steps, precision, use_gpu, brand)
 
     status_dir = settings.home / "finetune" / job_id / "workers"
     status_dir.mkdir(parents=True, exist_ok=True)
@@ -307,7 +326,7 @@ def run_finetune(
     version = register_adapter(
         settings,
         name,
-        source=f"{run.info.artifact_uri}/{ADAPTER_DIR}",
+        source=f"{client.get_run(run_id).info.artifact_uri}/{ADAPTER_DIR}",
         run_id=run_id,
         tags=version_tags,
         description=f"{config.fine_tuned_model_id} from job {job_id} ({total_steps} steps on {data.train_clips} clips)",

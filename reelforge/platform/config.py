@@ -156,6 +156,9 @@ class FineTuningSection(_Strict):
     # Jobs running on the cluster at once, all tenants together; later ones wait their turn.
     # Each job's ingest and workers need CPUs (and GPUs): too many at once starve each other.
     max_running_jobs: int = Field(1, ge=1)
+    # A driver that dies unsettled (killed, its node lost) is resubmitted and resumes from its last checkpoint.
+    max_driver_restarts: int = Field(2, ge=0, le=10)
+    job_timeout_s: float = Field(86_400.0, gt=0)  # a job running longer is stopped and failed
     # Upload validation runs as a Ray task with this reservation, never in the ingress process.
     validation_num_cpus: float = Field(1.0, gt=0)
     validation_memory_mb: int = Field(2048, ge=256)

@@ -70,6 +70,15 @@ class JobProgress(FineTuneHooks):
     def run_started(self, run_id: str) -> None:
         self.run_id = run_id
         self.store.set_run(self.job_id, run_id)
+        # A run an earlier driver started: what it already turned into events is not repeated.
+        client = tracking_client(self.settings)
+        for seen, key in (
+            ("train", "train/loss"),
+            ("checkpoint", "checkpoint/step"),
+            ("resumed", "train/resumed_from_step"),
+        ):
+            self._seen[seen] = max(self._history(client, key), default=0)
+        self._seen["eval"] = max((max(self._history(client, k), default=-1) for k in EVAL_KEYS), default=-1)
         self._thread = threading.Thread(target=self._follow, daemon=True, name="fine-tune-events")
         self._thread.start()
 
@@ -109,6 +118,14 @@ class JobProgress(FineTuneHooks):
     def _emit_new(self) -> None:
         """Events for new training steps and evals, a checkpoint row per new checkpoint."""
         client = tracking_client(self.settings)
+        for step in sorted(self._history(client, "train/resumed_from_step")):
+            if step > self._seen.get("resumed", 0):
+                self._seen["resumed"] = step
+                self.store.add_event(
+                    self.job_id,
+                    f"Resumed from step {step}, the last checkpoint before the training driver stopped",
+                    data={"step": step},
+                )
         losses = self._history(client, "train/loss")
         for step in sorted(s for s in losses if s > self._seen.get("train", 0)):
             self.store.add_event(

@@ -7,8 +7,12 @@ It runs in each ingress replica as one asyncio task (the ingress never trains). 
 * a `queued` job (its files were validated when it was created) is submitted as a Ray Job whose
   submission id is the job id, so two ingress replicas submitting the same job create one Ray Job.
   At most `fine_tuning.max_running_jobs` are submitted at once, oldest first; the rest stay queued;
-* a queued or running job whose Ray Job ended without the driver settling it (killed, crashed)
-  fails with the tail of the driver's log;
+* a queued or running job whose Ray Job ended without the driver settling it (a killed driver, a
+  lost head node) is resubmitted as `<job id>-r<n>`, up to `fine_tuning.max_driver_restarts`
+  times: the new driver continues the same MLflow run, and Ray Train resumes the workers from the
+  last checkpoint in `train_storage_url`. After that it fails with the tail of the driver's log;
+* a job running longer than `fine_tuning.job_timeout_s` is stopped and failed, so one hung job
+  never holds the queue;
 * a cancelled job's Ray Job is stopped, and anything it left is removed: every registry version
   its runs created, whether or not the row recorded it, and an MLflow run still open;
 * a finished job's usage is recorded once (device seconds = training wall time x workers).
@@ -84,6 +88,12 @@ def driver_env(config: ServeAppConfig) -> dict[str, str]:
     }
     env.update({key: str(path) for key, path in settings.model_paths.items()})
     return env
+
+
+def driver_restarts(job: FineTuneJob) -> int:
+    """How many times the job's driver was resubmitted: its Ray Job is `<job id>-r<n>` after the n-th."""
+    suffix = (job.submission_id or "").removeprefix(job.id)
+    return int(suffix[2:]) if suffix.startswith("-r") and suffix[2:].isdigit() else 0
 
 
 class FineTuneSupervisor:
@@ -163,6 +173,17 @@ class FineTuneSupervisor:
 
     def submit(self, job: FineTuneJob) -> None:
         """Start the job's driver as a Ray Job named after the job."""
+        try:
+            self._submit_ray_job(job, job.id)
+        except NoJobsApiError as exc:  # a deployment without Jobs API can never run it: say so on the job
+            self.jobs.fail(job.id, "cluster_unavailable", str(exc))
+            self.jobs.add_event(job.id, str(exc), level="error")
+            return
+        self.jobs.set_submission(job.id, job.id)
+        self.jobs.add_event(job.id, f"Submitted to the cluster as Ray Job {job.id}")
+
+    def _submit_ray_job(self, job: FineTuneJob, submission_id: str) -> None:
+        """Submit the driver under `submission_id`; one that exists already (another replica's) is no error."""
         python = self.config.fine_tuning.python or sys.executable
         policy = self.config.fine_tuning.policy_for(job.tenant)
         entrypoint = (
@@ -170,23 +191,32 @@ class FineTuneSupervisor:
             f"--max-steps {policy.max_steps}"
         )
         try:
-            client = self.client()
-        except NoJobsApiError as exc:  # a deployment without Jobs API can never run it: say so on the job
-            self.jobs.fail(job.id, "cluster_unavailable", str(exc))
-            self.jobs.add_event(job.id, str(exc), level="error")
-            return
-        try:
-            client.submit_job(
+            self.client().submit_job(
                 entrypoint=entrypoint,
-                submission_id=job.id,
+                submission_id=submission_id,
                 runtime_env={"env_vars": driver_env(self.config)},
                 metadata={"tenant": job.tenant, "fine_tuning_job": job.id},
             )
         except RuntimeError as exc:
             if "already exists" not in str(exc):  # another ingress replica submitted it first
                 raise
-        self.jobs.set_submission(job.id, job.id)
-        self.jobs.add_event(job.id, f"Submitted to the cluster as Ray Job {job.id}")
+
+    def _resubmit(self, job: FineTuneJob, ended: str) -> bool:
+        """Start a new driver for a job whose driver died unsettled; False when its restarts are spent."""
+        restarts = driver_restarts(job)
+        limit = self.config.fine_tuning.max_driver_restarts
+        if restarts >= limit:
+            return False
+        submission_id = f"{job.id}-r{restarts + 1}"
+        self._submit_ray_job(job, submission_id)
+        self.jobs.set_submission(job.id, submission_id)
+        self.jobs.add_event(
+            job.id,
+            f"The training driver stopped ({ended}) before finishing; resubmitted as Ray Job {submission_id} "
+            f"to resume from the last checkpoint (restart {restarts + 1} of {limit})",
+            level="warn",
+        )
+        return True
 
     def _ray_job(self, job: FineTuneJob):
         """The Ray Job's info, or None when the cluster no longer knows it (it was restarted)."""
@@ -203,6 +233,8 @@ class FineTuneSupervisor:
         info = self._ray_job(job)
         if info is None:
             message = f"Ray Job {job.submission_id} is no longer known to the cluster (was it restarted?)"
+            if job.status not in TERMINAL and self._resubmit(job, message):
+                return  # a restarted head: the new driver resumes from the checkpoint on shared storage
             if self.jobs.fail(job.id, "training_failed", message):
                 self.jobs.add_event(job.id, message, level="error")
             self.jobs.mark_metered(job.id)  # nothing left to stop or measure
@@ -216,17 +248,31 @@ class FineTuneSupervisor:
             return
         status = str(info.status.value)
         if status not in RAY_TERMINAL:
+            self._enforce_timeout(job)
             return
         if job.status in (VALIDATING, QUEUED, RUNNING):
             # The driver settles its own job; a Ray Job that ended with the row still open died.
             current = self.jobs.get(None, job.id)
             if current.status not in TERMINAL:
+                ended = f"{status}: {info.message or 'no message'}"
+                if self._resubmit(current, ended):
+                    return  # followed through its new Ray Job from the next pass
                 tail = client.get_job_logs(job.submission_id)[-LOG_TAIL_CHARS:]
-                message = f"the training driver ended ({status}: {info.message or 'no message'}) without finishing; log tail: {tail}"
+                message = f"the training driver ended ({ended}) without finishing; log tail: {tail}"
                 self.jobs.fail(job.id, "training_failed", message)
                 self.jobs.add_event(job.id, message, level="error")
             job = self.jobs.get(None, job.id)
         self._settle(job, info)
+
+    def _enforce_timeout(self, job: FineTuneJob) -> None:
+        """Stop and fail a job that has run longer than `fine_tuning.job_timeout_s`."""
+        limit = self.config.fine_tuning.job_timeout_s
+        if job.status != RUNNING or job.started_at is None or time.time() - job.started_at <= limit:
+            return
+        message = f"the job ran longer than its time limit of {limit:g} s (fine_tuning.job_timeout_s) and was stopped"
+        if self.jobs.fail(job.id, "timeout", message):
+            self.jobs.add_event(job.id, message, level="error")
+        self.client().stop_job(job.submission_id)  # settled once Ray says it stopped
 
     def _settle(self, job: FineTuneJob, info) -> None:
         """Record the finished job's usage once and stop following it."""

@@ -8,15 +8,17 @@ usage meter are the real ones, on SQLite.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import Enum
 
 import pytest
+from sqlalchemy import update
 
 from reelforge.jobs.run_tracking import TAG_PREFIX, tenant_experiment_id, tracking_client
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.supervisor import FineTuneSupervisor
-from reelforge.platform.stores.fine_tune_jobs import FineTuneStore
+from reelforge.platform.stores.fine_tune_jobs import FineTuneJob, FineTuneStore
 from reelforge.platform.stores.usage import TRAINING, UsageMeter
 from tests.harness import queued_fine_tune_job
 
@@ -89,22 +91,48 @@ def test_a_job_is_submitted_once_even_when_another_replica_did_it_first(setup):
     assert store.get(None, job_id).submission_id == job_id
 
 
-def test_a_driver_that_dies_fails_the_job_with_its_log_and_is_metered_once(setup):
+def test_a_driver_that_dies_is_resubmitted_then_fails_with_its_log_and_is_metered_once(setup):
     supervisor, api, store, meter = setup
+    supervisor.config.fine_tuning.max_driver_restarts = 1
     job_id = _job(store)
     supervisor.supervise_once()
     store.mark_running(job_id, "cpu", 2, 100)
     supervisor.supervise_once()
     assert store.get(None, job_id).status == "running"  # still running: nothing to do
     started = store.get(None, job_id).started_at
-    api.jobs[job_id] = Info(Status.FAILED, "exit code 1", end_time=int((started + 30) * 1000))
+    api.jobs[job_id] = Info(Status.FAILED, "exit code 1", end_time=int((started + 10) * 1000))
     supervisor.supervise_once()
+    # A driver that died unsettled gets a new one, which resumes from the last checkpoint.
+    job = store.get(None, job_id)
+    assert (job.status, job.submission_id) == ("running", f"{job_id}-r1") and api.submitted == [job_id, f"{job_id}-r1"]
+    events = [e.message for e in store.events("acme", job_id, None, 100)[0]]
+    assert "resubmitted as Ray Job " + f"{job_id}-r1 to resume from the last checkpoint (restart 1 of 1)" in events[0]
+    api.jobs[f"{job_id}-r1"] = Info(Status.FAILED, "exit code 1", end_time=int((started + 30) * 1000))
+    supervisor.supervise_once()  # its restarts are spent: the job fails with the log
     job = store.get(None, job_id)
     assert (job.status, job.error_code) == ("failed", "training_failed") and "MemoryError" in job.error_message
     supervisor.supervise_once()  # settled: a second pass records nothing more
     usage = meter.summary("acme")
     assert [(u.kind, u.jobs, u.device) for u in usage] == [(TRAINING, 1, "cpu")]
-    assert usage[0].seconds == pytest.approx(60.0, abs=0.5)  # 30 s of training x 2 workers
+    assert usage[0].seconds == pytest.approx(60.0, abs=0.5)  # 30 s of training x 2 workers, both drivers
+
+
+def test_a_job_past_its_time_limit_is_stopped_and_failed_and_the_queue_moves_on(setup):
+    supervisor, api, store, _ = setup
+    supervisor.config.fine_tuning.job_timeout_s = 60
+    hung, waiting = _job(store, "acme"), _job(store, "globex")
+    supervisor.supervise_once()
+    store.mark_running(hung, "cpu", 1, 10)
+    api.jobs[hung] = Info(Status.RUNNING)
+    with store._session.begin() as session:  # as if it started two minutes ago and never progressed
+        session.execute(update(FineTuneJob).where(FineTuneJob.id == hung).values(started_at=time.time() - 120))
+    supervisor.supervise_once()
+    job = store.get(None, hung)
+    assert (job.status, job.error_code) == ("failed", "timeout") and "time limit of 60 s" in job.error_message
+    assert api.stopped == [hung]
+    api.jobs[hung] = Info(Status.STOPPED, end_time=None)
+    supervisor.supervise_once()
+    assert store.get(None, hung).metered and api.submitted == [hung, waiting]
 
 
 def test_a_cancelled_job_is_stopped_then_settled_after_ray_says_stopped(setup, tmp_path):
@@ -120,11 +148,15 @@ def test_a_cancelled_job_is_stopped_then_settled_after_ray_says_stopped(setup, t
     assert [(u.kind, u.jobs, u.seconds) for u in meter.summary("acme")] == [(TRAINING, 1, 0.0)]  # never trained
 
 
-def test_a_job_the_cluster_forgot_fails_instead_of_being_followed_forever(setup):
+def test_a_job_the_cluster_forgot_is_resubmitted_then_fails_instead_of_being_followed_forever(setup):
     supervisor, api, store, _ = setup
+    supervisor.config.fine_tuning.max_driver_restarts = 1
     job_id = _job(store)
     supervisor.supervise_once()
-    api.jobs.clear()  # the cluster was restarted
+    api.jobs.clear()  # the cluster was restarted: a new driver resumes from shared storage
+    supervisor.supervise_once()
+    assert store.get(None, job_id).submission_id == f"{job_id}-r1" and api.submitted[-1] == f"{job_id}-r1"
+    api.jobs.clear()  # and restarted again: the restarts are spent
     supervisor.supervise_once()
     job = store.get(None, job_id)
     assert job.status == "failed" and "no longer known" in job.error_message and job.metered
