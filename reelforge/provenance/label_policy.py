@@ -73,6 +73,9 @@ class LabelPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Off only for a tenant the labelling rules do not cover (and only where `allow_unlabelled`):
+    # its videos keep the watermark and C2PA, the EU AI Act's machine-readable marking.
+    enabled: bool = True
     explicit: ExplicitLabelPolicy = ExplicitLabelPolicy()
     implicit: ImplicitLabelPolicy = ImplicitLabelPolicy()
 
@@ -100,9 +103,13 @@ class LabelSection(BaseModel):
     def _tenant_overrides_are_valid(self) -> LabelSection:
         for tenant in self.tenants:
             try:
-                self.policy_for(tenant)
+                policy = self.policy_for(tenant)
             except ValueError as exc:
                 raise ValueError(f"labels.tenants.{tenant}: {exc}") from None
+            if not policy.enabled and not self.allow_unlabelled:
+                raise ValueError(f"labels.tenants.{tenant} turns the labels off, which needs labels.allow_unlabelled")
+        if not self.default.enabled and not self.allow_unlabelled:
+            raise ValueError("labels.default turns the labels off, which needs labels.allow_unlabelled")
         return self
 
     def policy_for(self, tenant: str | None) -> LabelPolicy:

@@ -94,8 +94,8 @@ class ProvenanceStamper:
 
         The claims' watermark id is filled in here, once the watermark is issued.
         """
-        labelled = self.section.labels.enabled and not unlabelled
         policy = self.section.labels.policy_for(claims.tenant)
+        labelled = self.section.labels.enabled and policy.enabled and not unlabelled
         frames = draw_label(video.frames, video.fps, policy.explicit) if labelled else video.frames
         frames, watermark_id = self.watermark(frames, claims.request_id, claims.tenant)
         stamped = Video(frames, video.fps)

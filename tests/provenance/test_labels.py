@@ -100,6 +100,11 @@ def test_a_tenants_overrides_apply_over_the_platform_default():
     assert other.explicit.text == "AI生成"
     with pytest.raises(ValidationError, match="labels.tenants.bad"):
         LabelSection.model_validate({"tenants": {"bad": {"explicit": {"duration_s": 0.5}}}})
+    # A tenant outside the labelling rules may go unlabelled, but only where the operator allows it.
+    with pytest.raises(ValidationError, match="needs labels.allow_unlabelled"):
+        LabelSection.model_validate({"tenants": {"eu-only": {"enabled": False}}})
+    allowed = LabelSection.model_validate({"allow_unlabelled": True, "tenants": {"eu-only": {"enabled": False}}})
+    assert not allowed.policy_for("eu-only").enabled and allowed.policy_for("other").enabled
 
 
 def test_aigc_metadata_holds_every_field_and_is_matched_to_the_record(tmp_path):

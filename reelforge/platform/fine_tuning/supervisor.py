@@ -37,6 +37,7 @@ from reelforge.jobs.run_tracking import (
 )
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.job_admission import Admission, admit_job
+from reelforge.platform.stores.blob_store import object_store_env
 from reelforge.platform.stores.files import FileStore
 from reelforge.platform.stores.fine_tune_jobs import (
     CANCELLED,
@@ -87,6 +88,7 @@ def driver_env(config: ServeAppConfig) -> dict[str, str]:
         "REELFORGE_SHARED_FILESYSTEM": "1" if settings.shared_filesystem else "0",
     }
     env.update({key: str(path) for key, path in settings.model_paths.items()})
+    env.update(object_store_env())  # the driver fetches the tenant's upload from the same store
     return env
 
 

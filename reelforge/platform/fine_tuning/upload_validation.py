@@ -26,6 +26,7 @@ import ray
 
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.file_service import FileService
+from reelforge.platform.stores.blob_store import object_store_env
 
 logger = logging.getLogger(__name__)
 LEASE_MARGIN_S = 60.0  # beyond the validation timeout: the validator settles the file before its lease ends
@@ -71,7 +72,9 @@ class UploadValidator:
     def _validate_in_ray(self, tenant: str, file_id: str) -> None:
         section = self.config.fine_tuning
         task = _validate_in_task.options(
-            num_cpus=section.validation_num_cpus, memory=section.validation_memory_mb * 2**20
+            num_cpus=section.validation_num_cpus,
+            memory=section.validation_memory_mb * 2**20,
+            runtime_env={"env_vars": object_store_env()},  # the task reads the upload where this process stored it
         ).remote(self.config.model_dump_json(), tenant, file_id)
         try:
             ray.get(task, timeout=section.validation_timeout_s)

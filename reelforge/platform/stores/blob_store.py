@@ -10,6 +10,7 @@ the job row's fence names the files to serve. Writes go to a temporary name firs
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +18,22 @@ from pathlib import Path
 import fsspec
 
 VARIANTS = {"video": ("mp4", "video/mp4"), "thumbnail": ("jpg", "image/jpeg")}
+# How s3fs finds an S3-compatible store: what a process that reads our blobs must inherit.
+OBJECT_STORE_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+)
+
+
+def object_store_env() -> dict[str, str]:
+    """This process's object-store settings, for the Ray tasks and jobs it starts on other processes."""
+    return {key: os.environ[key] for key in OBJECT_STORE_ENV if os.environ.get(key)}
 
 
 class BlobStore:

@@ -42,7 +42,9 @@ def test_uploads_stream_commit_and_partials_are_swept_on_s3(s3_env, tmp_path):
     assert not store.fs.exists(store.upload_path("acme", "file-1"))
 
 
-def test_the_files_api_stores_validates_and_deletes_uploads_on_s3(s3_env, tmp_path):
+def test_the_files_api_stores_validates_and_deletes_uploads_on_s3(s3_env, ray_cluster, tmp_path):
+    """The validation runs in a Ray task on another process, which reaches the store with the
+    ingress's object-store environment."""
     write_footage(tmp_path / "footage", count=2, seed=12)
     api = ApiClients(tmp_path / "home", storage_url=URL)
     response = api.acme.post(
