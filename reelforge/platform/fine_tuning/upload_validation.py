@@ -30,7 +30,7 @@ from reelforge.platform.stores.blob_store import object_store_env
 
 logger = logging.getLogger(__name__)
 LEASE_MARGIN_S = 60.0  # beyond the validation timeout: the validator settles the file before its lease ends
-WATCHERS = 4  # threads waiting on validation tasks; Ray's resources bound how many run at once
+WATCHERS = 32  # threads blocked on validation tasks (cheap): enough that none waits for a thread while its lease runs
 
 
 @ray.remote(max_retries=0)  # a validation that ran out of memory would do so again
