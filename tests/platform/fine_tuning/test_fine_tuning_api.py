@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import openai
 import pytest
@@ -370,6 +371,11 @@ def test_a_killed_driver_is_resubmitted_and_resumes_from_its_checkpoint_in_the_s
         lambda: any(c.step == 100 for c in store.checkpoints("survivor", job.id, None, 10)[0]),
         timeout=600,
         retry_interval_ms=250,
+    )
+    # And Ray Train's own record of it is written: what a new driver restores from.
+    snapshot = Path(ft_platform.settings.resolved_train_storage_url) / job.id / "checkpoint_manager_snapshot.json"
+    wait_for_condition(
+        lambda: snapshot.is_file() and "checkpoint-0000100" in snapshot.read_text(), timeout=60, retry_interval_ms=100
     )
     # The driver's own process (the Ray Job's entrypoint), killed as an OOM killer or a lost node would.
     drivers = [
