@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mlflow.artifacts import download_artifacts
 
 from reelforge.errors import AdapterError
 from reelforge.jobs.adapter_registry import adapter_sha256, import_adapter
@@ -21,11 +20,6 @@ from reelforge.platform.stores.adapter_digests import AdapterDigestStore
 from reelforge.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "adapters"
-
-
-def _artifact_dir(settings: Settings, name: str, version: int) -> Path:
-    source = tracking_client(settings).get_model_version(name, str(version)).source
-    return Path(download_artifacts(artifact_uri=source, tracking_uri=settings.resolved_mlflow_tracking_uri)).parent
 
 
 def test_a_registered_adapter_loads_and_its_digest_is_the_platforms(settings: Settings):
