@@ -1,11 +1,13 @@
-"""The model families reelforge can load, one spec module each, found by architecture or pipeline class."""
+"""The model families reelforge can load, one spec module each, found by architecture or model index."""
 
 from __future__ import annotations
 
 from reelforge.models.spec import VideoModelSpec
 from reelforge.models.wan import WanSpec
+from reelforge.models.wan_i2v import WanI2VSpec
+from reelforge.models.wan_ti2v import WanTI2VSpec
 
-SPECS: dict[str, type[VideoModelSpec]] = {spec.architecture: spec for spec in (WanSpec,)}
+SPECS: dict[str, type[VideoModelSpec]] = {spec.architecture: spec for spec in (WanSpec, WanTI2VSpec, WanI2VSpec)}
 
 
 def spec_for_architecture(architecture: str) -> VideoModelSpec:
@@ -15,14 +17,14 @@ def spec_for_architecture(architecture: str) -> VideoModelSpec:
     return SPECS[architecture]()
 
 
-def spec_for_pipeline_class(class_name: str) -> VideoModelSpec | None:
-    """The spec whose family uses the diffusers pipeline class `class_name`, if any."""
+def spec_for_model_index(model_index: dict) -> VideoModelSpec | None:
+    """The spec of the family a diffusers `model_index.json` describes, if any."""
     for spec_class in SPECS.values():
-        if class_name in spec_class.pipeline_class_names:
+        if spec_class.matches(model_index):
             return spec_class()
     return None
 
 
 def known_pipeline_classes() -> list[str]:
     """Every diffusers pipeline class some family can load."""
-    return sorted(name for spec in SPECS.values() for name in spec.pipeline_class_names)
+    return sorted({name for spec in SPECS.values() for name in spec.pipeline_class_names})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -42,7 +43,13 @@ class VideoModel:
 
     @property
     def transformer(self) -> torch.nn.Module:
+        """The (high-noise, for two-expert models) transformer."""
         return self.pipeline.transformer
+
+    @cached_property
+    def denoiser(self) -> torch.nn.Module:
+        """What denoises at every timestep: the transformer, or both experts behind one router."""
+        return self.spec.denoiser(self.pipeline)
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """Prompts -> text states (B, L, D) with this model's token budget."""

@@ -3,6 +3,12 @@
 Saved adapters are `pytorch_lora_weights.safetensors` in diffusers' LoRA format (what
 `WanPipeline.load_lora_weights` reads, with the peft config in the safetensors metadata so alpha
 survives the round trip) plus `reelforge_adapter.json`, which names the base model it was trained on.
+
+A model with two experts (Wan 2.2 A14B) gets one file holding every trained expert, keyed by
+pipeline component (`transformer.*` high noise, `transformer_2.*` low noise), and `load_adapter`
+loads each part into its expert. (diffusers' own `load_lora_weights` fills only `transformer`
+unless told `load_into_transformer_2=True`, and then with the same weights: the commonest A14B
+LoRA mistake.)
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import peft
 import torch
@@ -26,6 +33,14 @@ logger = logging.getLogger(__name__)
 LORA_WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
 ADAPTER_CARD_FILE = "reelforge_adapter.json"
 
+# Which experts of a two-expert model an adapter trains, as pipeline components.
+ExpertChoice = Literal["all", "high_noise", "low_noise"]
+EXPERT_CHOICES: dict[str, tuple[str, ...]] = {
+    "all": ("transformer", "transformer_2"),
+    "high_noise": ("transformer",),
+    "low_noise": ("transformer_2",),
+}
+
 
 @dataclass(frozen=True)
 class LoraConfig:
@@ -35,8 +50,13 @@ class LoraConfig:
     alpha: float | None = None
     dropout: float = 0.0
     target_modules: tuple[str, ...] | None = None
+    # Two-expert models: both by default, because a look lives in the low-noise expert's fine detail
+    # (colours, small marks) as much as in the high-noise expert's layout; one-expert models ignore it.
+    experts: ExpertChoice = "all"
 
     def __post_init__(self) -> None:
+        if self.experts not in EXPERT_CHOICES:
+            raise InvalidLoraConfigError(f"lora experts must be one of {sorted(EXPERT_CHOICES)}, got {self.experts!r}")
         if not isinstance(self.rank, int) or isinstance(self.rank, bool) or not 1 <= self.rank <= 1024:
             raise InvalidLoraConfigError(f"lora rank must be an integer between 1 and 1024, got {self.rank!r}")
         if self.alpha is not None and not self.alpha > 0:
@@ -72,39 +92,62 @@ class AdapterCard:
     alpha: float
     target_modules: list[str]
     extra: dict = field(default_factory=dict)
+    # The pipeline components (experts) the adapter has weights for.
+    experts: list[str] = field(default_factory=lambda: ["transformer"])
+
+
+def trained_experts(model: VideoModel, config: LoraConfig) -> dict[str, torch.nn.Module]:
+    """The experts (by pipeline component) an adapter with `config` trains on `model`."""
+    experts = model.spec.experts(model.pipeline)
+    if len(experts) == 1:
+        if config.experts != "all":
+            raise InvalidLoraConfigError(
+                f"lora experts {config.experts!r} needs a two-expert model; {model.name} has one transformer"
+            )
+        return experts
+    return {name: experts[name] for name in EXPERT_CHOICES[config.experts]}
 
 
 def attach_lora(model: VideoModel, config: LoraConfig, adapter_name: str = "default") -> list[torch.nn.Parameter]:
-    """Freeze the transformer, add a trainable adapter, return the LoRA parameters (only those train)."""
-    transformer = model.transformer
+    """Freeze the experts, add a trainable adapter to the chosen ones, return the LoRA parameters."""
     targets = list(config.target_modules or model.spec.default_lora_targets)
-    names = [name for name, _ in transformer.named_modules()]
+    names = [name for name, _ in model.transformer.named_modules()]
     missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
     if missing:
         raise InvalidLoraConfigError(
             f"lora target_modules {missing} match no module of {model.name}'s transformer; "
             f"the default targets are {list(model.spec.default_lora_targets)}"
         )
-    transformer.requires_grad_(False)
-    transformer.add_adapter(config.to_peft(targets), adapter_name=adapter_name)
-    transformer.set_adapter(adapter_name)
-    params = [p for n, p in transformer.named_parameters() if "lora_" in n and f".{adapter_name}." in n]
+    for expert in model.spec.experts(model.pipeline).values():
+        expert.requires_grad_(False)
+    params: list[torch.nn.Parameter] = []
+    chosen = trained_experts(model, config)
+    for expert in chosen.values():
+        expert.add_adapter(config.to_peft(targets), adapter_name=adapter_name)
+        expert.set_adapter(adapter_name)
+        params += [p for n, p in expert.named_parameters() if "lora_" in n and f".{adapter_name}." in n]
     for p in params:
         p.requires_grad_(True)
     logger.info(
-        "attached LoRA %r (rank %d, alpha %g) to %d modules: %d trainable parameters",
+        "attached LoRA %r (rank %d, alpha %g) to %d modules of %s: %d trainable parameters",
         adapter_name,
         config.rank,
         config.effective_alpha,
         len(params) // 2,
+        " and ".join(chosen),
         sum(p.numel() for p in params),
     )
     return params
 
 
 def adapter_state_dict(model: VideoModel, adapter_name: str = "default") -> dict[str, torch.Tensor]:
-    """The adapter's tensors keyed like diffusers expects (without the `transformer.` prefix)."""
-    return get_peft_model_state_dict(model.transformer, adapter_name=adapter_name)
+    """The adapter's tensors of every expert that has it, keyed `<component>.<module>...` as saved."""
+    tensors: dict[str, torch.Tensor] = {}
+    for component, expert in model.spec.experts(model.pipeline).items():
+        if adapter_name in getattr(expert, "peft_config", {}):
+            state = get_peft_model_state_dict(expert, adapter_name=adapter_name)
+            tensors.update({f"{component}.{key}": value for key, value in state.items()})
+    return tensors
 
 
 def save_adapter(
@@ -117,15 +160,26 @@ def save_adapter(
     """Write the adapter in diffusers LoRA format plus its card; `state_dict` overrides (e.g. ZeRO-3 gathered)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    peft_config = model.transformer.peft_config[adapter_name]
+    experts = {c: e for c, e in model.spec.experts(model.pipeline).items() if adapter_name in getattr(e, "peft_config", {})}
+    if not experts:
+        raise AdapterError(f"no adapter named {adapter_name!r} is attached to {model.name}")
+    peft_config = next(iter(experts.values())).peft_config[adapter_name]
     tensors = state_dict if state_dict is not None else adapter_state_dict(model, adapter_name)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
     metadata = peft_config.to_dict()
     metadata["target_modules"] = sorted(metadata["target_modules"])
-    type(model.pipeline).save_lora_weights(
-        str(directory),
-        transformer_lora_layers=tensors,
-        transformer_lora_adapter_metadata=metadata,
+    layers = {
+        component: {
+            key.removeprefix(f"{component}."): value.detach().to("cpu", torch.float32).contiguous()
+            for key, value in tensors.items()
+            if key.startswith(f"{component}.")
+        }
+        for component in experts
+    }
+    # The shared writer of diffusers' LoRA mixins: each component's tensors and peft config under its prefix.
+    type(model.pipeline)._save_lora_weights(
+        save_directory=str(directory),
+        lora_layers=layers,
+        lora_metadata={component: metadata for component in experts},
         weight_name=LORA_WEIGHTS_FILE,
     )
     card = AdapterCard(
@@ -135,6 +189,7 @@ def save_adapter(
         alpha=float(peft_config.lora_alpha),
         target_modules=metadata["target_modules"],
         extra=extra or {},
+        experts=sorted(experts),
     )
     (directory / ADAPTER_CARD_FILE).write_text(json.dumps(asdict(card), indent=2) + "\n")
     return directory
@@ -152,8 +207,19 @@ def read_adapter_card(directory: str | Path) -> AdapterCard | None:
 
 
 def loaded_adapters(model: VideoModel) -> list[str]:
-    """Names of the adapters currently loaded into the transformer."""
-    return list(model.pipeline.get_list_adapters().get("transformer", []))
+    """Names of the adapters currently loaded into any expert."""
+    names: dict[str, None] = {}
+    for expert in model.spec.experts(model.pipeline).values():
+        names.update(dict.fromkeys(getattr(expert, "peft_config", {})))
+    return list(names)
+
+
+def _adapter_components(weights: Path) -> list[str]:
+    """The pipeline components an adapter file has weights for (its key prefixes)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as handle:
+        return sorted({key.split(".", 1)[0] for key in handle.keys()})
 
 
 def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) -> None:
@@ -177,28 +243,47 @@ def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) ->
             f"adapter {directory} was trained for a {card.architecture} model ({card.base_model}); "
             f"{model.name} is {model.spec.architecture}"
         )
+    experts = model.spec.experts(model.pipeline)
+    try:
+        components = _adapter_components(weights)
+    except Exception as exc:  # safetensors raises its own error types for a damaged header
+        raise AdapterError(f"adapter {weights} is not a readable safetensors file: {exc}") from exc
+    unknown = [c for c in components if c not in experts]
+    if unknown or not components:
+        raise AdapterError(
+            f"adapter {directory} has weights for {components or 'nothing'}; {model.name} has {sorted(experts)}"
+        )
     try:
         with warnings.catch_warnings():
             # Several adapters on one transformer is the point of multiplexed serving, not a mistake.
             warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            model.pipeline.load_lora_weights(str(directory), adapter_name=adapter_name, weight_name=LORA_WEIGHTS_FILE)
+            for component in components:
+                experts[component].load_lora_adapter(
+                    str(directory), weight_name=LORA_WEIGHTS_FILE, prefix=component, adapter_name=adapter_name
+                )
     except (ValueError, RuntimeError, KeyError, OSError) as exc:
         # A failed load can leave a half-registered adapter behind; remove it so the model stays usable.
-        if adapter_name in loaded_adapters(model):
-            model.pipeline.delete_adapters(adapter_name)
+        _delete_everywhere(model, adapter_name)
         raise AdapterError(f"adapter {directory} does not fit {model.name}: {exc}") from exc
 
 
 def activate_adapter(model: VideoModel, adapter_name: str | None, scale: float = 1.0) -> None:
     """Make `adapter_name` the only active adapter at `scale`; None runs the base model."""
-    if adapter_name is None:
-        if loaded_adapters(model):
-            model.pipeline.disable_lora()
-        return
-    if adapter_name not in loaded_adapters(model):
+    if adapter_name is not None and adapter_name not in loaded_adapters(model):
         raise AdapterError(f"no adapter named {adapter_name!r} is loaded (loaded: {loaded_adapters(model)})")
-    model.pipeline.enable_lora()
-    model.pipeline.set_adapters([adapter_name], adapter_weights=[scale])
+    for expert in model.spec.experts(model.pipeline).values():
+        present = getattr(expert, "peft_config", {})
+        if adapter_name in present:
+            expert.enable_lora()
+            expert.set_adapters([adapter_name], weights=[scale])
+        elif present:
+            expert.disable_lora()  # an expert the adapter does not cover runs as the base model
+
+
+def _delete_everywhere(model: VideoModel, adapter_name: str) -> None:
+    for expert in model.spec.experts(model.pipeline).values():
+        if adapter_name in getattr(expert, "peft_config", {}):
+            expert.delete_adapters(adapter_name)
 
 
 def unload_adapter(model: VideoModel, adapter_name: str) -> None:
@@ -208,4 +293,4 @@ def unload_adapter(model: VideoModel, adapter_name: str) -> None:
     with warnings.catch_warnings():
         # peft warns when the active adapter goes; callers choose the next one with activate_adapter.
         warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
-        model.pipeline.delete_adapters(adapter_name)
+        _delete_everywhere(model, adapter_name)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reelforge.errors import CheckpointNotFoundError, UnknownModelError
-from reelforge.models.families import known_pipeline_classes, spec_for_pipeline_class
+from reelforge.models.families import known_pipeline_classes, spec_for_model_index
 from reelforge.models.spec import ModelDefaults, VideoModelSpec
 from reelforge.settings import Settings, model_path_env_var
 
@@ -192,7 +192,7 @@ def read_model_dir_info(path: Path) -> tuple[VideoModelSpec, ModelDefaults | Non
     """(the family's spec, defaults from reelforge.json if present) of a model directory."""
     index = json.loads((path / "model_index.json").read_text())
     class_name = index.get("_class_name", "")
-    spec = spec_for_pipeline_class(class_name)
+    spec = spec_for_model_index(index)
     if spec is None:
         raise UnknownModelError(
             f"{path} holds a {class_name or 'unnamed'} pipeline; reelforge supports {', '.join(known_pipeline_classes())}"

@@ -1,4 +1,4 @@
-"""Text-to-video sampling: validated settings in, decoded frames out.
+"""Text- and image-to-video sampling: validated settings in, decoded frames out.
 
 The loop is ours rather than `WanPipeline.__call__` so that guidance is the tested pure function,
 the conditional and unconditional passes share one batched transformer call, progress is reported
@@ -19,6 +19,7 @@ import torch
 from reelforge.errors import InvalidGenerationSettingsError
 from reelforge.models.guidance import classifier_free_guidance, needs_unconditional
 from reelforge.models.loading import VideoModel
+from reelforge.models.spec import ImageInput
 from reelforge.models.video_io import Video
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class GenerationSettings:
     guidance: float | None = None
     seed: int = 0
     fps: float | None = None
+    # First frame (H, W, 3) uint8 at the request's size (`reference_image.fit_to_size`), for image models.
+    image: np.ndarray | None = None
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -90,9 +93,31 @@ def resolve_settings(model: VideoModel, settings: GenerationSettings) -> Generat
         problems.append(f"fps {s.fps} must be between 1 and 120")
     if not 0 <= s.seed < 2**63:
         problems.append(f"seed {s.seed} must be between 0 and 2^63 - 1")
+    problems += _image_problems(model, s)
     if problems:
         raise InvalidGenerationSettingsError("; ".join(problems))
     return s
+
+
+def _image_problems(model: VideoModel, s: GenerationSettings) -> list[str]:
+    takes = model.spec.image_input
+    if s.image is None:
+        if takes is ImageInput.REQUIRED:
+            return [f"{model.name} is an image-to-video model: give a first-frame image (input_reference)"]
+        return []
+    if takes is ImageInput.NONE:
+        return [f"{model.name} is a text-to-video model and takes no image (input_reference)"]
+    if s.image.shape != (s.height, s.width, 3) or s.image.dtype != np.uint8:
+        return [f"image is {s.image.shape} {s.image.dtype}; expected ({s.height}, {s.width}, 3) uint8"]
+    return []
+
+
+def image_condition(model: VideoModel, s: GenerationSettings) -> torch.Tensor | None:
+    """The model's conditioning latent for the settings' first frame, or None without one."""
+    if s.image is None:
+        return None
+    pixels = torch.from_numpy(s.image).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, H, W) in [-1, 1]
+    return model.spec.encode_image(model.pipeline, pixels.to(model.device), s.num_frames).to(model.dtype)
 
 
 def initial_noise(model: VideoModel, s: GenerationSettings) -> torch.Tensor:
@@ -112,18 +137,21 @@ def denoise(model: VideoModel, settings: GenerationSettings, progress: ProgressC
     scheduler = copy.deepcopy(model.pipeline.scheduler)
     scheduler.set_timesteps(s.steps, device=model.device)
     latents = initial_noise(model, s)  # (1, C, F', H', W')
+    condition = image_condition(model, s)  # None, (1, C, 1, H', W') or (1, k + C, F', H', W')
+    conditions = None if condition is None else condition.expand(len(prompts), *condition.shape[1:])
     total = len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
         model_input = latents.repeat(len(prompts), 1, 1, 1, 1)  # (2 or 1, C, F', H', W'): contiguous for conv
         timestep = t.expand(len(prompts)).to(model.device)
-        prediction = model.spec.predict(model.transformer, model_input, timestep, text).float()
+        # Two-expert models route by `timestep` inside the denoiser: high noise first, then low noise.
+        prediction = model.spec.predict(model.denoiser, model_input, timestep, text, conditions).float()
         if guided:
             uncond, cond = prediction.chunk(2)
             prediction = classifier_free_guidance(uncond, cond, s.guidance)
         latents = scheduler.step(prediction, t, latents, return_dict=False)[0]
         if progress is not None:
             progress(i + 1, total)
-    return latents
+    return model.spec.finish_latents(latents, condition)
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import ClassVar
 
@@ -56,13 +57,51 @@ class ModelDefaults:
         return cls(**known)
 
 
+class ImageInput(str, Enum):
+    """Whether a family takes a first-frame image."""
+
+    NONE = "none"  # text-to-video only
+    OPTIONAL = "optional"  # text-to-video, or image-to-video when given an image (Wan 2.2 TI2V)
+    REQUIRED = "required"  # image-to-video only (Wan 2.2 I2V-A14B)
+
+
 class VideoModelSpec(ABC):
-    """Architecture knowledge of one text-to-video family, over a loaded diffusers pipeline."""
+    """Architecture knowledge of one video family, over a loaded diffusers pipeline."""
 
     architecture: ClassVar[str]
     pipeline_class_names: ClassVar[tuple[str, ...]]
     default_lora_targets: ClassVar[tuple[str, ...]]
     default_defaults: ClassVar[ModelDefaults]
+    image_input: ClassVar[ImageInput] = ImageInput.NONE
+
+    @classmethod
+    def matches(cls, model_index: dict) -> bool:
+        """Whether a directory with this `model_index.json` belongs to the family."""
+        return model_index.get("_class_name") in cls.pipeline_class_names
+
+    def experts(self, pipeline: DiffusionPipeline) -> dict[str, torch.nn.Module]:
+        """The denoising transformers by pipeline component name, high-noise expert first."""
+        return {"transformer": pipeline.transformer}
+
+    def denoiser(self, pipeline: DiffusionPipeline) -> torch.nn.Module:
+        """The module that denoises at any timestep: what the trainer wraps and the sampler calls."""
+        return pipeline.transformer
+
+    def encode_image(self, pipeline: DiffusionPipeline, image: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """A first frame (B, 3, H, W) in [-1, 1] -> the conditioning latent this family consumes."""
+        raise NotImplementedError(f"{self.architecture} models take no image")
+
+    def training_condition(self, x0: torch.Tensor, cached: torch.Tensor | None) -> torch.Tensor | None:
+        """The condition a training clip gives: from its clean latent (B, C, F', H', W') or its cache."""
+        return None
+
+    def loss_mask(self, latent: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor | None:
+        """Where the loss counts (1) over a latent's shape, or None for everywhere."""
+        return None
+
+    def finish_latents(self, latents: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        """The sampled latent as it is decoded (a given first frame is put back exactly)."""
+        return latents
 
     @abstractmethod
     def load_pipeline(self, path: Path, dtype: torch.dtype) -> DiffusionPipeline:
@@ -91,12 +130,13 @@ class VideoModelSpec(ABC):
     @abstractmethod
     def predict(
         self,
-        transformer: torch.nn.Module,
+        denoiser: torch.nn.Module,
         noisy: torch.Tensor,
         model_timesteps: torch.Tensor,
         text_states: torch.Tensor,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One transformer call: noisy latents (B, C, F', H', W'), timesteps (B,), text (B, L, D)."""
+        """One denoiser call: noisy latents (B, C, F', H', W'), timesteps (B,), text (B, L, D), image condition."""
 
     @abstractmethod
     def objective(self, pipeline: DiffusionPipeline) -> Objective:

@@ -1,18 +1,31 @@
-"""Wan 2.1 text-to-video (diffusers format): the `VideoModelSpec` for WanPipeline."""
+"""Wan text-to-video (diffusers format): Wan 2.1 T2V, and Wan 2.2 T2V-A14B with its two experts.
+
+`WanSpec` also holds what every Wan family shares (UMT5 text, the causal VAE and its latent
+normalisation, flow matching, experts); the image-to-video families subclass it.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
+from diffusers import AutoencoderKLWan, DiffusionPipeline, WanImageToVideoPipeline, WanPipeline
 
+from reelforge.models.experts import EXPERT_COMPONENTS, ExpertRouter
 from reelforge.models.objectives import FlowMatchingObjective
 from reelforge.models.spec import ModelDefaults, VideoModelSpec
 
+PIPELINE_CLASSES = {"WanPipeline": WanPipeline, "WanImageToVideoPipeline": WanImageToVideoPipeline}
+
+
+def read_model_index(path: Path) -> dict:
+    """The directory's model_index.json."""
+    return json.loads((path / "model_index.json").read_text())
+
 
 class WanSpec(VideoModelSpec):
-    """Wan 2.1 T2V: UMT5 text states, causal 3D VAE (4x temporal), flow-matching DiT."""
+    """Wan T2V: UMT5 text states, causal 3D VAE (4x temporal), flow-matching DiT, one or two experts."""
 
     architecture = "wan"
     pipeline_class_names = ("WanPipeline",)
@@ -25,19 +38,40 @@ class WanSpec(VideoModelSpec):
         height=480, width=832, num_frames=81, fps=16.0, steps=50, guidance=5.0, max_text_tokens=512
     )
 
+    @classmethod
+    def matches(cls, model_index: dict) -> bool:
+        return model_index.get("_class_name") in cls.pipeline_class_names and not model_index.get("expand_timesteps")
+
     def load_pipeline(self, path: Path, dtype: torch.dtype) -> DiffusionPipeline:
+        pipeline_class = PIPELINE_CLASSES[read_model_index(path)["_class_name"]]
         # The Wan VAE loses detail in reduced precision; keep it in fp32 as the model card advises.
         vae = AutoencoderKLWan.from_pretrained(str(path), subfolder="vae", dtype=torch.float32, local_files_only=True)
-        pipeline = WanPipeline.from_pretrained(str(path), vae=vae, dtype=dtype, local_files_only=True)
+        pipeline = pipeline_class.from_pretrained(str(path), vae=vae, dtype=dtype, local_files_only=True)
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
 
+    def experts(self, pipeline: DiffusionPipeline) -> dict[str, torch.nn.Module]:
+        found = {name: getattr(pipeline, name, None) for name in EXPERT_COMPONENTS}
+        return {name: module for name, module in found.items() if module is not None}
+
+    def boundary(self, pipeline: DiffusionPipeline) -> float | None:
+        """The switch timestep in the transformer's units (t >= boundary: high-noise expert), or None."""
+        ratio = pipeline.config.get("boundary_ratio")
+        if ratio is None or getattr(pipeline, "transformer_2", None) is None:
+            return None
+        return float(ratio) * int(pipeline.scheduler.config.num_train_timesteps)
+
+    def denoiser(self, pipeline: DiffusionPipeline) -> torch.nn.Module:
+        boundary = self.boundary(pipeline)
+        if boundary is None:
+            return pipeline.transformer
+        return ExpertRouter(pipeline.transformer, pipeline.transformer_2, boundary)
+
     def encode_text(self, pipeline: DiffusionPipeline, prompts: list[str], max_tokens: int) -> torch.Tensor:
-        states, _ = pipeline.encode_prompt(
-            prompt=prompts,
-            do_classifier_free_guidance=False,
-            max_sequence_length=max_tokens,
-            device=pipeline.transformer.device,
+        # WanPipeline's T5 encoding for every Wan pipeline class: WanImageToVideoPipeline's copy calls
+        # ftfy without checking that it is installed (diffusers 0.42).
+        states = WanPipeline._get_t5_prompt_embeds(
+            pipeline, prompt=prompts, max_sequence_length=max_tokens, device=pipeline.transformer.device
         )
         return states.to(pipeline.transformer.dtype)  # (B, L, D)
 
@@ -63,16 +97,28 @@ class WanSpec(VideoModelSpec):
         mean, std = self._latent_stats(pipeline, z)
         return vae.decode(z * std + mean, return_dict=False)[0].clamp(-1.0, 1.0)  # (B, 3, F, H, W)
 
+    def model_inputs(
+        self,
+        denoiser: torch.nn.Module,
+        noisy: torch.Tensor,
+        model_timesteps: torch.Tensor,
+        condition: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hidden states, timesteps) the transformer takes; text-to-video passes them through."""
+        return noisy, model_timesteps
+
     def predict(
         self,
-        transformer: torch.nn.Module,
+        denoiser: torch.nn.Module,
         noisy: torch.Tensor,
         model_timesteps: torch.Tensor,
         text_states: torch.Tensor,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return transformer(
-            hidden_states=noisy.to(transformer.dtype),
-            timestep=model_timesteps,
+        hidden, timesteps = self.model_inputs(denoiser, noisy, model_timesteps, condition)
+        return denoiser(
+            hidden_states=hidden.to(denoiser.dtype),
+            timestep=timesteps,
             encoder_hidden_states=text_states,
             return_dict=False,
         )[0]  # (B, C, F', H', W')
@@ -90,7 +136,7 @@ class WanSpec(VideoModelSpec):
     ) -> tuple[int, int, int, int]:
         vae = pipeline.vae.config
         return (
-            int(vae.z_dim),
+            int(vae.z_dim),  # the noise's channels; an I2V transformer also takes condition channels
             (num_frames - 1) // int(vae.scale_factor_temporal) + 1,
             height // int(vae.scale_factor_spatial),
             width // int(vae.scale_factor_spatial),

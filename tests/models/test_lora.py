@@ -220,5 +220,5 @@ class TestBadInput:
 
     def test_corrupt_weights_file(self, tiny_model: VideoModel, tmp_path: Path):
         (tmp_path / LORA_WEIGHTS_FILE).write_bytes(b"not a safetensors file")
-        with pytest.raises(AdapterError, match="does not fit"):
+        with pytest.raises(AdapterError, match="not a readable safetensors file"):
             load_adapter(tiny_model, tmp_path, "x")

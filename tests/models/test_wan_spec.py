@@ -5,16 +5,23 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reelforge.models.families import spec_for_architecture, spec_for_pipeline_class
+from reelforge.models.families import spec_for_architecture, spec_for_model_index
 from reelforge.models.loading import VideoModel
 from reelforge.models.objectives import FlowMatchingObjective
 from reelforge.models.wan import WanSpec
+from reelforge.models.wan_i2v import WanI2VSpec
+from reelforge.models.wan_ti2v import WanTI2VSpec
 
 
-def test_spec_registry_finds_wan():
+def test_spec_registry_finds_each_wan_family_by_its_model_index():
     assert isinstance(spec_for_architecture("wan"), WanSpec)
-    assert isinstance(spec_for_pipeline_class("WanPipeline"), WanSpec)
-    assert spec_for_pipeline_class("CogVideoXPipeline") is None
+    assert type(spec_for_model_index({"_class_name": "WanPipeline", "expand_timesteps": False})) is WanSpec
+    a14b = {"_class_name": "WanPipeline", "boundary_ratio": 0.875, "expand_timesteps": False}
+    assert type(spec_for_model_index(a14b)) is WanSpec
+    assert type(spec_for_model_index({"_class_name": "WanPipeline", "expand_timesteps": True})) is WanTI2VSpec
+    i2v = {"_class_name": "WanImageToVideoPipeline", "boundary_ratio": 0.9, "expand_timesteps": False}
+    assert type(spec_for_model_index(i2v)) is WanI2VSpec
+    assert spec_for_model_index({"_class_name": "CogVideoXPipeline"}) is None
     with pytest.raises(KeyError, match="known"):
         spec_for_architecture("sora")
 

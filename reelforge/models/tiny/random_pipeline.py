@@ -8,13 +8,14 @@ so nothing is fetched from a hub, and the same seed gives bit-identical weights.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from diffusers import (
     AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
+    WanImageToVideoPipeline,
     WanPipeline,
     WanTransformer3DModel,
 )
@@ -48,6 +49,13 @@ class TinyWanConfig:
     text_layers: int = 2
     text_heads: int = 4
     text_ff: int = 128
+    # Wan 2.2 shapes: the TI2V VAE (residual blocks behind a 2x2 pixel patchify), first-frame
+    # conditioning with per-token timesteps, two experts switching at a boundary, and the I2V
+    # transformer's extra mask + image-latent input channels.
+    vae_patch_size: int | None = None
+    expand_timesteps: bool = False
+    boundary_ratio: float | None = None
+    image_channels: bool = False
     # Scheduler and generation defaults
     flow_shift: float = 2.0
     defaults: ModelDefaults = field(
@@ -99,9 +107,32 @@ class TinyWanConfig:
             ),
         )
 
+    @classmethod
+    def for_tests_ti2v(cls) -> TinyWanConfig:
+        """`for_tests` in Wan 2.2 TI2V-5B's shape: patchifying residual VAE, first-frame conditioning."""
+        return replace(
+            cls.for_tests(),
+            vae_patch_size=2,
+            vae_base_dim=8,  # residual down blocks need channels that divide evenly at every stage
+            vae_dim_mult=(1, 2, 2),
+            vae_temporal_downsample=(False, True),  # as Wan 2.2's VAE: the first downsampling is spatial only
+            latent_channels=6,
+            expand_timesteps=True,
+        )
+
+    @classmethod
+    def for_tests_a14b(cls) -> TinyWanConfig:
+        """`for_tests` in Wan 2.2 T2V-A14B's shape: two experts switching at 0.875 of the timesteps."""
+        return replace(cls.for_tests(), boundary_ratio=0.875)
+
+    @classmethod
+    def for_tests_i2v_a14b(cls) -> TinyWanConfig:
+        """`for_tests` in Wan 2.2 I2V-A14B's shape: two experts and concatenated image channels."""
+        return replace(cls.for_tests(), boundary_ratio=0.9, image_channels=True)
+
     @property
     def spatial_compression(self) -> int:
-        return 2 ** (len(self.vae_dim_mult) - 1)
+        return 2 ** (len(self.vae_dim_mult) - 1) * (self.vae_patch_size or 1)
 
     @property
     def temporal_compression(self) -> int:
@@ -118,29 +149,15 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, unk_token=UNK)
 
 
-def build_random_wan_pipeline(config: TinyWanConfig, seed: int = 0) -> WanPipeline:
-    """A WanPipeline with every component built from `config` and weights drawn from `seed`."""
-    tokenizer = build_tokenizer()
+def _random_transformer(config: TinyWanConfig, seed: int) -> WanTransformer3DModel:
     z = config.latent_channels
     torch.manual_seed(seed)
-    vae = AutoencoderKLWan(
-        base_dim=config.vae_base_dim,
-        z_dim=z,
-        dim_mult=list(config.vae_dim_mult),
-        num_res_blocks=config.vae_num_res_blocks,
-        temperal_downsample=list(config.vae_temporal_downsample),
-        # Identity normalisation until a trained VAE's latent statistics are measured.
-        latents_mean=[0.0] * z,
-        latents_std=[1.0] * z,
-        scale_factor_spatial=config.spatial_compression,
-        scale_factor_temporal=config.temporal_compression,
-    )
-    torch.manual_seed(seed + 1)
-    transformer = WanTransformer3DModel(
+    return WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=config.num_heads,
         attention_head_dim=config.head_dim,
-        in_channels=z,
+        # An I2V transformer also reads the mask (one channel per packed frame) and the image latent.
+        in_channels=2 * z + config.temporal_compression if config.image_channels else z,
         out_channels=z,
         text_dim=config.text_dim,
         freq_dim=config.freq_dim,
@@ -150,6 +167,33 @@ def build_random_wan_pipeline(config: TinyWanConfig, seed: int = 0) -> WanPipeli
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=256,
     )
+
+
+def build_random_wan_pipeline(config: TinyWanConfig, seed: int = 0) -> WanPipeline | WanImageToVideoPipeline:
+    """A Wan pipeline with every component built from `config` and weights drawn from `seed`."""
+    tokenizer = build_tokenizer()
+    z = config.latent_channels
+    torch.manual_seed(seed)
+    patchified = config.vae_patch_size is not None
+    vae = AutoencoderKLWan(
+        base_dim=config.vae_base_dim,
+        z_dim=z,
+        dim_mult=list(config.vae_dim_mult),
+        num_res_blocks=config.vae_num_res_blocks,
+        temperal_downsample=list(config.vae_temporal_downsample),
+        # Wan 2.2's VAE patchifies pixels 2x2 before residual down blocks.
+        is_residual=patchified,
+        in_channels=3 * config.vae_patch_size**2 if patchified else 3,
+        out_channels=3 * config.vae_patch_size**2 if patchified else 3,
+        patch_size=config.vae_patch_size,
+        # Identity normalisation until a trained VAE's latent statistics are measured.
+        latents_mean=[0.0] * z,
+        latents_std=[1.0] * z,
+        scale_factor_spatial=config.spatial_compression,
+        scale_factor_temporal=config.temporal_compression,
+    )
+    transformer = _random_transformer(config, seed + 1)
+    transformer_2 = _random_transformer(config, seed + 3) if config.boundary_ratio is not None else None
     torch.manual_seed(seed + 2)
     text_encoder = UMT5EncoderModel(
         UMT5Config(
@@ -166,15 +210,23 @@ def build_random_wan_pipeline(config: TinyWanConfig, seed: int = 0) -> WanPipeli
         )
     )
     scheduler = FlowMatchEulerDiscreteScheduler(shift=config.flow_shift)
-    return WanPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
+    pipeline_class = WanImageToVideoPipeline if config.image_channels else WanPipeline
+    return pipeline_class(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=scheduler,
+        transformer=transformer,
+        transformer_2=transformer_2,
+        boundary_ratio=config.boundary_ratio,
+        expand_timesteps=config.expand_timesteps,
     )
 
 
-def save_model_dir(pipeline: WanPipeline, path: Path, defaults: ModelDefaults, card: dict | None = None) -> Path:
+def save_model_dir(pipeline: WanPipeline | WanImageToVideoPipeline, path: Path, defaults: ModelDefaults, card: dict | None = None) -> Path:
     """Write `pipeline` in diffusers format plus `reelforge.json` (generation defaults, provenance)."""
     path.mkdir(parents=True, exist_ok=True)
     pipeline.save_pretrained(str(path), safe_serialization=True)
-    payload = {"architecture": "wan", "defaults": asdict(defaults), **(card or {})}
+    payload = {"defaults": asdict(defaults), **(card or {})}
     (path / MODEL_CARD_CONFIG).write_text(json.dumps(payload, indent=2) + "\n")
     return path
