@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline
 
+from reelforge.errors import UnknownModelError
 from reelforge.models.presets import ResolvedModel, read_model_dir_info, resolve_model
 from reelforge.models.spec import ModelDefaults, VideoModelSpec
 from reelforge.settings import Settings
@@ -73,6 +74,11 @@ def describe_model(
     settings = settings or Settings.from_env()
     resolved: ResolvedModel = resolve_model(name, settings, model_path)
     spec, card_defaults = read_model_dir_info(resolved.path)
+    if resolved.preset is not None and spec.architecture != resolved.preset.architecture:
+        raise UnknownModelError(
+            f"{resolved.path} holds a {spec.architecture} model, but {resolved.name} is a "
+            f"{resolved.preset.architecture} model ({resolved.preset.source}); check the path"
+        )
     defaults = card_defaults or (resolved.preset.defaults if resolved.preset else None) or spec.default_defaults
     return ModelDescription(resolved.name, resolved.path, spec, defaults)
 

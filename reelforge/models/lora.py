@@ -160,7 +160,9 @@ def save_adapter(
     """Write the adapter in diffusers LoRA format plus its card; `state_dict` overrides (e.g. ZeRO-3 gathered)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    experts = {c: e for c, e in model.spec.experts(model.pipeline).items() if adapter_name in getattr(e, "peft_config", {})}
+    experts = {
+        c: e for c, e in model.spec.experts(model.pipeline).items() if adapter_name in getattr(e, "peft_config", {})
+    }
     if not experts:
         raise AdapterError(f"no adapter named {adapter_name!r} is attached to {model.name}")
     peft_config = next(iter(experts.values())).peft_config[adapter_name]

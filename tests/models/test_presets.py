@@ -108,3 +108,17 @@ def test_random_builder_is_deterministic_per_seed(tmp_path: Path):
     b = save_model_dir(build_random_wan_pipeline(config, seed=1), tmp_path / "b", config.defaults)
     c = save_model_dir(build_random_wan_pipeline(config, seed=2), tmp_path / "c", config.defaults)
     assert _weights_digest(a) == _weights_digest(b) != _weights_digest(c)
+
+
+def test_every_preset_names_a_known_family():
+    from reelforge.models.families import spec_for_architecture
+
+    for preset in PRESETS.values():
+        spec_for_architecture(preset.architecture)
+
+
+def test_a_checkpoint_of_another_family_is_refused_for_a_preset(settings, tiny_model_dir):
+    from reelforge.models.loading import describe_model
+
+    with pytest.raises(UnknownModelError, match="holds a wan model, but wan2.2-ti2v-5b is a wan-ti2v model"):
+        describe_model("wan2.2-ti2v-5b", settings, model_path=tiny_model_dir)

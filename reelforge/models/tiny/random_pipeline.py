@@ -223,7 +223,9 @@ def build_random_wan_pipeline(config: TinyWanConfig, seed: int = 0) -> WanPipeli
     )
 
 
-def save_model_dir(pipeline: WanPipeline | WanImageToVideoPipeline, path: Path, defaults: ModelDefaults, card: dict | None = None) -> Path:
+def save_model_dir(
+    pipeline: WanPipeline | WanImageToVideoPipeline, path: Path, defaults: ModelDefaults, card: dict | None = None
+) -> Path:
     """Write `pipeline` in diffusers format plus `reelforge.json` (generation defaults, provenance)."""
     path.mkdir(parents=True, exist_ok=True)
     pipeline.save_pretrained(str(path), safe_serialization=True)
