@@ -58,6 +58,15 @@ class VideoDecodeError(UserInputError):
         self.reason = reason
 
 
+class InvalidReferenceImageError(UserInputError):
+    """A first-frame image is not an image, or too small, huge, animated or of the wrong shape."""
+
+    code = "invalid_image"
+
+    def __init__(self, message: str, param: str | None = "input_reference") -> None:
+        super().__init__(message, param)
+
+
 class InvalidLoraConfigError(UserInputError):
     """LoRA rank, alpha, dropout or target modules are not usable."""
 

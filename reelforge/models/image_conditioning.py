@@ -61,3 +61,26 @@ def first_frame_video(image: torch.Tensor, num_frames: int) -> torch.Tensor:
     """An image (B, 3, H, W) followed by num_frames - 1 black frames: (B, 3, F, H, W) in [-1, 1]."""
     rest = image.new_zeros(image.shape[0], image.shape[1], num_frames - 1, *image.shape[2:])
     return torch.cat([image[:, :, None], rest], dim=2)
+
+
+def first_frame_training_inputs(
+    noisy: torch.Tensor,
+    x0: torch.Tensor,
+    model_timesteps: torch.Tensor,
+    conditioned: torch.Tensor,
+    patch_size: tuple[int, int, int],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The TI2V training objective's inputs for a batch mixing text- and image-to-video samples.
+
+    For samples with `conditioned` (B,) true, the first latent frame is the clean clip's own, its
+    tokens get timestep 0 and the loss skips it; the rest train as text-to-video. Returns
+    (hidden states (B, C, F', H', W'), per-token timesteps (B, seq), loss mask (B, 1, F', H', W')).
+    """
+    mask = first_frame_mask(noisy)  # (1, 1, F', H', W')
+    rows = conditioned.reshape(-1, 1, 1, 1, 1).to(noisy.dtype)  # (B, 1, 1, 1, 1)
+    per_sample_mask = rows * mask + (1 - rows) * torch.ones_like(mask)  # (B, 1, F', H', W')
+    hidden = with_first_frame(noisy, x0[:, :, :1], per_sample_mask)
+    timesteps = token_timesteps(torch.ones_like(mask), model_timesteps, patch_size)  # (B, seq): all noisy
+    given = token_timesteps(mask, model_timesteps, patch_size)  # (B, seq): first frame at 0
+    timesteps = torch.where(conditioned.reshape(-1, 1), given, timesteps)
+    return hidden, timesteps, per_sample_mask

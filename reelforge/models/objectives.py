@@ -125,9 +125,23 @@ def sample_ddpm_timesteps(n: int, num_timesteps: int, generator: torch.Generator
 # ---------------------------------------------------------------------------------------------
 
 
-def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error per sample, optionally weighted per sample, averaged over the batch."""
-    per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(dim=1)  # (B,)
+def diffusion_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean squared error per sample, optionally weighted per sample, averaged over the batch.
+
+    `mask` (broadcastable to the prediction, 1 = counts) restricts each sample's mean to the
+    positions the model had to denoise, e.g. all but a given first frame.
+    """
+    err = (prediction.float() - target.float()).pow(2)  # (B, C, F, H, W)
+    if mask is None:
+        per_sample = err.flatten(1).mean(dim=1)  # (B,)
+    else:
+        m = mask.to(err.dtype).expand_as(err)
+        per_sample = (err * m).flatten(1).sum(dim=1) / m.flatten(1).sum(dim=1).clamp_min(1.0)  # (B,)
     if weights is not None:
         per_sample = per_sample * weights.to(per_sample.dtype)
     return per_sample.mean()

@@ -96,3 +96,17 @@ def test_sample_in_range_stays_inside_each_experts_range():
 def test_high_noise_share_of_uniform_timesteps_is_the_span_above_the_boundary():
     assert high_noise_share(sample_uniform_timesteps, 0.875) == pytest.approx(0.125, abs=0.01)
     assert high_noise_share(sample_uniform_timesteps, 0.875) == high_noise_share(sample_uniform_timesteps, 0.875)
+
+
+def test_first_frame_training_inputs_mix_image_and_text_samples():
+    from reelforge.models.image_conditioning import first_frame_training_inputs
+
+    x0, noisy = torch.randn(2, 4, 3, 4, 4), torch.randn(2, 4, 3, 4, 4)
+    t = torch.tensor([600.0, 400.0])
+    hidden, timesteps, loss_mask = first_frame_training_inputs(noisy, x0, t, torch.tensor([True, False]), (1, 2, 2))
+    assert torch.equal(hidden[0, :, 0], x0[0, :, 0]) and torch.equal(hidden[0, :, 1:], noisy[0, :, 1:])
+    assert torch.equal(hidden[1], noisy[1])  # the text-to-video sample is untouched
+    assert timesteps.shape == (2, 3 * 2 * 2)
+    assert timesteps[0, :4].tolist() == [0.0] * 4 and bool((timesteps[0, 4:] == 600).all())
+    assert bool((timesteps[1] == 400).all())
+    assert loss_mask[0, 0, 0].sum() == 0 and bool((loss_mask[0, 0, 1:] == 1).all()) and bool((loss_mask[1] == 1).all())

@@ -142,3 +142,18 @@ def test_weighted_loss_weights_each_sample():
     target = torch.stack([torch.ones(3), 2 * torch.ones(3)])
     assert obj.diffusion_loss(pred, target).item() == pytest.approx((1 + 4) / 2)
     assert obj.diffusion_loss(pred, target, torch.tensor([1.0, 0.0])).item() == pytest.approx(0.5)
+
+
+def test_masked_loss_counts_only_the_denoised_positions():
+    from reelforge.models.image_conditioning import first_frame_mask
+
+    target = torch.zeros(2, 3, 4, 2, 2)
+    prediction = torch.zeros_like(target)
+    prediction[:, :, 0] = 5.0  # error only on the given first frame
+    prediction[1, :, 1:] = 1.0  # and an error of 1 on sample 1's denoised frames
+    mask = first_frame_mask(target)
+    assert obj.diffusion_loss(prediction, target, mask=mask).item() == pytest.approx(0.5)
+    assert obj.diffusion_loss(prediction, target).item() > 6.0  # unmasked, frame 0's error dominates
+    per_sample_mask = torch.stack([mask[0], torch.ones_like(mask[0])])  # sample 1: text-to-video, all counts
+    expected = (0.0 + (25.0 * 1 + 1.0 * 3) / 4) / 2
+    assert obj.diffusion_loss(prediction, target, mask=per_sample_mask).item() == pytest.approx(expected)

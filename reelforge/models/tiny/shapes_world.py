@@ -45,6 +45,11 @@ def caption(colour: str, shape: str, direction: str, background: str) -> str:
     return f"a {colour} {shape} moving {direction} on a {background} background"
 
 
+def motion_caption(direction: str, background: str) -> str:
+    """The caption of an image-to-video prompt: the first frame shows the object, the text says where it goes."""
+    return f"moving {direction} on a {background} background"
+
+
 def all_combos() -> list[Combo]:
     """Every (colour, shape, direction, background) in a fixed order."""
     return list(itertools.product(COLOURS, SHAPES, DIRECTIONS, BACKGROUNDS))

@@ -1,0 +1,205 @@
+"""Teach reelforge-tiny image-to-video the Wan 2.2 TI2V way, continuing from its shipped weights.
+
+    python -m reelforge.models.tiny.first_frame_training --work-dir runs/tiny-i2v --out reelforge/models/tiny/weights
+
+Half of each batch trains as before (text-to-video, so text-to-video quality is kept); the other half
+keeps the clip's first latent frame clean with timestep 0 on its tokens and skips it in the loss
+(`first_frame_training_inputs`). Half of those conditioned samples get a caption without colour and
+shape ("moving left on a white background"), so the object's identity has to come from the image.
+The result is saved with `expand_timesteps=True`: it loads as the `wan-ti2v` family and takes an
+optional first frame, like Wan 2.2 TI2V-5B. Checkpoints go to `--work-dir`; re-run to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import WanPipeline
+from tqdm import tqdm
+
+from reelforge.models.image_conditioning import first_frame_training_inputs
+from reelforge.models.objectives import FlowMatchingObjective, diffusion_loss
+from reelforge.models.spec import ModelDefaults
+from reelforge.models.tiny.pretrain import _copy_ema, _encode_captions, _lr_factor, _save_checkpoint, training_combos
+from reelforge.models.tiny.random_pipeline import MODEL_CARD_CONFIG, save_model_dir
+from reelforge.models.tiny.shapes_world import motion_caption, render_clip, sample_clip_spec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FirstFrameTrainingConfig:
+    """Every knob of the continuation run; the defaults are the shipped run."""
+
+    seed: int = 0
+    steps: int = 2000
+    batch: int = 32
+    lr: float = 2e-4
+    conditioned_fraction: float = 0.5
+    motion_only_fraction: float = 0.5  # of the conditioned samples
+    caption_dropout: float = 0.1
+    ema_decay: float = 0.998
+    warmup_steps: int = 50
+    latent_clips: int = 4096
+    checkpoint_every: int = 100
+    threads: int = 2
+
+
+@torch.no_grad()
+def encode_clips(pipeline: WanPipeline, config: FirstFrameTrainingConfig, work_dir: Path) -> dict:
+    """Encode brand-free training clips with the shipped VAE (normalised by its shipped statistics)."""
+    path = work_dir / "latents.pt"
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    vae = pipeline.vae.eval()
+    mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
+    rng = np.random.default_rng([config.seed, 7])
+    combos = training_combos()
+    latents, captions, motions = [], [], []
+    for _ in tqdm(range(0, config.latent_clips, 32), desc="encode", unit="batch"):
+        clips = [sample_clip_spec(rng, combos[rng.integers(len(combos))]) for _ in range(32)]
+        pixels = np.stack([render_clip(spec)[0].frames for spec in clips])  # (B, F, H, W, 3)
+        x = torch.from_numpy(pixels).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, F, H, W)
+        latents.append((vae.encode(x).latent_dist.mode() - mean) / std)
+        captions += [spec.caption for spec in clips]
+        motions += [motion_caption(spec.direction, spec.background) for spec in clips]
+    cache = {"latents": torch.cat(latents), "captions": captions, "motions": motions}
+    torch.save(cache, path)
+    return cache
+
+
+def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, work_dir: Path, max_tokens: int):
+    """Continue training transformer and text encoder on mixed text- and image-to-video batches."""
+    ckpt = work_dir / "first_frame.pt"
+    transformer, text_encoder, tokenizer = pipeline.transformer, pipeline.text_encoder, pipeline.tokenizer
+    params = list(transformer.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    ema = {
+        "transformer": copy.deepcopy(transformer).requires_grad_(False),
+        "text_encoder": copy.deepcopy(text_encoder).requires_grad_(False),
+    }
+    start = 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        for name, module in (("transformer", transformer), ("text_encoder", text_encoder)):
+            module.load_state_dict(state[name])
+            ema[name].load_state_dict(state[f"ema_{name}"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+        logger.info("first-frame training: resuming at step %d", start)
+    if start < config.steps:
+        n = len(cache["captions"])
+        tokens = tokenizer(
+            cache["captions"] + cache["motions"] + [""],
+            padding="max_length",
+            max_length=max_tokens,
+            truncation=True,
+            return_tensors="pt",
+        )
+        ids, mask = tokens.input_ids, tokens.attention_mask  # (2N + 1, L): full, motion-only, empty
+        latents = cache["latents"]
+        objective = FlowMatchingObjective(sampling="logit_normal", shift=float(pipeline.scheduler.config.shift))
+        patch = tuple(transformer.config.patch_size)
+        generator = torch.Generator().manual_seed(config.seed * 1000 + start)
+        transformer.train()
+        text_encoder.train()
+        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="first-frame", unit="step")
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * _lr_factor(step, config.steps, config.warmup_steps)
+            b = config.batch
+            index = torch.randint(0, n, (b,), generator=generator)
+            conditioned = torch.rand(b, generator=generator) < config.conditioned_fraction
+            motion_only = conditioned & (torch.rand(b, generator=generator) < config.motion_only_fraction)
+            dropped = torch.rand(b, generator=generator) < config.caption_dropout
+            row = torch.where(motion_only, index + n, index)
+            row = torch.where(dropped, torch.full_like(row, 2 * n), row)
+            text = _encode_captions(text_encoder, ids[row], mask[row])  # (B, L, D)
+            x0 = latents[index]  # (B, C, F', H', W')
+            eps = torch.randn(x0.shape, generator=generator)
+            t = objective.sample_timesteps(b, generator)
+            batch = objective.batch(x0, eps, t)
+            hidden, timesteps, loss_mask = first_frame_training_inputs(
+                batch.noisy, x0, batch.model_timesteps, conditioned, patch
+            )
+            prediction = transformer(
+                hidden_states=hidden, timestep=timesteps, encoder_hidden_states=text, return_dict=False
+            )[0]
+            loss = diffusion_loss(prediction, batch.target, mask=loss_mask)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            with torch.no_grad():
+                for name, live in (("transformer", transformer), ("text_encoder", text_encoder)):
+                    for e, p in zip(ema[name].parameters(), live.parameters()):
+                        e.lerp_(p, 1 - config.ema_decay)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+                _save_checkpoint(
+                    ckpt,
+                    {
+                        "transformer": transformer.state_dict(),
+                        "text_encoder": text_encoder.state_dict(),
+                        "ema_transformer": ema["transformer"].state_dict(),
+                        "ema_text_encoder": ema["text_encoder"].state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "step": step + 1,
+                    },
+                )
+    _copy_ema(ema, transformer, text_encoder)
+
+
+def continue_training(config: FirstFrameTrainingConfig, base_dir: Path, work_dir: Path, out_dir: Path) -> Path:
+    """Load the model at `base_dir`, train first-frame conditioning, write a TI2V-style model to `out_dir`."""
+    torch.set_num_threads(config.threads)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    card = json.loads((base_dir / MODEL_CARD_CONFIG).read_text())
+    pipeline = WanPipeline.from_pretrained(str(base_dir), local_files_only=True)
+    defaults = ModelDefaults.from_dict(card["defaults"])
+    started = time.perf_counter()
+    cache = encode_clips(pipeline, config, work_dir)
+    train(config, pipeline, cache, work_dir, defaults.max_text_tokens)
+    for module in (pipeline.vae, pipeline.transformer, pipeline.text_encoder):
+        module.eval()
+    pipeline.register_to_config(expand_timesteps=True)  # the TI2V family: an optional clean first frame
+    card.pop("defaults", None)
+    card["first_frame_training"] = asdict(config)
+    card["first_frame_seconds"] = time.perf_counter() - started
+    return save_model_dir(pipeline, out_dir, defaults, card)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: `python -m reelforge.models.tiny.first_frame_training --work-dir DIR --out DIR [--base DIR]`."""
+    from reelforge.models.presets import PACKAGED_TINY_DIR
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, required=True, help="checkpoints; re-run to resume")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the diffusers pipeline")
+    parser.add_argument("--base", type=Path, default=PACKAGED_TINY_DIR, help="the text-to-video model to continue")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    fields = FirstFrameTrainingConfig.__dataclass_fields__
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            parser.error(f"--set {item}: unknown field {key!r}; known: {', '.join(fields)}")
+        overrides[key] = type(getattr(FirstFrameTrainingConfig(), key))(value)
+    path = continue_training(FirstFrameTrainingConfig(**overrides), args.base, args.work_dir, args.out)
+    logger.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()
