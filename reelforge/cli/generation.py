@@ -39,6 +39,12 @@ def generate(
     size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, multiples of the model's patch size.")] = None,
     fps: Annotated[float | None, typer.Option(help="Frame rate of the written MP4.")] = None,
     negative_prompt: Annotated[str | None, typer.Option(help="What to steer away from.")] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(
+            help="First frame for image-to-video models (PNG, JPEG or WebP); scaled to cover the size, centre-cropped."
+        ),
+    ] = None,
     preview: Annotated[Path | None, typer.Option(help="Also write an animated GIF preview here.")] = None,
     strip: Annotated[Path | None, typer.Option(help="Also write a PNG strip of frames here.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")] = None,
@@ -52,10 +58,12 @@ def generate(
         ),
     ] = False,
 ) -> None:
-    """Generate one video from a text prompt and write it as an H.264 MP4, marked as the API marks its videos:
-    the visible AI-content label and `AIGC` metadata (GB 45438-2025), the invisible watermark and C2PA."""
+    """Generate one video from a text prompt (and, for image-to-video models, a first frame) and write it as an
+    H.264 MP4, marked as the API marks its videos: the visible AI-content label and `AIGC` metadata
+    (GB 45438-2025), the invisible watermark and C2PA."""
     from reelforge.models.loading import load_model
     from reelforge.models.lora import activate_adapter, load_adapter
+    from reelforge.models.reference_image import reference_frame_from_file
     from reelforge.models.sampling import (
         GenerationSettings,
         parse_size,
@@ -79,6 +87,9 @@ def generate(
     width, height = parse_size(size) if size else (None, None)
     started = time.perf_counter()
     loaded = load_model(model, Settings.from_env(), model_path=model_path, device=device)
+    first_frame = None
+    if image is not None:
+        first_frame = reference_frame_from_file(image, width or loaded.defaults.width, height or loaded.defaults.height)
     settings = resolve_settings(
         loaded,
         GenerationSettings(
@@ -91,6 +102,7 @@ def generate(
             guidance=guidance,
             seed=seed,
             fps=fps,
+            image=first_frame,
         ),
     )
     if adapter is not None:
@@ -169,14 +181,22 @@ def evaluate_model(
     guidance: Annotated[float | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda ...")] = None,
+    mode: Annotated[
+        str,
+        typer.Option(help="t2v: prompt adherence and brand looks; i2v: identity from a first frame, motion from text."),
+    ] = "t2v",
 ) -> None:
-    """Measure prompt adherence and brand looks on held-out shapes-world prompts, 2 seeds each."""
+    """Measure prompt adherence and brand looks (or image-to-video identity) on held-out shapes-world prompts."""
     from reelforge.models.loading import load_model
     from reelforge.models.lora import activate_adapter, load_adapter
     from reelforge.models.tiny.brand_looks import parse_brand
-    from reelforge.models.tiny.evaluation import EvalConfig, evaluate
+    from reelforge.models.tiny.evaluation import EvalConfig, evaluate, evaluate_i2v
     from reelforge.models.tiny.shapes_world import all_combos
 
+    if mode not in ("t2v", "i2v"):
+        raise UserInputError(f"--mode must be t2v or i2v, got {mode!r}", param="mode")
+    if mode == "i2v" and brand:
+        raise UserInputError("--brand measures text-to-video brand looks; leave it out with --mode i2v", param="brand")
     look = parse_brand(brand) if brand else None
     if not 1 <= prompts <= len(all_combos()):
         raise UserInputError(f"--prompts must be between 1 and {len(all_combos())}, got {prompts}")
@@ -185,7 +205,21 @@ def evaluate_model(
         # Not "eval": an adapter name becomes a module attribute and must not shadow nn.Module.eval.
         load_adapter(loaded, adapter, "evaluated")
         activate_adapter(loaded, "evaluated")
-    result = evaluate(loaded, EvalConfig(prompts=prompts, steps=steps, guidance=guidance), look, progress=not as_json)
+    eval_config = EvalConfig(prompts=prompts, steps=steps, guidance=guidance)
+    if mode == "i2v":
+        result = evaluate_i2v(loaded, eval_config, progress=not as_json)
+        keys = ("identity_acc", "direction_acc", "background_acc", "first_frame_psnr", "seconds_per_video")
+        if as_json:
+            stdout.print_json(json.dumps(result))
+            return
+        table = Table(title=f"reelforge eval --mode i2v: {result['model']} ({result['n']} videos)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key in keys:
+            table.add_row(key, f"{result[key]:.3f}")
+        stdout.print(table)
+        return
+    result = evaluate(loaded, eval_config, look, progress=not as_json)
     if as_json:
         stdout.print_json(json.dumps(result))
         return

@@ -112,3 +112,18 @@ def fit_to_size(image: Image.Image, width: int, height: int) -> np.ndarray:
 def reference_frame(data: bytes, width: int, height: int, rules: ReferenceImageRules = ReferenceImageRules()):
     """Checked and fitted: the first frame (H, W, 3) uint8 a width x height video starts from."""
     return fit_to_size(read_reference_image(data, width, height, rules), width, height)
+
+
+def reference_frame_from_file(path, width: int, height: int, rules: ReferenceImageRules = ReferenceImageRules()):
+    """`reference_frame` of an image file, its size checked before it is read."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidReferenceImageError(f"--image {path} is not a file", param="image")
+    if path.stat().st_size > rules.max_bytes:
+        raise InvalidReferenceImageError(
+            f"--image {path} is {path.stat().st_size / 2**20:.1f} MB; at most {rules.max_bytes / 2**20:.0f} MB is accepted",
+            param="image",
+        )
+    return reference_frame(path.read_bytes(), width, height, rules)

@@ -210,6 +210,7 @@ class ServeAppConfig(_Strict):
     retry_backoff_s: float = Field(2.0, ge=0, le=3600)  # wait before the 2nd attempt; doubles after each
     retry_backoff_max_s: float = Field(60.0, ge=0, le=24 * 3600)
     max_request_bytes: int = Field(1 << 20, ge=1024)  # JSON and form bodies of /v1/videos
+    max_reference_bytes: int = Field(20 << 20, ge=1024)  # one input_reference image (image-to-video)
     max_upload_bytes: int = Field(2 << 30, ge=1024)  # one /v1/files upload (a footage archive)
     poll_after_ms: int = Field(1000, ge=50)  # `openai-poll-after-ms` on in-flight videos
     dispatch_interval_s: float = Field(0.5, gt=0)

@@ -28,12 +28,14 @@ def inline_schema(model: type[BaseModel]) -> dict:
     return resolve(schema)
 
 
-def json_body(model: type[BaseModel], *, also_form: bool = False) -> dict:
-    """`openapi_extra` declaring `model` as the required JSON body (and as form fields, with `also_form`)."""
+def json_body(model: type[BaseModel], *, also_form: bool = False, form_files: tuple[str, ...] = ()) -> dict:
+    """`openapi_extra` declaring `model` as the required JSON body (and as form fields, with `also_form`,
+    plus the binary parts `form_files`)."""
     schema = inline_schema(model)
     content = {"application/json": {"schema": schema}}
     if also_form:
-        content["multipart/form-data"] = {"schema": schema}
+        files = {name: {"type": "string", "format": "binary"} for name in form_files}
+        content["multipart/form-data"] = {"schema": {**schema, "properties": {**schema["properties"], **files}}}
     return {"requestBody": {"required": True, "content": content}}
 
 

@@ -87,6 +87,7 @@ class VideoObject(BaseModel):
             size=job.size,
             prompt=job.prompt,
             error=VideoError(code=job.error_code, message=job.error_message) if job.error_code else None,
+            remixed_from_video_id=job.remixed_from,
         )
 
 

@@ -1,13 +1,17 @@
 """`POST /v1/videos` bodies: JSON or multipart/form-data (the `openai` client sends the latter).
 
 Both become one `VideoCreateRequest`; a malformed body, an unknown field or a wrong type is a 400
-that names the field, in OpenAI's error shape.
+that names the field, in OpenAI's error shape. A multipart body may carry one file, the first frame
+`input_reference`, whose bytes come back beside the request; it is checked and fitted later, once
+the model and size are known (`reference_image`). `POST /v1/videos/{id}/remix` takes a
+`VideoRemixRequest`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
@@ -39,6 +43,18 @@ def _real_number(value: object) -> object:
     return value
 
 
+def plain_text(value: object) -> object:
+    """Text fields are valid Unicode without NUL bytes (both would break the database or the logs)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
 WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 RealNumber = Annotated[float, BeforeValidator(_real_number), Field(allow_inf_nan=False)]
 ShortText = Annotated[StrictStr, Field(max_length=MAX_FIELD_CHARS)]
@@ -65,14 +81,28 @@ class VideoCreateRequest(BaseModel):
     @field_validator("prompt", "model", "seconds", "size", "negative_prompt")
     @classmethod
     def _plain_text(cls, value: object) -> object:
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise ValueError("must not contain NUL characters")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
-        return value
+        return plain_text(value)
+
+
+class VideoRemixRequest(BaseModel):
+    """A remix: a new prompt; everything else (model, size, seconds, seed, first frame) is the source's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Annotated[StrictStr, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+
+    @field_validator("prompt")
+    @classmethod
+    def _plain_text(cls, value: object) -> object:
+        return plain_text(value)
+
+
+@dataclass(frozen=True)
+class CreateBody:
+    """A parsed create request and, for image-to-video, the uploaded first frame's bytes."""
+
+    request: VideoCreateRequest
+    reference: bytes | None = None
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -104,28 +134,42 @@ async def read_json_object(request: Request, max_bytes: int) -> dict:
     return data
 
 
-async def parse_create_request(request: Request, max_bytes: int) -> VideoCreateRequest:
-    """Parse a create body by content type; every problem is a UserInputError naming the field."""
+async def parse_create_request(request: Request, max_bytes: int, max_reference_bytes: int = 0) -> CreateBody:
+    """Parse a create body by content type; every problem is a UserInputError naming the field.
+
+    A multipart body may be up to `max_bytes + max_reference_bytes`: the form fields plus one image.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    reference = None
     if content_type == "application/json" or content_type == "":
         data = await read_json_object(request, max_bytes)
+        if "input_reference" in data:
+            raise UserInputError(
+                "input_reference is a file: send it as a multipart/form-data upload, as the openai client does",
+                param="input_reference",
+            )
     elif content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        await read_body(request, max_bytes)  # enforces the limit; Starlette re-reads the cached body
+        await read_body(request, max_bytes + max_reference_bytes)  # Starlette re-reads the cached body
         try:
-            form = await request.form()
+            form = await request.form(max_files=2, max_fields=100)
         except Exception as exc:  # Starlette raises several parser errors for broken multipart bodies
             raise UserInputError(f"request body is not valid {content_type}: {exc}") from exc
         data = {}
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
-                raise UserInputError(
-                    f"file field {key!r} is not supported: reelforge models are text-to-video", param=key
-                )
+                if key != "input_reference":
+                    raise UserInputError(
+                        f"file field {key!r} is not supported; the one file field is input_reference", param=key
+                    )
+                if reference is not None:
+                    raise UserInputError("send one input_reference image", param="input_reference")
+                reference = await value.read()
+                continue
+            if key == "input_reference":
+                raise UserInputError("input_reference must be a file upload (an image)", param="input_reference")
             data[key] = value
+        if len(request._body) - len(reference or b"") > max_bytes:
+            raise PayloadTooLargeError(f"the form fields are larger than {max_bytes} bytes")
     else:
         raise UserInputError(f"unsupported content type {content_type!r}; send application/json or multipart/form-data")
-    if "input_reference" in data:
-        raise UserInputError(
-            "input_reference is not supported: reelforge models are text-to-video", param="input_reference"
-        )
-    return validate_request(VideoCreateRequest, data)
+    return CreateBody(validate_request(VideoCreateRequest, data), reference)

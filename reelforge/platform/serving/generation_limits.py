@@ -29,6 +29,7 @@ class ModelCapabilities:
     max_width: int
     max_height: int
     default_size: str
+    image_input: str = "none"  # none, optional or required: whether the model takes input_reference
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +63,7 @@ def capabilities_of(model: VideoModel) -> ModelCapabilities:
         max_width=d.max_width,
         max_height=d.max_height,
         default_size=f"{d.width}x{d.height}",
+        image_input=model.spec.image_input.value,
     )
 
 

@@ -22,6 +22,7 @@ from reelforge.models.sampling import GenerationSettings, generate
 from reelforge.models.video_io import Video
 from reelforge.platform.config import GeneratorConfig, ServeAppConfig
 from reelforge.platform.serving.adapter_loader import LoadedAdapter
+from reelforge.platform.serving.first_frames import frame_of_png
 from reelforge.platform.serving.generation_limits import (
     ModelCapabilities,
     capabilities_of,
@@ -182,7 +183,11 @@ class GenerationWorker:
                     lease.lost.set()
                     lease.check()
 
+        image = None
+        if job.reference_sha256 is not None:
+            image = frame_of_png(self.blobs.read_reference(job.tenant, job.id), job.reference_sha256)
         settings = GenerationSettings(
+            image=image,
             prompt=job.prompt,
             negative_prompt=job.negative_prompt,
             num_frames=job.num_frames,

@@ -29,6 +29,7 @@ from reelforge.jobs.adapter_registry import (
 )
 from reelforge.platform.api.video_request import VideoCreateRequest
 from reelforge.platform.config import ServeAppConfig, deployment_name
+from reelforge.platform.serving.first_frames import digest, fitted_reference
 from reelforge.platform.serving.generation_limits import (
     ModelCapabilities,
     check_prompt,
@@ -220,11 +221,13 @@ class VideoService:
         caps: ModelCapabilities,
         actor: str = "unknown",
         video_id: str | None = None,
+        reference: bytes | None = None,
     ) -> VideoJob:
         """Validate against the model, check the concurrency quota, and record a queued job.
 
         `video_id` (derived from an Idempotency-Key) makes a rerun of the same create return the job
-        the first run recorded, if it got that far before its server died.
+        the first run recorded, if it got that far before its server died. `reference` is the
+        uploaded first frame of an image-to-video request.
         """
         if video_id is not None and (earlier := self.jobs.peek(video_id)) is not None and earlier.tenant == tenant.name:
             return earlier
@@ -232,7 +235,7 @@ class VideoService:
         seconds = check_seconds(caps, request.seconds)
         width, height = check_size(caps, request.size)
         check_sampling(request.steps, request.guidance, request.seed, request.negative_prompt)
-        limit = tenant.concurrent_jobs or self.config.quotas.concurrent_jobs
+        first_frame = fitted_reference(caps, reference, width, height, self.config.max_reference_bytes)
         job = VideoJob(
             tenant=tenant.name,
             model=route.model,
@@ -248,11 +251,59 @@ class VideoService:
             seed=0 if request.seed is None else request.seed,
             steps=request.steps,
             guidance=request.guidance,
+            reference_sha256=digest(first_frame) if first_frame is not None else None,
             **({"id": video_id} if video_id else {}),
         )
+        return self._record(tenant, job, actor, first_frame)
+
+    def remix(self, tenant: Tenant, source_id: str, prompt: str, actor: str, video_id: str | None = None) -> VideoJob:
+        """A new job from `prompt` with the source's model, adapter, size, length, seed, sampling and first frame."""
+        if video_id is not None and (earlier := self.jobs.peek(video_id)) is not None and earlier.tenant == tenant.name:
+            return earlier
+        source = self.jobs.get(tenant.name, source_id)  # another tenant's id: 404, like a made-up one
+        check_prompt(prompt)
+        self.moderate(tenant, VideoCreateRequest(prompt=prompt, model=source.model), actor)
+        first_frame = None
+        if source.reference_sha256 is not None:
+            try:
+                first_frame = self.blobs.read_reference(tenant.name, source.id)
+            except FileNotFoundError:
+                raise UserInputError(
+                    f"video {source_id}'s first frame is no longer stored (the video was deleted or expired); "
+                    "create a new video with input_reference",
+                    param="video_id",
+                ) from None
+        job = VideoJob(
+            tenant=tenant.name,
+            model=source.model,
+            base_model=source.base_model,
+            adapter=source.adapter,
+            deployment=source.deployment,
+            prompt=prompt,
+            negative_prompt=source.negative_prompt,
+            seconds=source.seconds,
+            size=source.size,
+            num_frames=source.num_frames,
+            fps=source.fps,
+            seed=source.seed,
+            steps=source.steps,
+            guidance=source.guidance,
+            reference_sha256=source.reference_sha256,
+            remixed_from=source.id,
+            **({"id": video_id} if video_id else {}),
+        )
+        return self._record(tenant, job, actor, first_frame)
+
+    def _record(self, tenant: Tenant, job: VideoJob, actor: str, first_frame: bytes | None) -> VideoJob:
+        """Store the first frame, then record the job within the tenant's concurrency quota, and audit it."""
+        limit = tenant.concurrent_jobs or self.config.quotas.concurrent_jobs
+        if first_frame is not None:  # before the job exists: a generator never sees a job without its frame
+            self.blobs.put_reference(tenant.name, job.id, first_frame)
         try:  # counted and inserted in one transaction: parallel requests cannot overshoot the quota
             self.jobs.create(job, max_active=limit)
         except QuotaExceeded as exc:
+            if first_frame is not None:
+                self.blobs.remove(tenant.name, job.id)
             check_concurrency(tenant.name, exc.active, limit, retry_after_s=max(1, self.config.poll_after_ms // 1000))
         self.audit.record(
             tenant.name,
@@ -265,6 +316,8 @@ class VideoService:
             seconds=job.seconds,
             size=job.size,
             seed=job.seed,
+            image_to_video=job.reference_sha256 is not None,
+            remixed_from=job.remixed_from,
         )
         return job
 

@@ -58,7 +58,9 @@ class BlobStore:
 
     def put(self, tenant: str, video_id: str, variant: str, data: bytes, fence: int = 0) -> str:
         """Store one file of attempt `fence` of a video; returns its path in the store."""
-        target = self.path(tenant, video_id, variant, fence)
+        return self._write_whole(self.path(tenant, video_id, variant, fence), data)
+
+    def _write_whole(self, target: str, data: bytes) -> str:
         self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         partial = f"{target}.{uuid.uuid4().hex}.partial"
         with self.fs.open(partial, "wb") as handle:
@@ -85,6 +87,19 @@ class BlobStore:
             path = self.path(tenant, video_id, variant, fence)
             if self.fs.exists(path):
                 self.fs.rm(path)
+
+    # ---- image-to-video first frames ------------------------------------------------------
+    def reference_path(self, tenant: str, video_id: str) -> str:
+        return f"{self.root}/videos/{tenant}/{video_id}.reference.png"
+
+    def put_reference(self, tenant: str, video_id: str, png: bytes) -> str:
+        """Store a video's fitted first frame (written whole before the job is recorded; `remove` deletes it)."""
+        return self._write_whole(self.reference_path(tenant, video_id), png)
+
+    def read_reference(self, tenant: str, video_id: str) -> bytes:
+        """A video's first-frame PNG (FileNotFoundError when absent)."""
+        with self.fs.open(self.reference_path(tenant, video_id), "rb") as handle:
+            return handle.read()
 
     def sweep_partials(self, older_than_s: float) -> int:
         """Remove partial writes (an upload or a store cut off by a crash) not touched for `older_than_s`."""

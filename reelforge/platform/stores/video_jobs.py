@@ -62,6 +62,9 @@ class VideoJob(Base):
     steps: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     guidance: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
     negative_prompt: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    # Image-to-video: the digest of the fitted first frame stored beside the video (None: text-to-video).
+    reference_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    remixed_from: Mapped[str | None] = mapped_column(String(40), nullable=True, default=None)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default_factory=new_video_id)
     status: Mapped[str] = mapped_column(String(16), index=True, default=QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)

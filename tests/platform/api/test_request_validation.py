@@ -37,8 +37,12 @@ def request_with(body: bytes, content_type: str) -> Request:
     )
 
 
+def parse_body(body: bytes, content_type: str = "application/json", max_bytes: int = 10_000, max_reference: int = 0):
+    return asyncio.run(parse_create_request(request_with(body, content_type), max_bytes, max_reference))
+
+
 def parse(body: bytes, content_type: str = "application/json", max_bytes: int = 10_000):
-    return asyncio.run(parse_create_request(request_with(body, content_type), max_bytes))
+    return parse_body(body, content_type, max_bytes).request
 
 
 def test_json_and_form_bodies_give_the_same_request():
@@ -80,3 +84,42 @@ def test_limits_come_from_the_model(tiny_model):
     for bad in (f"{m + 1}x{m}", f"{caps.max_width + m}x{m}", "0x0", "big"):
         with pytest.raises(InvalidGenerationSettingsError, match=f"multiple of {m}"):
             check_size(caps, bad)
+
+
+def _multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+    boundary = "reelforgeboundary"
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, data in files.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="f.png"\r\n'
+        parts.append(head.encode() + b"Content-Type: image/png\r\n\r\n" + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_multipart_input_reference_comes_back_beside_the_request():
+    image = b"\x89PNG" + b"x" * 5000
+    body, content_type = _multipart({"prompt": "moving left"}, {"input_reference": image})
+    parsed = parse_body(body, content_type, max_bytes=1000, max_reference=10_000)
+    assert parsed.request.prompt == "moving left" and parsed.reference == image
+    with pytest.raises(PayloadTooLargeError):  # the image budget is separate, and bounded too
+        parse_body(body, content_type, max_bytes=1000, max_reference=1000)
+
+
+@pytest.mark.parametrize(
+    ("fields", "files", "needle"),
+    [
+        ({"prompt": "x"}, {"other": b"data"}, "file field 'other' is not supported"),
+        ({"prompt": "x", "input_reference": "https://example.com/a.png"}, {}, "must be a file upload"),
+    ],
+)
+def test_multipart_file_mistakes_name_the_field(fields, files, needle):
+    body, content_type = _multipart(fields, files)
+    with pytest.raises(UserInputError, match=needle):
+        parse_body(body, content_type, max_reference=10_000)
+
+
+def test_json_input_reference_is_refused_with_how_to_send_it():
+    with pytest.raises(UserInputError, match="send it as a multipart/form-data upload") as info:
+        parse(b'{"prompt": "x", "input_reference": "aGVsbG8="}')
+    assert info.value.param == "input_reference"

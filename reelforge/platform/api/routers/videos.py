@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from reelforge.platform.api.dependencies import Authenticated, Services
+from reelforge.platform.api.errors import validate_request
 from reelforge.platform.api.idempotency import fingerprint, idempotency_key, idempotent_id, run_once
 from reelforge.platform.api.pagination import Limit, Order, Page, page_of
 from reelforge.platform.api.request_bodies import json_body
 from reelforge.platform.api.schemas import ERROR_RESPONSES, VideoDeleted, VideoObject
-from reelforge.platform.api.video_request import VideoCreateRequest, parse_create_request
+from reelforge.platform.api.video_request import (
+    VideoCreateRequest,
+    VideoRemixRequest,
+    parse_create_request,
+    read_json_object,
+)
 from reelforge.platform.stores.blob_store import VARIANTS
 from reelforge.platform.stores.video_jobs import ACTIVE, VideoJob
 
@@ -26,16 +34,24 @@ def _video(job: VideoJob, response: Response, services: Services) -> VideoObject
     return VideoObject.of(job)
 
 
-@router.post("", response_model=VideoObject, openapi_extra=json_body(VideoCreateRequest, also_form=True))
+@router.post(
+    "",
+    response_model=VideoObject,
+    openapi_extra=json_body(VideoCreateRequest, also_form=True, form_files=("input_reference",)),
+)
 async def create_video(request: Request, response: Response, caller: Authenticated, services: Services) -> VideoObject:
     """Accept a generation request (JSON or multipart form) and queue it for the model's generators.
 
-    With an `Idempotency-Key` header, a repeat of the same request returns the first video.
+    Image-to-video models take a first frame as the multipart file `input_reference` (PNG, JPEG or
+    WebP), scaled to cover the video's size and centre-cropped. With an `Idempotency-Key` header, a
+    repeat of the same request returns the first video.
     """
     videos = services.videos
     key = idempotency_key(request)
     window = await run_in_threadpool(videos.quota_check, caller.tenant)
-    body = await parse_create_request(request, services.config.max_request_bytes)
+    config = services.config
+    parsed = await parse_create_request(request, config.max_request_bytes, config.max_reference_bytes)
+    body = parsed.request
 
     async def create() -> VideoObject:
         # Before routing: a refused prompt never reaches the registry, the job store or a generator.
@@ -43,12 +59,36 @@ async def create_video(request: Request, response: Response, caller: Authenticat
         route = await run_in_threadpool(videos.resolve_model, caller.tenant, body.model)
         caps = await services.capabilities(route.base_model)
         video_id = idempotent_id("video_", caller, "videos.create", key)
-        job = await run_in_threadpool(videos.create, caller.tenant, body, route, caps, caller.actor, video_id)
+        job = await run_in_threadpool(
+            videos.create, caller.tenant, body, route, caps, caller.actor, video_id, parsed.reference
+        )
         services.video_created()
         return _video(job, response, services)
 
     response.headers.update(window.headers())
-    return await run_once(services, caller, "videos.create", key, fingerprint(body.model_dump_json()), create)
+    reference_digest = hashlib.sha256(parsed.reference).hexdigest() if parsed.reference is not None else ""
+    request_print = fingerprint(body.model_dump_json() + reference_digest)
+    return await run_once(services, caller, "videos.create", key, request_print, create)
+
+
+@router.post("/{video_id}/remix", response_model=VideoObject, openapi_extra=json_body(VideoRemixRequest))
+async def remix_video(
+    video_id: str, request: Request, response: Response, caller: Authenticated, services: Services
+) -> VideoObject:
+    """A new video from a new prompt with the source's model, size, length, seed and first frame."""
+    videos = services.videos
+    key = idempotency_key(request)
+    window = await run_in_threadpool(videos.quota_check, caller.tenant)
+    body = validate_request(VideoRemixRequest, await read_json_object(request, services.config.max_request_bytes))
+
+    async def remix() -> VideoObject:
+        new_id = idempotent_id("video_", caller, "videos.remix", key)
+        job = await run_in_threadpool(videos.remix, caller.tenant, video_id, body.prompt, caller.actor, new_id)
+        services.video_created()
+        return _video(job, response, services)
+
+    response.headers.update(window.headers())
+    return await run_once(services, caller, "videos.remix", key, fingerprint(video_id + body.model_dump_json()), remix)
 
 
 @router.get("", response_model=Page[VideoObject])
