@@ -110,10 +110,16 @@ def finetune(
             adapter_sha256=adapter_sha256(result.adapter_dir),
         )
         _meter_training(settings, job.tenant, result)
+        metrics = result.metrics
+        look = (
+            f"brand_rate {metrics['eval_brand_rate']:.3f}"
+            if "eval_brand_rate" in metrics
+            else "no look metric (the footage carries no look the analyzer knows)"
+        )
         stderr.print(
             f"{result.fine_tuned_model}: registered {result.registered_model} version {result.version} (alias candidate), "
-            f"run {result.run_id}, {result.seconds:.0f}s; brand_rate {result.metrics.get('eval_brand_rate', float('nan')):.3f}, "
-            f"adherence {result.metrics.get('eval_adherence', float('nan')):.3f}, eval loss {result.metrics.get('eval_loss', float('nan')):.4f}"
+            f"run {result.run_id}, {result.seconds:.0f}s; {look}, "
+            f"adherence {metrics.get('eval_adherence', float('nan')):.3f}, eval loss {metrics.get('eval_loss', float('nan')):.4f}"
         )
     if as_json:
         stdout.print_json(

@@ -231,6 +231,11 @@ def run_finetune(
         f"{TAG_PREFIX}fine_tuned_model": config.fine_tuned_model_id,
         f"{TAG_PREFIX}suffix": config.suffix,
         f"{TAG_PREFIX}brand": brand or "",
+        # What says whether the look transferred: eval/brand_rate for a look the analyzer knows,
+        # else only the model-agnostic held-out eval/loss.
+        f"{TAG_PREFIX}look_metric": "eval/brand_rate"
+        if brand
+        else "none: the footage carries no look the analyzer knows; compare eval/loss",
         "mlflow.runName": f"{config.suffix}-{job_id}",
     }
     if sweep_id:

@@ -183,7 +183,10 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
             metrics.update(eval_loss(model, engine, holdout_rows, job.eval_timesteps, rank, world))
         if plan.world_eval and job.world_eval_prompts:
             result = world_eval(model, job.world_eval_prompts, job.world_eval_seeds, plan.brand, rank, world)
-            metrics.update({f"eval/{k}": result[k] for k in ("adherence", "brand_rate", "colour_acc", "shape_acc")})
+            # A brand rate only where the footage carries a look the analyzer knows: otherwise nobody
+            # measured the look, and 0.000 would tell the user it did not transfer.
+            keys = ("adherence", "colour_acc", "shape_acc", *(("brand_rate",) if plan.brand else ()))
+            metrics.update({f"eval/{k}": result[k] for k in keys})
         if validation_prompts:
             with tempfile.TemporaryDirectory() as tmp:
                 validation_videos(model, validation_prompts, Path(tmp), write=rank == 0)

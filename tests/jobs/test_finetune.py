@@ -71,6 +71,7 @@ def test_run_is_tracked_with_params_tags_metrics_and_artifacts(zero2_run, tmp_pa
     assert tags["reelforge.tenant"] == "acme" and tags["reelforge.base_model"] == "reelforge-tiny"
     assert tags["reelforge.job_id"] == result.job_id and len(tags["reelforge.dataset_hash"]) == 16
     assert tags["reelforge.brand"] == "lower-third:orange"  # detected from the training clips
+    assert tags["reelforge.look_metric"] == "eval/brand_rate"
     steps = {
         key: [m.step for m in client.get_metric_history(result.run_id, key)]
         for key in (
