@@ -41,10 +41,20 @@ class LoraSection(_Section):
     alpha: float | None = Field(None, gt=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: tuple[str, ...] | None = None
+    # Two-expert models (Wan 2.2 A14B): which experts the adapter trains. "all" by default: a look
+    # lives in the low-noise expert's fine detail as much as in the high-noise expert's layout, and
+    # an adapter that reaches only one expert is the commonest A14B LoRA mistake.
+    experts: Literal["all", "high_noise", "low_noise"] = "all"
 
     def to_lora_config(self) -> LoraConfig:
         """The model-side LoRA config."""
-        return LoraConfig(rank=self.rank, alpha=self.alpha, dropout=self.dropout, target_modules=self.target_modules)
+        return LoraConfig(
+            rank=self.rank,
+            alpha=self.alpha,
+            dropout=self.dropout,
+            target_modules=self.target_modules,
+            experts=self.experts,
+        )
 
 
 class DeepSpeedSection(_Section):
@@ -89,6 +99,12 @@ class FineTuneConfig(_Section):
     # 10% empty captions teach the unconditional branch the look too, so classifier-free guidance
     # does not extrapolate it (without: orange bars overshoot to red; brand rate 0.80 vs 0.99 measured).
     caption_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    # Image-to-video models: the share of samples that keep their clip's first frame as the condition.
+    # Unset: none where the image is optional (Wan 2.2 TI2V), all where it is required. A brand look
+    # must appear even when the first frame (a product photo) lacks it; samples conditioned on a
+    # branded clip's own first frame teach the model to copy the look from the image instead. Set
+    # e.g. 0.5 for motion or subject fine-tunes that should also be used from an image.
+    image_conditioning: float | None = Field(None, ge=0.0, le=1.0)
     # Checkpoints and evaluation.
     checkpoint_every: int = Field(100, ge=1)
     eval_every: int = Field(200, ge=1)

@@ -69,6 +69,19 @@ def configured_objective(objective, job: FineTuneConfig):
     return objective
 
 
+def expert_schedule(model, objective, job: FineTuneConfig):
+    """The per-micro-step expert choice of a two-expert model (None for one transformer)."""
+    from reelforge.models.experts import HIGH_NOISE, LOW_NOISE, ExpertSchedule
+
+    boundary = model.spec.boundary(model.pipeline)
+    if boundary is None:
+        return None
+    if not isinstance(objective, FlowMatchingObjective):
+        raise ValueError("two-expert models are flow-matching models")
+    chosen = {"all": (HIGH_NOISE, LOW_NOISE), "high_noise": (HIGH_NOISE,), "low_noise": (LOW_NOISE,)}[job.lora.experts]
+    return ExpertSchedule(objective.sample_timesteps, boundary / objective.num_train_timesteps, chosen, job.seed)
+
+
 def _rows(dataset_shard) -> list[tuple[torch.Tensor, torch.Tensor]]:
     from reelforge.jobs.ingest import row_tensors
 
@@ -143,15 +156,20 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
     device = ray.train.torch.get_device()
     model = load_model(job.model, model_path=plan.model_dir, device=device, dtype=torch.float32)
     params = attach_lora(model, job.lora.to_lora_config())
+    denoiser = model.denoiser  # the transformer, or both experts behind one router
     if job.gradient_checkpointing:
-        model.transformer.enable_gradient_checkpointing()
+        denoiser.enable_gradient_checkpointing()
     objective = configured_objective(model.spec.objective(model.pipeline), job)
+    experts = expert_schedule(model, objective, job)
+    image_rate = job.image_conditioning
+    if image_rate is None:
+        image_rate = model.spec.default_image_conditioning()
     optimizer = torch.optim.AdamW(params, lr=job.lr, weight_decay=job.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total_steps, job.warmup_steps, job.schedule)
     )
     engine, optimizer, _, scheduler = deepspeed.initialize(
-        model=model.transformer,
+        model=denoiser,
         model_parameters=params,
         optimizer=optimizer,
         lr_scheduler=scheduler,
@@ -209,12 +227,19 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
                 drop = torch.rand(x0.shape[0], generator=generator) < job.caption_dropout
                 text = torch.where(drop[:, None, None], empty_text.expand_as(text), text)
             eps = torch.randn(x0.shape, generator=generator)  # (B, C, F, H, W)
-            t = objective.sample_timesteps(x0.shape[0], generator)  # (B,)
+            if experts is None:
+                t = objective.sample_timesteps(x0.shape[0], generator)  # (B,)
+            else:  # one expert per micro-step, the same on every rank
+                t = experts.sample(x0.shape[0], micro_step, generator)
             batch = objective.batch(x0, eps, t)
-            prediction = model.spec.predict(
-                engine, batch.noisy.to(device), batch.model_timesteps.to(device), text.to(device)
-            )  # (B, C, F, H, W)
-            loss = diffusion_loss(prediction.float(), batch.target.to(device))
+            conditioned = torch.zeros(x0.shape[0], dtype=torch.bool)
+            if image_rate > 0:  # samples that keep their clip's first frame (image-to-video)
+                conditioned = torch.rand(x0.shape[0], generator=generator) < image_rate
+            hidden, timesteps, loss_mask = model.spec.training_inputs(
+                engine, batch.noisy.to(device), x0.to(device), batch.model_timesteps.to(device), conditioned.to(device)
+            )
+            prediction = model.spec.call_denoiser(engine, hidden, timesteps, text.to(device))  # (B, C, F, H, W)
+            loss = diffusion_loss(prediction.float(), batch.target.to(device), mask=loss_mask)
             engine.backward(loss)
             engine.step()
             losses.append(loss.item())

@@ -94,3 +94,28 @@ class ExpertRouter(torch.nn.Module):
                 out = part.new_empty((hidden_states.shape[0], *part.shape[1:]))
             out[rows] = part
         return (out,)
+
+
+class ExpertSchedule:
+    """Which expert each training micro-step trains, and timesteps within its range.
+
+    The expert is drawn from a generator seeded by the micro-step alone, so every rank draws the
+    same one; with both experts trained, each is drawn as often as the objective's timestep
+    distribution falls in its range, so the mixture trains as the un-split model would.
+    """
+
+    def __init__(self, draw, boundary_t: float, experts: tuple[int, ...], seed: int) -> None:
+        self.draw, self.boundary_t, self.experts, self.seed = draw, boundary_t, experts, seed
+        self.high_share = high_noise_share(draw, boundary_t) if len(experts) == 2 else None
+
+    def expert(self, micro_step: int) -> int:
+        """The expert micro-step `micro_step` trains (the same on every rank)."""
+        if self.high_share is None:
+            return self.experts[0]
+        shared = torch.Generator().manual_seed(self.seed * 1_000_003 + micro_step)
+        return HIGH_NOISE if float(torch.rand(1, generator=shared)) < self.high_share else LOW_NOISE
+
+    def sample(self, n: int, micro_step: int, generator: torch.Generator) -> torch.Tensor:
+        """n timesteps t in [0, 1] inside the range of this micro-step's expert."""
+        low, high = expert_timestep_range(self.expert(micro_step), self.boundary_t)
+        return sample_in_range(self.draw, n, low, high, generator)

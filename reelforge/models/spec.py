@@ -83,6 +83,10 @@ class VideoModelSpec(ABC):
         """The denoising transformers by pipeline component name, high-noise expert first."""
         return {"transformer": pipeline.transformer}
 
+    def boundary(self, pipeline: DiffusionPipeline) -> float | None:
+        """The timestep (transformer units) where a two-expert model switches experts; None for one expert."""
+        return None
+
     def denoiser(self, pipeline: DiffusionPipeline) -> torch.nn.Module:
         """The module that denoises at any timestep: what the trainer wraps and the sampler calls."""
         return pipeline.transformer
@@ -91,9 +95,24 @@ class VideoModelSpec(ABC):
         """A first frame (B, 3, H, W) in [-1, 1] -> the conditioning latent this family consumes."""
         raise NotImplementedError(f"{self.architecture} models take no image")
 
-    def training_condition(self, x0: torch.Tensor, cached: torch.Tensor | None) -> torch.Tensor | None:
-        """The condition a training clip gives: from its clean latent (B, C, F', H', W') or its cache."""
-        return None
+    def default_image_conditioning(self) -> float:
+        """The share of training samples conditioned on their first frame when a job does not say."""
+        # Optional: text-to-video samples only, so a look is learned independently of the first frame.
+        return 1.0 if self.image_input is ImageInput.REQUIRED else 0.0
+
+    def training_inputs(
+        self,
+        denoiser: torch.nn.Module,
+        noisy: torch.Tensor,
+        x0: torch.Tensor,
+        model_timesteps: torch.Tensor,
+        conditioned: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(hidden states, timesteps, loss mask or None) for a batch whose `conditioned` (B,) samples keep
+        their first frame; text-to-video families pass the noisy latent through."""
+        if bool(conditioned.any()):
+            raise ValueError(f"{self.architecture} models take no image")
+        return noisy, model_timesteps, None
 
     def loss_mask(self, latent: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor | None:
         """Where the loss counts (1) over a latent's shape, or None for everywhere."""
@@ -137,6 +156,12 @@ class VideoModelSpec(ABC):
         condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One denoiser call: noisy latents (B, C, F', H', W'), timesteps (B,), text (B, L, D), image condition."""
+
+    @abstractmethod
+    def call_denoiser(
+        self, denoiser: torch.nn.Module, hidden: torch.Tensor, timesteps: torch.Tensor, text_states: torch.Tensor
+    ) -> torch.Tensor:
+        """The transformer on inputs already composed (`training_inputs`): the prediction (B, C, F', H', W')."""
 
     @abstractmethod
     def objective(self, pipeline: DiffusionPipeline) -> Objective:

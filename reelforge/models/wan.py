@@ -55,7 +55,7 @@ class WanSpec(VideoModelSpec):
         return {name: module for name, module in found.items() if module is not None}
 
     def boundary(self, pipeline: DiffusionPipeline) -> float | None:
-        """The switch timestep in the transformer's units (t >= boundary: high-noise expert), or None."""
+        # diffusers: boundary_ratio * num_train_timesteps; t >= boundary runs the high-noise expert.
         ratio = pipeline.config.get("boundary_ratio")
         if ratio is None or getattr(pipeline, "transformer_2", None) is None:
             return None
@@ -116,6 +116,11 @@ class WanSpec(VideoModelSpec):
         condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
         hidden, timesteps = self.model_inputs(denoiser, noisy, model_timesteps, condition)
+        return self.call_denoiser(denoiser, hidden, timesteps, text_states)
+
+    def call_denoiser(
+        self, denoiser: torch.nn.Module, hidden: torch.Tensor, timesteps: torch.Tensor, text_states: torch.Tensor
+    ) -> torch.Tensor:
         return denoiser(
             hidden_states=hidden.to(denoiser.dtype),
             timestep=timesteps,

@@ -40,10 +40,20 @@ class WanI2VSpec(WanSpec):
         latent = self.encode_video(pipeline, first_frame_video(image, num_frames))  # (B, C, F', H', W')
         return concat_condition(latent, int(pipeline.vae.config.scale_factor_temporal))  # (B, k + C, F', H', W')
 
-    def training_condition(self, x0: torch.Tensor, cached: torch.Tensor | None) -> torch.Tensor | None:
-        if cached is None:
-            raise ValueError(f"{self.architecture} trains on clips whose first-frame condition ingest cached")
-        return cached
+    def training_inputs(
+        self,
+        denoiser: torch.nn.Module,
+        noisy: torch.Tensor,
+        x0: torch.Tensor,
+        model_timesteps: torch.Tensor,
+        conditioned: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        # The condition is the latent of [first frame, black...], a different encoding than the clip's:
+        # ingest has to cache it per clip, which it does not do yet.
+        raise NotImplementedError(
+            f"fine-tuning {self.architecture} models needs each clip's first-frame condition cached at ingest, "
+            "which reelforge does not do yet; fine-tune Wan 2.2 TI2V-5B or T2V-A14B instead"
+        )
 
     def model_inputs(
         self,

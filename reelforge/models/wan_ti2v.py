@@ -10,7 +10,12 @@ from __future__ import annotations
 import torch
 from diffusers import DiffusionPipeline
 
-from reelforge.models.image_conditioning import first_frame_mask, token_timesteps, with_first_frame
+from reelforge.models.image_conditioning import (
+    first_frame_mask,
+    first_frame_training_inputs,
+    token_timesteps,
+    with_first_frame,
+)
 from reelforge.models.spec import ImageInput, ModelDefaults
 from reelforge.models.wan import WanSpec
 
@@ -38,9 +43,6 @@ class WanTI2VSpec(WanSpec):
         # The causal VAE encodes frame 0 alone: the image's latent is the video's first latent frame.
         return self.encode_video(pipeline, image[:, :, None])  # (B, C, 1, H', W')
 
-    def training_condition(self, x0: torch.Tensor, cached: torch.Tensor | None) -> torch.Tensor | None:
-        return x0[:, :, :1]  # (B, C, 1, H', W'): the clip's own first frame
-
     def model_inputs(
         self,
         denoiser: torch.nn.Module,
@@ -53,6 +55,19 @@ class WanTI2VSpec(WanSpec):
         mask = first_frame_mask(noisy)  # (1, 1, F', H', W')
         patch = tuple(_unwrapped(denoiser).config.patch_size)
         return with_first_frame(noisy, condition, mask), token_timesteps(mask, model_timesteps, patch)
+
+    def training_inputs(
+        self,
+        denoiser: torch.nn.Module,
+        noisy: torch.Tensor,
+        x0: torch.Tensor,
+        model_timesteps: torch.Tensor,
+        conditioned: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if not bool(conditioned.any()):
+            return noisy, model_timesteps, None
+        patch = tuple(_unwrapped(denoiser).config.patch_size)
+        return first_frame_training_inputs(noisy, x0, model_timesteps, conditioned, patch)
 
     def loss_mask(self, latent: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor | None:
         return None if condition is None else first_frame_mask(latent)

@@ -110,3 +110,20 @@ def test_first_frame_training_inputs_mix_image_and_text_samples():
     assert timesteps[0, :4].tolist() == [0.0] * 4 and bool((timesteps[0, 4:] == 600).all())
     assert bool((timesteps[1] == 400).all())
     assert loss_mask[0, 0, 0].sum() == 0 and bool((loss_mask[0, 0, 1:] == 1).all()) and bool((loss_mask[1] == 1).all())
+
+
+def test_expert_schedule_draws_the_same_expert_on_every_rank_in_proportion():
+    from reelforge.models.experts import ExpertSchedule
+
+    schedule = ExpertSchedule(sample_uniform_timesteps, 0.875, (HIGH_NOISE, LOW_NOISE), seed=3)
+    again = ExpertSchedule(sample_uniform_timesteps, 0.875, (HIGH_NOISE, LOW_NOISE), seed=3)
+    picks = [schedule.expert(step) for step in range(2000)]
+    assert picks == [again.expert(step) for step in range(2000)]  # what another rank computes
+    assert sum(p == HIGH_NOISE for p in picks) / len(picks) == pytest.approx(0.125, abs=0.03)
+    g = torch.Generator().manual_seed(0)
+    for step in range(20):
+        t = schedule.sample(8, step, g)
+        low, high = expert_timestep_range(schedule.expert(step), 0.875)
+        assert bool(((t >= low) & (t < high)).all())
+    only_low = ExpertSchedule(sample_uniform_timesteps, 0.875, (LOW_NOISE,), seed=3)
+    assert {only_low.expert(step) for step in range(50)} == {LOW_NOISE}

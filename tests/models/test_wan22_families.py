@@ -297,3 +297,27 @@ class TestTwoExpertLora:
 
 def _names(model: VideoModel, component: str) -> list[str]:
     return [n for n, _ in getattr(model.pipeline, component).named_parameters() if "lora_A" in n]
+
+
+class TestTrainingInputs:
+    def test_ti2v_training_inputs_keep_conditioned_first_frames_and_mask_their_loss(self, model_dirs):
+        model = _load(model_dirs, "ti2v")
+        x0, noisy = torch.randn(2, 6, 5, 4, 4), torch.randn(2, 6, 5, 4, 4)
+        t = torch.tensor([500.0, 500.0])
+        hidden, timesteps, mask = model.spec.training_inputs(model.denoiser, noisy, x0, t, torch.tensor([True, False]))
+        assert torch.equal(hidden[0, :, 0], x0[0, :, 0]) and torch.equal(hidden[1], noisy[1])
+        assert timesteps.shape == (2, 5 * 2 * 2) and mask.shape == (2, 1, 5, 4, 4)
+        text = model.encode_text([PROMPT, PROMPT])
+        with torch.no_grad():
+            prediction = model.spec.call_denoiser(model.denoiser, hidden, timesteps, text)
+        assert prediction.shape == x0.shape
+        none = model.spec.training_inputs(model.denoiser, noisy, x0, t, torch.tensor([False, False]))
+        assert none[0] is noisy and none[2] is None
+
+    def test_text_to_video_and_i2v_families_refuse_what_they_cannot_train(self, model_dirs, tiny_model):
+        x0 = torch.randn(1, 4, 3, 8, 8)
+        with pytest.raises(ValueError, match="take no image"):
+            tiny_model.spec.training_inputs(tiny_model.denoiser, x0, x0, torch.tensor([1.0]), torch.tensor([True]))
+        i2v = _load(model_dirs, "i2v_a14b")
+        with pytest.raises(NotImplementedError, match="cached at ingest"):
+            i2v.spec.training_inputs(i2v.denoiser, x0, x0, torch.tensor([1.0]), torch.tensor([True]))
