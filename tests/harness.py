@@ -280,7 +280,8 @@ class ApiClients:
     The one stand-in is the generators' capabilities call, which isolates the routes from Serve handles.
     """
 
-    def __init__(self, home: Path, **overrides) -> None:
+    def __init__(self, home: Path, caps: ModelCapabilities | None = None, **overrides) -> None:
+        served = caps or TINY
         config = ServeAppConfig.model_validate(
             {
                 "home": str(home),
@@ -293,7 +294,7 @@ class ApiClients:
         self.wakes = 0
 
         async def capabilities(_base_model: str) -> ModelCapabilities:
-            return TINY
+            return served
 
         def woken() -> None:
             self.wakes += 1

@@ -9,6 +9,7 @@ the model and size are known (`reference_image`). `POST /v1/videos/{id}/remix` t
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -105,6 +106,38 @@ class CreateBody:
     reference: bytes | None = None
 
 
+def reference_from_object(value: object, max_bytes: int) -> bytes:
+    """The image bytes of a non-file `input_reference`: only `{"image_url": "data:image/...;base64,..."}`.
+
+    Remote URLs are refused rather than fetched (the server reaches no network it was not given, and a
+    fetch would be a request forgery vector), and so are `file_id` references.
+    """
+    if not isinstance(value, dict) or set(value) - {"image_url", "file_id"} or not value:
+        raise UserInputError(
+            'input_reference must be an image file upload or {"image_url": "data:image/png;base64,..."}',
+            param="input_reference",
+        )
+    if "file_id" in value:
+        raise UserInputError(
+            "input_reference file_id is not supported; upload the image itself as input_reference",
+            param="input_reference",
+        )
+    url = value["image_url"]
+    if not isinstance(url, str) or not url.startswith("data:image/") or ";base64," not in url[:100]:
+        raise UserInputError(
+            "input_reference image_url must be a base64 data URL (data:image/png;base64,...); "
+            "reelforge does not fetch remote images",
+            param="input_reference",
+        )
+    encoded = url.split(";base64,", 1)[1]
+    if len(encoded) > max_bytes * 4 // 3 + 4:
+        raise PayloadTooLargeError(f"input_reference is larger than {max_bytes} bytes", param="input_reference")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raise UserInputError("input_reference image_url is not valid base64", param="input_reference") from None
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refusing more than `max_bytes` before reading it all into memory."""
     declared = request.headers.get("content-length")
@@ -142,12 +175,11 @@ async def parse_create_request(request: Request, max_bytes: int, max_reference_b
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     reference = None
     if content_type == "application/json" or content_type == "":
-        data = await read_json_object(request, max_bytes)
+        data = await read_json_object(request, max_bytes + max_reference_bytes * 4 // 3)
         if "input_reference" in data:
-            raise UserInputError(
-                "input_reference is a file: send it as a multipart/form-data upload, as the openai client does",
-                param="input_reference",
-            )
+            reference = reference_from_object(data.pop("input_reference"), max_reference_bytes)
+        elif len(request._body) > max_bytes:
+            raise PayloadTooLargeError(f"request body is larger than {max_bytes} bytes")
     elif content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         await read_body(request, max_bytes + max_reference_bytes)  # Starlette re-reads the cached body
         try:
@@ -165,8 +197,12 @@ async def parse_create_request(request: Request, max_bytes: int, max_reference_b
                     raise UserInputError("send one input_reference image", param="input_reference")
                 reference = await value.read()
                 continue
-            if key == "input_reference":
-                raise UserInputError("input_reference must be a file upload (an image)", param="input_reference")
+            if key.startswith(
+                "input_reference"
+            ):  # the openai client's {"image_url": ...} form: input_reference[image_url]
+                field = key.removeprefix("input_reference").strip("[]") or None
+                reference = reference_from_object({field: value} if field else value, max_reference_bytes)
+                continue
             data[key] = value
         if len(request._body) - len(reference or b"") > max_bytes:
             raise PayloadTooLargeError(f"the form fields are larger than {max_bytes} bytes")

@@ -4,6 +4,7 @@ limits read off a real tiny model."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -110,7 +111,7 @@ def test_multipart_input_reference_comes_back_beside_the_request():
     ("fields", "files", "needle"),
     [
         ({"prompt": "x"}, {"other": b"data"}, "file field 'other' is not supported"),
-        ({"prompt": "x", "input_reference": "https://example.com/a.png"}, {}, "must be a file upload"),
+        ({"prompt": "x", "input_reference": "https://example.com/a.png"}, {}, "must be an image file upload or"),
     ],
 )
 def test_multipart_file_mistakes_name_the_field(fields, files, needle):
@@ -119,7 +120,22 @@ def test_multipart_file_mistakes_name_the_field(fields, files, needle):
         parse_body(body, content_type, max_reference=10_000)
 
 
-def test_json_input_reference_is_refused_with_how_to_send_it():
-    with pytest.raises(UserInputError, match="send it as a multipart/form-data upload") as info:
-        parse(b'{"prompt": "x", "input_reference": "aGVsbG8="}')
-    assert info.value.param == "input_reference"
+def test_non_file_input_references_take_only_data_urls():
+    png = b"\x89PNG fake bytes"
+    data_url = "data:image/png;base64," + base64.b64encode(png).decode()
+    body = json.dumps({"prompt": "x", "input_reference": {"image_url": data_url}}).encode()
+    assert parse_body(body, max_reference=1000).reference == png
+    form, content_type = _multipart({"prompt": "x", "input_reference[image_url]": data_url}, {})
+    assert parse_body(form, content_type, max_reference=1000).reference == png
+    for value, needle in (
+        ("aGVsbG8=", "must be an image file upload or"),
+        ({"image_url": "https://example.com/a.png"}, "does not fetch remote images"),
+        ({"file_id": "file_123"}, "file_id is not supported"),
+        ({"image_url": "data:image/png;base64,!!!"}, "not valid base64"),
+    ):
+        with pytest.raises(UserInputError, match=needle) as info:
+            parse_body(json.dumps({"prompt": "x", "input_reference": value}).encode(), max_reference=1000)
+        assert info.value.param == "input_reference"
+    with pytest.raises(PayloadTooLargeError):
+        big = "data:image/png;base64," + base64.b64encode(b"x" * 5000).decode()
+        parse_body(json.dumps({"prompt": "x", "input_reference": {"image_url": big}}).encode(), max_reference=1000)
