@@ -63,3 +63,51 @@ def build_wan_1_3b_random(device: torch.device, dtype: torch.dtype, seed: int = 
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+# Wan2.2-TI2V-5B-Diffusers transformer/config.json
+WAN_TI2V_5B_TRANSFORMER = dict(
+    WAN_1_3B_TRANSFORMER,
+    num_attention_heads=24,
+    ffn_dim=14336,
+    in_channels=48,
+    out_channels=48,
+)
+# Wan2.2-TI2V-5B-Diffusers vae/config.json (latent statistics left at identity: random weights)
+WAN_2_2_VAE = dict(
+    base_dim=160,
+    decoder_base_dim=256,
+    z_dim=48,
+    dim_mult=[1, 2, 4, 4],
+    num_res_blocks=2,
+    temperal_downsample=[False, True, True],
+    is_residual=True,
+    in_channels=12,
+    out_channels=12,
+    patch_size=2,
+    scale_factor_spatial=16,
+    scale_factor_temporal=4,
+    latents_mean=[0.0] * 48,
+    latents_std=[1.0] * 48,
+)
+
+
+def build_wan_ti2v_5b_random(device: torch.device, dtype: torch.dtype, seed: int = 0) -> WanPipeline:
+    """Wan 2.2 TI2V 5B (transformer, 48-channel VAE, UMT5-XXL) with random weights, built on `device`."""
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    with torch.device(device):
+        transformer = WanTransformer3DModel(**WAN_TI2V_5B_TRANSFORMER).to(dtype)
+        vae = AutoencoderKLWan(**WAN_2_2_VAE)
+        text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **UMT5_XXL)).to(dtype)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=5.0)
+    pipeline = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=scheduler,
+        transformer=transformer,
+        expand_timesteps=True,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline

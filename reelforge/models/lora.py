@@ -96,6 +96,14 @@ class AdapterCard:
     experts: list[str] = field(default_factory=lambda: ["transformer"])
 
 
+def check_adapter_name(adapter_name: str) -> None:
+    """peft stores adapters as submodule attributes: "eval" or "train" would shadow nn.Module's."""
+    if hasattr(torch.nn.Module, adapter_name) or not adapter_name.isidentifier():
+        raise AdapterError(
+            f"adapter name {adapter_name!r} is not usable; use an identifier that is not a torch.nn.Module attribute"
+        )
+
+
 def trained_experts(model: VideoModel, config: LoraConfig) -> dict[str, torch.nn.Module]:
     """The experts (by pipeline component) an adapter with `config` trains on `model`."""
     experts = model.spec.experts(model.pipeline)
@@ -110,6 +118,7 @@ def trained_experts(model: VideoModel, config: LoraConfig) -> dict[str, torch.nn
 
 def attach_lora(model: VideoModel, config: LoraConfig, adapter_name: str = "default") -> list[torch.nn.Parameter]:
     """Freeze the experts, add a trainable adapter to the chosen ones, return the LoRA parameters."""
+    check_adapter_name(adapter_name)
     targets = list(config.target_modules or model.spec.default_lora_targets)
     names = [name for name, _ in model.transformer.named_modules()]
     missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
@@ -234,11 +243,7 @@ def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) ->
         raise AdapterError(f"adapter directory {directory} has no {LORA_WEIGHTS_FILE}")
     if adapter_name in loaded_adapters(model):
         raise AdapterError(f"an adapter named {adapter_name!r} is already loaded; unload it first")
-    if hasattr(torch.nn.Module, adapter_name) or not adapter_name.isidentifier():
-        # peft stores adapters as submodule attributes: "eval" or "to" would shadow nn.Module's.
-        raise AdapterError(
-            f"adapter name {adapter_name!r} is not usable; use an identifier that is not a torch.nn.Module attribute"
-        )
+    check_adapter_name(adapter_name)
     card = read_adapter_card(directory)
     if card is not None and card.architecture != model.spec.architecture:
         raise AdapterError(
