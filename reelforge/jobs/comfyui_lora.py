@@ -59,23 +59,40 @@ def to_comfyui(state_dict: dict[str, torch.Tensor], alpha: float) -> dict[str, t
 
 
 def write_comfyui_lora(adapter_dir: Path, out_dir: Path) -> Path:
-    """Write `out_dir/comfyui_lora.safetensors` from the adapter saved in `adapter_dir`."""
+    """Write `out_dir/comfyui_lora.safetensors` from the adapter saved in `adapter_dir`.
+
+    A two-expert (Wan 2.2 A14B) adapter becomes two files, `comfyui_lora_high_noise.safetensors` and
+    `comfyui_lora_low_noise.safetensors`, one per expert model as ComfyUI loads them; the first is returned.
+    """
     card = read_adapter_card(adapter_dir)
     if card is None:
         raise AdapterError(f"{adapter_dir} has no reelforge adapter card; its alpha is unknown")
-    if card.architecture != "wan":
+    if not card.architecture.startswith("wan"):
         raise AdapterError(f"ComfyUI conversion supports Wan adapters; {adapter_dir} is {card.architecture}")
-    tensors = to_comfyui(load_file(str(adapter_dir / LORA_WEIGHTS_FILE)), card.alpha)
+    tensors = load_file(str(adapter_dir / LORA_WEIGHTS_FILE))
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / COMFYUI_FILE
-    save_file(
-        tensors,
-        str(path),
-        metadata={
-            "format": "comfyui-wan-lora",
-            "base_model": card.base_model,
-            "rank": str(card.rank),
-            "alpha": str(card.alpha),
-        },
-    )
-    return path
+    parts = {"transformer": COMFYUI_FILE}
+    if len(card.experts) > 1:
+        parts = {
+            "transformer": "comfyui_lora_high_noise.safetensors",
+            "transformer_2": "comfyui_lora_low_noise.safetensors",
+        }
+    written = []
+    for component, file_name in parts.items():
+        mine = {k.removeprefix(f"{component}."): v for k, v in tensors.items() if k.startswith(f"{component}.")}
+        if not mine:
+            continue
+        path = out_dir / file_name
+        save_file(
+            to_comfyui(mine, card.alpha),
+            str(path),
+            metadata={
+                "format": "comfyui-wan-lora",
+                "base_model": card.base_model,
+                "rank": str(card.rank),
+                "alpha": str(card.alpha),
+                "expert": component,
+            },
+        )
+        written.append(path)
+    return written[0]

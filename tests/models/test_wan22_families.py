@@ -321,3 +321,19 @@ class TestTrainingInputs:
         i2v = _load(model_dirs, "i2v_a14b")
         with pytest.raises(NotImplementedError, match="cached at ingest"):
             i2v.spec.training_inputs(i2v.denoiser, x0, x0, torch.tensor([1.0]), torch.tensor([True]))
+
+
+def test_a_two_expert_adapter_exports_one_comfyui_file_per_expert(model_dirs, tmp_path: Path):
+    from safetensors import safe_open
+
+    from reelforge.jobs.comfyui_lora import write_comfyui_lora
+
+    trainer = _load(model_dirs, "a14b")
+    attach_lora(trainer, LoraConfig(rank=4))
+    adapter = save_adapter(trainer, tmp_path / "adapter")
+    first = write_comfyui_lora(adapter, tmp_path / "comfyui")
+    assert first.name == "comfyui_lora_high_noise.safetensors"
+    for name, expert in (("high_noise", "transformer"), ("low_noise", "transformer_2")):
+        with safe_open(str(tmp_path / "comfyui" / f"comfyui_lora_{name}.safetensors"), framework="pt") as f:
+            assert f.metadata()["expert"] == expert
+            assert all(k.startswith("diffusion_model.blocks.") for k in f.keys())
