@@ -42,8 +42,8 @@ PRESETS: dict[str, ModelPreset] = {
     for preset in (
         ModelPreset(
             name=EMBEDDED_MODEL,
-            architecture="wan",
-            description="Embedded Wan-architecture model of the shapes world; runs on a laptop CPU",
+            architecture="wan-ti2v",
+            description="Embedded Wan-architecture model of the shapes world, text- or image-to-video; runs on a laptop CPU",
             source="shipped inside the reelforge package",
             embedded=True,
         ),
