@@ -231,10 +231,10 @@ def run_demo(config: DemoConfig, console) -> dict:
                 client.videos.download_content(video.id).write_to_file(path)
                 videos[label].append(path)
             console.print(f"    {label}: {model} -> {', '.join(p.name for p in videos[label])}")
-        # Product-photo-to-video: a 128x96 "photo" of a yellow star, fitted (cover + centre crop) to
+        # Product-photo-to-video: a 128x96 "photo" of a yellow triangle, fitted (cover + centre crop) to
         # 32x32 by the server, animated with acme's look by a prompt that names only the motion.
         photo = out / "product.png"
-        Image.fromarray(conditioning_frame(("yellow", "star", "right", "white"), 0)).resize(
+        Image.fromarray(conditioning_frame(("yellow", "triangle", "right", "white"), 0)).resize(
             (128, 96), Image.Resampling.NEAREST
         ).save(photo)
         video = clients["acme"].videos.create_and_poll(

@@ -23,8 +23,8 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)  # the client mar
 
 
 def _photo() -> bytes:
-    """A 64x48 "product photo" of a yellow star: the server covers and centre-crops it to 32x32."""
-    frame = conditioning_frame(("yellow", "star", "right", "white"), 0)  # (32, 32, 3)
+    """A 64x48 "product photo" of a yellow triangle: the server covers and centre-crops it to 32x32."""
+    frame = conditioning_frame(("yellow", "triangle", "right", "white"), 0)  # (32, 32, 3)
     canvas = np.full((48, 64, 3), 255, np.uint8)
     canvas[8:40, 16:48] = frame
     out = io.BytesIO()
