@@ -57,7 +57,7 @@ def test_a_two_expert_fine_tune_trains_both_experts_into_one_adapter(ray_cluster
 
     result = run_finetune(config, Settings(home=tmp_path / "home"))
 
-    weights = load_file(str(result.adapter_dir / "adapter" / LORA_WEIGHTS_FILE))
+    weights = load_file(str(result.adapter_dir / LORA_WEIGHTS_FILE))
     assert {key.split(".", 1)[0] for key in weights} == {"transformer", "transformer_2"}
     for expert in ("transformer", "transformer_2"):
         trained = [v for k, v in weights.items() if k.startswith(f"{expert}.") and "lora_B" in k]
@@ -68,7 +68,7 @@ def test_a_two_expert_fine_tune_trains_both_experts_into_one_adapter(ray_cluster
     noisy, text = torch.randn(1, 4, 3, 8, 8, generator=g), served.encode_text(["a red circle"])
     with torch.no_grad():
         before = [served.spec.predict(served.denoiser, noisy, torch.tensor([t]), text) for t in (950.0, 200.0)]
-        load_adapter(served, result.adapter_dir / "adapter", "acme")
+        load_adapter(served, result.adapter_dir, "acme")
         activate_adapter(served, "acme")
         after = [served.spec.predict(served.denoiser, noisy, torch.tensor([t]), text) for t in (950.0, 200.0)]
     assert not torch.allclose(before[0], after[0]) and not torch.allclose(before[1], after[1])
