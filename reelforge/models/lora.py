@@ -257,8 +257,7 @@ def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) ->
         components = _adapter_components(weights)
     except Exception as exc:  # safetensors raises its own error types for a damaged header
         raise AdapterError(f"adapter {weights} is not a readable safetensors file: {exc}") from exc
-    unknown = [c for c in components if c not in experts]
-    if unknown or not components:
+    if not components or ("transformer_2" in components and "transformer_2" not in experts):
         raise AdapterError(
             f"adapter {directory} has weights for {components or 'nothing'}; {model.name} has {sorted(experts)}"
         )
@@ -266,9 +265,14 @@ def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) ->
         with warnings.catch_warnings():
             # Several adapters on one transformer is the point of multiplexed serving, not a mistake.
             warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            for component in components:
-                experts[component].load_lora_adapter(
-                    str(directory), weight_name=LORA_WEIGHTS_FILE, prefix=component, adapter_name=adapter_name
+            if set(components) <= set(experts):
+                for component in components:
+                    experts[component].load_lora_adapter(
+                        str(directory), weight_name=LORA_WEIGHTS_FILE, prefix=component, adapter_name=adapter_name
+                    )
+            else:  # another layout (ComfyUI / original Wan, kohya): diffusers converts it into `transformer`
+                model.pipeline.load_lora_weights(
+                    str(directory), adapter_name=adapter_name, weight_name=LORA_WEIGHTS_FILE
                 )
     except (ValueError, RuntimeError, KeyError, OSError) as exc:
         # A failed load can leave a half-registered adapter behind; remove it so the model stays usable.

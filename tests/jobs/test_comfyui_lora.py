@@ -10,12 +10,12 @@ from safetensors.torch import load_file
 
 from reelforge.errors import AdapterError
 from reelforge.jobs.comfyui_lora import (
-    COMFYUI_FILE,
     comfyui_module_name,
     write_comfyui_lora,
 )
 from reelforge.models.loading import load_model
 from reelforge.models.lora import (
+    LORA_WEIGHTS_FILE,
     LoraConfig,
     activate_adapter,
     attach_lora,
@@ -47,7 +47,11 @@ def test_converted_lora_gives_the_same_transformer_output(tiny_model, tiny_model
 
     fresh = load_model(str(tiny_model_dir), device="cpu")
     load_adapter(fresh, tmp_path / "adapter", "diffusers")
-    fresh.pipeline.load_lora_weights(str(tmp_path / "comfy"), weight_name=COMFYUI_FILE, adapter_name="comfyui")
+    # A LoRA in the ComfyUI / original-Wan layout loads through load_adapter too (diffusers converts it).
+    third_party = tmp_path / "third-party"
+    third_party.mkdir()
+    (third_party / LORA_WEIGHTS_FILE).write_bytes(path.read_bytes())
+    load_adapter(fresh, third_party, "comfyui")
     shape = fresh.spec.latent_shape(fresh.pipeline, 5, 16, 16)
     x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(1))  # (1, C, F, H, W)
     text = fresh.encode_text(["a red circle moving left on a white background"])
