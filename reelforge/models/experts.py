@@ -65,10 +65,6 @@ class ExpertRouter(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return self.experts[0].dtype
 
-    @property
-    def config(self):
-        return self.experts[0].config
-
     def enable_gradient_checkpointing(self) -> None:
         """Turn gradient checkpointing on in both experts."""
         for expert in self.experts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reelforge.errors import CheckpointNotFoundError, UnknownModelError
@@ -36,6 +36,22 @@ class ModelPreset:
     defaults: ModelDefaults | None = None
     embedded: bool = False
 
+
+# Every 14B Wan (2.1 T2V, and both A14B experts of 2.2) runs at 720p with the same buckets.
+WAN_14B_720P = ModelDefaults(
+    height=720,
+    width=1280,
+    num_frames=81,
+    fps=16.0,
+    steps=50,
+    guidance=5.0,
+    max_text_tokens=512,
+    max_height=720,
+    max_width=1280,
+    max_frames=129,
+    buckets=((1280, 720), (720, 1280), (960, 960), (832, 480), (480, 832)),
+    frame_buckets=(49, 33),  # 4k+1, as the causal VAE needs
+)
 
 PRESETS: dict[str, ModelPreset] = {
     preset.name: preset
@@ -74,20 +90,7 @@ PRESETS: dict[str, ModelPreset] = {
             description="Wan 2.1 text-to-video, 14B parameters, 480p/720p",
             source="Wan-AI/Wan2.1-T2V-14B-Diffusers",
             download_size="about 70 GB",
-            defaults=ModelDefaults(
-                height=720,
-                width=1280,
-                num_frames=81,
-                fps=16.0,
-                steps=50,
-                guidance=5.0,
-                max_text_tokens=512,
-                max_height=720,
-                max_width=1280,
-                max_frames=129,
-                buckets=((1280, 720), (720, 1280), (960, 960), (832, 480), (480, 832)),
-                frame_buckets=(49, 33),
-            ),
+            defaults=WAN_14B_720P,
         ),
         ModelPreset(
             name="wan2.2-ti2v-5b",
@@ -114,40 +117,14 @@ PRESETS: dict[str, ModelPreset] = {
             architecture="wan",
             description="Wan 2.2 text-to-video, two 14B experts (high and low noise), 480p/720p",
             source="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
-            defaults=ModelDefaults(
-                height=720,
-                width=1280,
-                num_frames=81,
-                fps=16.0,
-                steps=40,
-                guidance=4.0,
-                max_text_tokens=512,
-                max_height=720,
-                max_width=1280,
-                max_frames=129,
-                buckets=((1280, 720), (720, 1280), (960, 960), (832, 480), (480, 832)),
-                frame_buckets=(49, 33),
-            ),
+            defaults=replace(WAN_14B_720P, steps=40, guidance=4.0),
         ),
         ModelPreset(
             name="wan2.2-i2v-a14b",
             architecture="wan-i2v",
             description="Wan 2.2 image-to-video, two 14B experts (high and low noise), 480p/720p",
             source="Wan-AI/Wan2.2-I2V-A14B-Diffusers",
-            defaults=ModelDefaults(
-                height=720,
-                width=1280,
-                num_frames=81,
-                fps=16.0,
-                steps=40,
-                guidance=3.5,
-                max_text_tokens=512,
-                max_height=720,
-                max_width=1280,
-                max_frames=129,
-                buckets=((1280, 720), (720, 1280), (960, 960), (832, 480), (480, 832)),
-                frame_buckets=(49, 33),
-            ),
+            defaults=replace(WAN_14B_720P, steps=40, guidance=3.5),
         ),
     )
 }

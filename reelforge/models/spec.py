@@ -114,10 +114,6 @@ class VideoModelSpec(ABC):
             raise ValueError(f"{self.architecture} models take no image")
         return noisy, model_timesteps, None
 
-    def loss_mask(self, latent: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor | None:
-        """Where the loss counts (1) over a latent's shape, or None for everywhere."""
-        return None
-
     def finish_latents(self, latents: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         """The sampled latent as it is decoded (a given first frame is put back exactly)."""
         return latents

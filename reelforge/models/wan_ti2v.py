@@ -69,8 +69,5 @@ class WanTI2VSpec(WanSpec):
         patch = tuple(_unwrapped(denoiser).config.patch_size)
         return first_frame_training_inputs(noisy, x0, model_timesteps, conditioned, patch)
 
-    def loss_mask(self, latent: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor | None:
-        return None if condition is None else first_frame_mask(latent)
-
     def finish_latents(self, latents: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         return latents if condition is None else with_first_frame(latents, condition, first_frame_mask(latents))

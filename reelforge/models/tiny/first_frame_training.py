@@ -13,7 +13,6 @@ optional first frame, like Wan 2.2 TI2V-5B. Checkpoints go to `--work-dir`; re-r
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -28,9 +27,10 @@ from tqdm import tqdm
 from reelforge.models.image_conditioning import first_frame_training_inputs
 from reelforge.models.objectives import FlowMatchingObjective, diffusion_loss
 from reelforge.models.spec import ModelDefaults
-from reelforge.models.tiny.pretrain import _copy_ema, _encode_captions, _lr_factor, _save_checkpoint, training_combos
+from reelforge.models.tiny.pretrain import encode_captions, lr_factor, training_combos
 from reelforge.models.tiny.random_pipeline import MODEL_CARD_CONFIG, save_model_dir
 from reelforge.models.tiny.shapes_world import motion_caption, render_clip, sample_clip_spec
+from reelforge.models.tiny.transformer_training_state import TransformerTrainingState
 
 logger = logging.getLogger(__name__)
 
@@ -81,20 +81,9 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
     """Continue training transformer and text encoder on mixed text- and image-to-video batches."""
     ckpt = work_dir / "first_frame.pt"
     transformer, text_encoder, tokenizer = pipeline.transformer, pipeline.text_encoder, pipeline.tokenizer
-    params = list(transformer.parameters()) + list(text_encoder.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
-    ema = {
-        "transformer": copy.deepcopy(transformer).requires_grad_(False),
-        "text_encoder": copy.deepcopy(text_encoder).requires_grad_(False),
-    }
-    start = 0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        for name, module in (("transformer", transformer), ("text_encoder", text_encoder)):
-            module.load_state_dict(state[name])
-            ema[name].load_state_dict(state[f"ema_{name}"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+    training = TransformerTrainingState(transformer, text_encoder, config.lr)
+    start = training.resume(ckpt)
+    if start:
         logger.info("first-frame training: resuming at step %d", start)
     if start < config.steps:
         n = len(cache["captions"])
@@ -114,8 +103,7 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
         text_encoder.train()
         bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="first-frame", unit="step")
         for step in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * _lr_factor(step, config.steps, config.warmup_steps)
+            training.set_lr(config.lr * lr_factor(step, config.steps, config.warmup_steps))
             b = config.batch
             index = torch.randint(0, n, (b,), generator=generator)
             conditioned = torch.rand(b, generator=generator) < config.conditioned_fraction
@@ -123,7 +111,7 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
             dropped = torch.rand(b, generator=generator) < config.caption_dropout
             row = torch.where(motion_only, index + n, index)
             row = torch.where(dropped, torch.full_like(row, 2 * n), row)
-            text = _encode_captions(text_encoder, ids[row], mask[row])  # (B, L, D)
+            text = encode_captions(text_encoder, ids[row], mask[row])  # (B, L, D)
             x0 = latents[index]  # (B, C, F', H', W')
             eps = torch.randn(x0.shape, generator=generator)
             t = objective.sample_timesteps(b, generator)
@@ -135,28 +123,11 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
                 hidden_states=hidden, timestep=timesteps, encoder_hidden_states=text, return_dict=False
             )[0]
             loss = diffusion_loss(prediction, batch.target, mask=loss_mask)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            with torch.no_grad():
-                for name, live in (("transformer", transformer), ("text_encoder", text_encoder)):
-                    for e, p in zip(ema[name].parameters(), live.parameters()):
-                        e.lerp_(p, 1 - config.ema_decay)
+            training.step(loss, config.ema_decay)
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-                _save_checkpoint(
-                    ckpt,
-                    {
-                        "transformer": transformer.state_dict(),
-                        "text_encoder": text_encoder.state_dict(),
-                        "ema_transformer": ema["transformer"].state_dict(),
-                        "ema_text_encoder": ema["text_encoder"].state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "step": step + 1,
-                    },
-                )
-    _copy_ema(ema, transformer, text_encoder)
+                training.save(ckpt, step + 1)
+    training.finish()
 
 
 def continue_training(config: FirstFrameTrainingConfig, base_dir: Path, work_dir: Path, out_dir: Path) -> Path:
@@ -174,6 +145,7 @@ def continue_training(config: FirstFrameTrainingConfig, base_dir: Path, work_dir
         module.eval()
     pipeline.register_to_config(expand_timesteps=True)  # the TI2V family: an optional clean first frame
     card.pop("defaults", None)
+    card.pop("architecture", None)  # the family is read from model_index.json
     card["first_frame_training"] = asdict(config)
     card["first_frame_seconds"] = time.perf_counter() - started
     return save_model_dir(pipeline, out_dir, defaults, card)

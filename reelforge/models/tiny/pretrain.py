@@ -21,7 +21,6 @@ Why these choices (see the model card for the measured outcome):
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import math
@@ -54,6 +53,7 @@ from reelforge.models.tiny.shapes_world import (
     render_clip,
     sample_clip_spec,
 )
+from reelforge.models.tiny.transformer_training_state import TransformerTrainingState, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class PretrainConfig:
         return TinyWanConfig.reelforge_tiny()
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
+def lr_factor(step: int, total: int, warmup: int) -> float:
     """Linear warm-up then cosine decay to 10%."""
     if step < warmup:
         return (step + 1) / warmup
@@ -122,12 +122,6 @@ def render_batch(rng: np.random.Generator, combos: list[Combo], n: int, brand_fr
     return x, obj, brd, captions
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save keeps the previous checkpoint
-
-
 def train_vae(config: PretrainConfig, vae: torch.nn.Module, work_dir: Path) -> None:
     """Stage 1: reconstruct full-length clips, weighting object and brand pixels up."""
     ckpt = work_dir / "vae.pt"
@@ -147,7 +141,7 @@ def train_vae(config: PretrainConfig, vae: torch.nn.Module, work_dir: Path) -> N
     bar = tqdm(range(start, config.vae_steps), initial=start, total=config.vae_steps, desc="VAE", unit="step")
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = config.vae_lr * _lr_factor(step, config.vae_steps, config.warmup_steps)
+            group["lr"] = config.vae_lr * lr_factor(step, config.vae_steps, config.warmup_steps)
         x, obj, brd, _ = render_batch(rng, combos, config.vae_batch, config.vae_brand_fraction)
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample  # (B, 3, F, H, W)
@@ -161,7 +155,7 @@ def train_vae(config: PretrainConfig, vae: torch.nn.Module, work_dir: Path) -> N
         psnr = 10 * math.log10(4.0 / max(err.detach().pow(2).mean().item(), 1e-10))
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.vae_steps:
-            _save_checkpoint(ckpt, {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1})
+            save_checkpoint(ckpt, {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1})
 
 
 @torch.no_grad()
@@ -191,7 +185,7 @@ def encode_latent_cache(config: PretrainConfig, vae: torch.nn.Module, work_dir: 
     return cache
 
 
-def _encode_captions(text_encoder: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def encode_captions(text_encoder: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Text states (B, L, D) with padding zeroed, exactly as WanPipeline.encode_prompt leaves them."""
     states = text_encoder(ids, mask).last_hidden_state  # (B, L, D)
     return states * mask.unsqueeze(-1).to(states.dtype)
@@ -201,24 +195,12 @@ def train_transformer(config: PretrainConfig, pipeline, cache: dict, work_dir: P
     """Stage 3: flow matching on cached latents; the text encoder trains jointly; EMA weights kept."""
     ckpt = work_dir / "transformer.pt"
     transformer, text_encoder, tokenizer = pipeline.transformer, pipeline.text_encoder, pipeline.tokenizer
-    params = list(transformer.parameters()) + list(text_encoder.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.transformer_lr, weight_decay=0.01)
-    ema = {
-        "transformer": copy.deepcopy(transformer).requires_grad_(False),
-        "text_encoder": copy.deepcopy(text_encoder).requires_grad_(False),
-    }
-    start = 0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        transformer.load_state_dict(state["transformer"])
-        text_encoder.load_state_dict(state["text_encoder"])
-        ema["transformer"].load_state_dict(state["ema_transformer"])
-        ema["text_encoder"].load_state_dict(state["ema_text_encoder"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+    training = TransformerTrainingState(transformer, text_encoder, config.transformer_lr)
+    start = training.resume(ckpt)
+    if start:
         logger.info("transformer: resuming at step %d", start)
     if start >= config.transformer_steps:
-        _copy_ema(ema, transformer, text_encoder)
+        training.finish()
         return
     tokens = tokenizer(
         cache["captions"] + [""],
@@ -242,14 +224,13 @@ def train_transformer(config: PretrainConfig, pipeline, cache: dict, work_dir: P
         unit="step",
     )
     for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = config.transformer_lr * _lr_factor(step, config.transformer_steps, config.warmup_steps)
+        training.set_lr(config.transformer_lr * lr_factor(step, config.transformer_steps, config.warmup_steps))
         index = torch.randint(0, latents.shape[0], (config.transformer_batch,), generator=generator)
         x0 = latents[index]  # (B, C, F', H', W')
         drop = torch.rand(config.transformer_batch, generator=generator) < config.caption_dropout
         batch_ids = torch.where(drop[:, None], empty_ids, ids[index])  # (B, L)
         batch_mask = torch.where(drop[:, None], empty_mask, mask[index])
-        text = _encode_captions(text_encoder, batch_ids, batch_mask)
+        text = encode_captions(text_encoder, batch_ids, batch_mask)
         eps = torch.randn(x0.shape, generator=generator)
         t = objective.sample_timesteps(x0.shape[0], generator)
         batch = objective.batch(x0, eps, t)
@@ -257,34 +238,11 @@ def train_transformer(config: PretrainConfig, pipeline, cache: dict, work_dir: P
             hidden_states=batch.noisy, timestep=batch.model_timesteps, encoder_hidden_states=text, return_dict=False
         )[0]
         loss = diffusion_loss(prediction, batch.target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        decay = min(config.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for name, live in (("transformer", transformer), ("text_encoder", text_encoder)):
-                for e, p in zip(ema[name].parameters(), live.parameters()):
-                    e.lerp_(p, 1 - decay)
+        training.step(loss, min(config.ema_decay, (1 + step) / (10 + step)))
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.transformer_steps:
-            _save_checkpoint(
-                ckpt,
-                {
-                    "transformer": transformer.state_dict(),
-                    "text_encoder": text_encoder.state_dict(),
-                    "ema_transformer": ema["transformer"].state_dict(),
-                    "ema_text_encoder": ema["text_encoder"].state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step + 1,
-                },
-            )
-    _copy_ema(ema, transformer, text_encoder)
-
-
-def _copy_ema(ema: dict, transformer: torch.nn.Module, text_encoder: torch.nn.Module) -> None:
-    transformer.load_state_dict(ema["transformer"].state_dict())
-    text_encoder.load_state_dict(ema["text_encoder"].state_dict())
+            training.save(ckpt, step + 1)
+    training.finish()
 
 
 def pretrain(config: PretrainConfig, work_dir: Path, out_dir: Path, model_config: TinyWanConfig | None = None) -> Path:

@@ -108,3 +108,25 @@ def test_eval_cli_json(tiny_model_dir, monkeypatch, capsys):
     assert json.loads(out)["n"] == 2
     code, _, err = run_cli(["eval", "-m", str(tiny_model_dir), "--prompts", "0"], monkeypatch, capsys)
     assert code == 2 and "--prompts" in err
+
+
+@pytest.mark.slow
+def test_first_frame_training_makes_an_image_to_video_model_and_resumes(tiny_model_dir: Path, tmp_path: Path):
+    import numpy as np
+
+    from reelforge.models.tiny.first_frame_training import FirstFrameTrainingConfig, continue_training
+    from reelforge.models.wan_ti2v import WanTI2VSpec
+
+    run = dict(steps=2, batch=2, latent_clips=32, checkpoint_every=1, warmup_steps=1, threads=1)
+    out = continue_training(FirstFrameTrainingConfig(**run), tiny_model_dir, tmp_path / "work", tmp_path / "out")
+    model = load_model(str(out), device="cpu")
+    assert isinstance(model.spec, WanTI2VSpec)  # saved with expand_timesteps: an optional first frame
+    image = np.full((32, 32, 3), 255, np.uint8)
+    video = generate(model, GenerationSettings("moving left on a white background", steps=2, image=image))
+    assert video.frames.shape == (model.defaults.num_frames, 32, 32, 3)
+    assert torch.load(tmp_path / "work" / "first_frame.pt", weights_only=False)["step"] == 2
+
+    continue_training(
+        FirstFrameTrainingConfig(**{**run, "steps": 3}), tiny_model_dir, tmp_path / "work", tmp_path / "o2"
+    )
+    assert torch.load(tmp_path / "work" / "first_frame.pt", weights_only=False)["step"] == 3
