@@ -132,3 +132,22 @@ class VideoExpiredError(UserInputError):
 
     http_status = 410
     code = "video_expired"
+
+
+class FaceDetectorUnavailableError(ReelforgeError):
+    """The installed OpenCV carries no Haar cascades (a build without `cv2.data`): an installation fault."""
+
+    code = "face_detector_unavailable"
+
+
+class ConsentRequiredError(UserInputError):
+    """Training footage shows people's faces and declares no consent of the people shown."""
+
+    code = "consent_required"
+
+
+class ReviewDecisionError(UserInputError):
+    """A review decision on a video that is not waiting for one (never held, or already decided)."""
+
+    http_status = 409
+    code = "not_held_for_review"

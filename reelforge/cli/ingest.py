@@ -31,6 +31,10 @@ def ingest(
     max_clips: Annotated[
         int | None, typer.Option("--max-clips", help="Clips in the whole dataset at most (videos take turns).")
     ] = None,
+    faces_need_consent: Annotated[
+        bool,
+        typer.Option(help="Refuse videos that show people's faces unless metadata.jsonl/csv declares their consent."),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Validate footage, sample clips clear of cuts and encode them to latent shards on Ray Data (cached per video)."""
@@ -48,6 +52,7 @@ def ingest(
         max_clips_per_video=max_clips_per_video,
         max_clips_per_dataset=max_clips,
         sampling=sampling,
+        faces_need_consent=faces_need_consent,
     )
     ensure_ray(settings)
     report = run_ingest(config)

@@ -17,6 +17,7 @@ from reelforge.cli import (
     finetune,
     generation,
     ingest,
+    review,
     serving,
     tenants,
     usage,
@@ -37,7 +38,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Unnamed groups add their commands at the top level; named ones become `reelforge <name> ...`.
-for group in (generation, world, ingest, finetune, adapters, serving, tenants, usage, audit, database):
+for group in (generation, world, ingest, finetune, adapters, serving, tenants, review, usage, audit, database):
     app.add_typer(group.app)
 logger = logging.getLogger("reelforge")
 

@@ -72,6 +72,8 @@ class FineTuneConfig(_Section):
     model: str = "reelforge-tiny"
     data: Path
     suffix: str = Field("brand", pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")  # the `ft:<model>:<tenant>:<suffix>` part
+    # Footage that shows people's faces needs their recorded consent (metadata `consent` column).
+    faces_need_consent: bool = True
     lora: LoraSection = LoraSection()
     # Optimisation. Measured on reelforge-tiny (40 branded clips): 600 steps at 3e-3 reach brand
     # rate ~0.9 without hurting adherence; see the fine-tuning section of the README.

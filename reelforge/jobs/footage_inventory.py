@@ -28,6 +28,7 @@ from reelforge.jobs.archive_extraction import ArchiveBudget, extract_archive
 from reelforge.jobs.footage_rejections import RejectedFile, RejectReason
 from reelforge.models.video_io import VIDEO_SUFFIXES
 from reelforge.models.video_probe import probe_video
+from reelforge.safety.face_detection import shared_detector
 
 CAPTION_FILES = ("metadata.jsonl", "metadata.csv", "prompts.txt", "videos.txt")
 FILE_COLUMNS = ("file_name", "file", "video", "path", "video_path")
@@ -48,6 +49,9 @@ class FootageRequirements:
     max_duration_s: float = 30 * 60.0
     max_pixels: int = 4096 * 2160  # DCI 4K
     max_videos: int = 2000
+    # Look for people's faces (a dozen decoded frames per video): footage that shows faces needs the
+    # recorded consent of the people shown before it is trained on (`reelforge.safety.face_consent`).
+    scan_faces: bool = True
     archive: ArchiveBudget = field(default_factory=lambda: ArchiveBudget())
 
 
@@ -65,6 +69,7 @@ class AcceptedVideo:
     consent: str | None = None
     duration_s: float = 0.0
     source: dict = field(default_factory=dict)  # the probe: codec, fps, rotation, bit depth, ...
+    faces: dict | None = None  # FaceScan.to_dict(): where faces were seen (None: not scanned)
 
 
 @dataclass
@@ -265,6 +270,13 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
             inventory.rejected.append(RejectedFile(rel, RejectReason.DUPLICATE, f"same bytes as {seen_hashes[digest]}"))
             continue
         seen_hashes[digest] = rel
+        faces = None
+        if requirements.scan_faces:
+            try:
+                faces = shared_detector().scan_file(path, probe).to_dict()
+            except VideoDecodeError as exc:  # the first frame decoded, a later one does not: a truncated file
+                inventory.rejected.append(RejectedFile(rel, RejectReason.UNREADABLE, exc.reason))
+                continue
         declared = rights.get(rel, rights.get(path.name, {}))
         inventory.accepted.append(
             AcceptedVideo(
@@ -278,6 +290,7 @@ def inventory_folder(root: Path, requirements: FootageRequirements) -> FootageIn
                 declared.get("consent"),
                 round(probe.duration_s, 3),
                 probe.to_dict(),
+                faces,
             )
         )
     for path in files:

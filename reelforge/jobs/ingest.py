@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from reelforge.jobs.footage_inventory import (
     FootageRequirements,
     inventory_source,
 )
+from reelforge.safety.face_consent import require_face_consent
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class IngestConfig:
     source: Path
     out_dir: Path
     strict: bool = False
+    faces_need_consent: bool = True  # refuse videos that show faces without a declared consent
     max_clips_per_video: int = 8
     max_clips_per_dataset: int | None = None
     sampling: SamplingStrategy = SamplingStrategy.SCENE
@@ -169,6 +171,8 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     d = model.defaults
     requirements = footage_requirements(d)
     inventory: FootageInventory = inventory_source(config.source, config.out_dir / "work", requirements)
+    if config.faces_need_consent:
+        require_face_consent((asdict(a) for a in inventory.accepted), str(config.source))
     if config.strict and inventory.rejected:
         first = inventory.rejected[0]
         raise UserInputError(

@@ -116,7 +116,10 @@ def prepare_training_data(
         ensure_ray(settings)  # ingestion runs on Ray Data
         root = ingested_dir_for(settings, config.tenant, source)
         logger.info("ingesting %s for %s into %s", source, config.tenant, root)
-        report = ingest(IngestConfig(config.tenant, config.model, source, root), model_path=model_path)
+        ingest_config = IngestConfig(
+            config.tenant, config.model, source, root, faces_need_consent=config.faces_need_consent
+        )
+        report = ingest(ingest_config, model_path=model_path)
         ingested_now = True
         if report["clips"] == 0:
             reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in report["rejected"][:5]) or "no video files found"

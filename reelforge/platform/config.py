@@ -25,6 +25,7 @@ from reelforge.jobs.ingest import TENANT_PATTERN
 from reelforge.platform.serving.moderation import ModerationPolicy
 from reelforge.platform.stores.video_jobs import RetryPolicy
 from reelforge.provenance.config import ProvenanceSection
+from reelforge.safety.output_review import OutputReviewSection
 from reelforge.settings import Settings
 
 
@@ -140,6 +141,8 @@ class TrainingPolicy(_Strict):
     auto_promote: bool = False  # a succeeded job's version becomes `production` at once
     # Every training video must have a declared licence and consent (metadata table or upload fields).
     require_rights: bool = False
+    # A training video that shows people's faces needs a declared consent (the real-person safeguard).
+    faces_need_consent: bool = True
 
 
 class FineTuningSection(_Strict):
@@ -199,6 +202,7 @@ class ServeAppConfig(_Strict):
     moderation: ModerationSection = ModerationSection()
     fine_tuning: FineTuningSection = FineTuningSection()
     provenance: ProvenanceSection = ProvenanceSection()
+    review: OutputReviewSection = OutputReviewSection()  # generated videos that show faces
     ingress_replicas: int = Field(1, ge=1)
     # Requests one ingress replica handles at once (its work is I/O: the database, handles, storage),
     # and how many may wait for it before Serve answers 503: set on purpose, not Serve's default of 5.

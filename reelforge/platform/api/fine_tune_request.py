@@ -113,6 +113,9 @@ def build_job_config(
     base = with_keys({"tenant": tenant, "model": model, "data": "."}, job_defaults)
     defaults = build_config(base)
     values: dict = {"seed": body.seed if body.seed is not None else secrets.randbelow(2**31)}
+    # The platform checked consent at admission, with the upload's declaration, which the job's own
+    # ingest of the archive cannot see.
+    values["faces_need_consent"] = False
     if body.validation_file is not None:
         values["holdout_fraction"] = 0.0  # the validation file is the held-out data; all training clips train
     if body.suffix is not None:

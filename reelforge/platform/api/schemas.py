@@ -17,7 +17,8 @@ from reelforge.platform.stores.fine_tune_jobs import (
     FineTuneJob,
 )
 from reelforge.platform.stores.usage import UsageSummary
-from reelforge.platform.stores.video_jobs import VideoJob
+from reelforge.platform.stores.video_jobs import FAILED, IN_PROGRESS, VideoJob
+from reelforge.safety.output_review import HELD, REJECTED
 
 
 class ErrorDetail(BaseModel):
@@ -56,6 +57,16 @@ class VideoError(BaseModel):
     message: str | None
 
 
+class VideoReview(BaseModel):
+    """The real-person safeguard's hold on a video that shows a face, and the operator's decision."""
+
+    status: Literal["held", "approved", "rejected"]
+    note: str | None = None
+
+
+REJECTED_IN_REVIEW = "rejected_in_review"
+
+
 class VideoObject(BaseModel):
     """OpenAI's `video` object."""
 
@@ -72,12 +83,23 @@ class VideoObject(BaseModel):
     prompt: str
     error: VideoError | None
     remixed_from_video_id: str | None = None
+    review: VideoReview | None = None  # set when the video showed a face (see `reelforge review`)
 
     @classmethod
     def of(cls, job: VideoJob) -> VideoObject:
+        # A held video is not done for its tenant: OpenAI clients keep polling an in-progress video
+        # and download only a completed one. A rejected one ends as a failure with the reason.
+        status, error = (
+            job.status,
+            (VideoError(code=job.error_code, message=job.error_message) if job.error_code else None),
+        )
+        if job.review == HELD:
+            status = IN_PROGRESS
+        elif job.review == REJECTED:
+            status, error = FAILED, VideoError(code=REJECTED_IN_REVIEW, message=job.review_note)
         return cls(
             id=job.id,
-            status=job.status,
+            status=status,
             progress=job.progress,
             created_at=int(job.created_at),
             completed_at=int(job.completed_at) if job.completed_at else None,
@@ -86,8 +108,9 @@ class VideoObject(BaseModel):
             seconds=job.seconds,
             size=job.size,
             prompt=job.prompt,
-            error=VideoError(code=job.error_code, message=job.error_message) if job.error_code else None,
+            error=error,
             remixed_from_video_id=job.remixed_from,
+            review=VideoReview(status=job.review, note=job.review_note) if job.review else None,
         )
 
 

@@ -2,9 +2,9 @@
 
 A job may be created on a file still `uploaded` (its validation runs in the background); it then
 waits in `validating_files`. Admission runs when the job is created and again on each supervisor
-pass: a job whose files are all `processed` (with the rights its tenant's policy requires) is
-queued; a job with a file in `error`, deleted, or short of rights fails, naming the file; otherwise
-it keeps waiting.
+pass: a job whose files are all `processed` (with the rights its tenant's policy requires, and the
+consent of the people shown in videos with faces) is queued; a job with a file in `error`, deleted,
+or short of rights or consent fails, naming the files; otherwise it keeps waiting.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import logging
 from enum import Enum
 
 from reelforge.errors import NotFoundError, UserInputError
+from reelforge.platform.config import TrainingPolicy
 from reelforge.platform.stores.files import PROCESSED, UPLOADED, FileStore, UploadedFile
 from reelforge.platform.stores.fine_tune_jobs import QUEUED, FineTuneJob, FineTuneStore
+from reelforge.safety.face_consent import require_face_consent
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,15 @@ def job_files(job: FineTuneJob) -> list[tuple[str, str]]:
     return [(label, file_id) for label, file_id in labels if file_id is not None]
 
 
-def admit_job(jobs: FineTuneStore, files: FileStore, job: FineTuneJob, require_rights: bool) -> Admission:
+def check_file(file: UploadedFile, param: str, policy: TrainingPolicy) -> None:
+    """The tenant's policy on a validated file: declared rights where required, consent where faces show."""
+    if policy.require_rights:
+        check_rights(file, param)
+    if policy.faces_need_consent:
+        require_face_consent((file.report or {}).get("accepted", []), f"{file.id} ({file.filename})", param)
+
+
+def admit_job(jobs: FineTuneStore, files: FileStore, job: FineTuneJob, policy: TrainingPolicy) -> Admission:
     """Queue, fail or keep waiting a `validating_files` job, by the state of its files."""
     checked: list[tuple[str, UploadedFile]] = []
     for label, file_id in job_files(job):
@@ -62,11 +72,10 @@ def admit_job(jobs: FineTuneStore, files: FileStore, job: FineTuneJob, require_r
             details = file.status_details or "it was not validated"
             message = f"{label} {file.id} ({file.filename}) holds no usable footage: {details}"
             return _fail(jobs, job, label, message, file.report)
-        if require_rights:
-            try:
-                check_rights(file, label)
-            except UserInputError as exc:
-                return _fail(jobs, job, label, exc.message, None)
+        try:
+            check_file(file, label, policy)
+        except UserInputError as exc:
+            return _fail(jobs, job, label, exc.message, None)
         checked.append((label, file))
     if not jobs.mark_queued(job.id):  # another replica admitted it, or it was cancelled meanwhile
         return Admission.QUEUED if jobs.get(None, job.id).status == QUEUED else Admission.FAILED

@@ -13,7 +13,7 @@ from reelforge.platform.api.fine_tune_request import (
     build_job_config,
 )
 from reelforge.platform.config import GeneratorConfig, ServeAppConfig
-from reelforge.platform.fine_tuning.job_admission import Admission, admit_job, check_rights
+from reelforge.platform.fine_tuning.job_admission import Admission, admit_job, check_file
 from reelforge.platform.stores.audit_log import (
     FINETUNE_CANCELLED,
     FINETUNE_CREATED,
@@ -80,10 +80,10 @@ class FineTuneService:
         generator = self._base_generator(body.model)
         training = self._file(tenant, body.training_file, "training_file")
         validation = self._file(tenant, body.validation_file, "validation_file") if body.validation_file else None
-        if policy.require_rights:  # known now for a validated file; a pending one is checked at admission
-            for label, file in (("training_file", training), ("validation_file", validation)):
-                if file is not None and file.status == PROCESSED:
-                    check_rights(file, label)
+        # Known now for a validated file; a pending one is checked at admission.
+        for label, file in (("training_file", training), ("validation_file", validation)):
+            if file is not None and file.status == PROCESSED:
+                check_file(file, label, policy)
         config, reported = build_job_config(body, tenant.name, generator.model, self.config.fine_tuning.job_defaults)
         if config.epochs is None and config.steps > policy.max_steps:
             asked = body.chosen_hyperparameters().steps is not None
@@ -125,7 +125,7 @@ class FineTuneService:
             fine_tuned_model=config.fine_tuned_model_id,
         )
         self.jobs.add_event(job.id, f"Created fine-tuning job {job.id} of {body.model} ({config.fine_tuned_model_id})")
-        if admit_job(self.jobs, self.files, job, policy.require_rights) == Admission.WAITING:
+        if admit_job(self.jobs, self.files, job, policy) == Admission.WAITING:
             pending = [f.id for f in (training, validation) if f is not None and f.status != PROCESSED]
             self.jobs.add_event(job.id, f"Waiting for the validation of {', '.join(pending)}")
         return self.jobs.get(tenant.name, job.id)

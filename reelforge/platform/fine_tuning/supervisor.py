@@ -148,7 +148,7 @@ class FineTuneSupervisor:
             try:
                 if job.status == VALIDATING and job.submission_id is None:
                     policy = self.config.fine_tuning.policy_for(job.tenant)
-                    if admit_job(self.jobs, self.files, job, policy.require_rights) == Admission.QUEUED:
+                    if admit_job(self.jobs, self.files, job, policy) == Admission.QUEUED:
                         job = self.jobs.get(None, job.id)  # submitted in this pass if there is room
                 if job.status == QUEUED and job.submission_id is None and not job.cancel_requested:
                     if running < self.config.fine_tuning.max_running_jobs:

@@ -28,7 +28,7 @@ from reelforge.platform.serving.generation_limits import (
     capabilities_of,
 )
 from reelforge.platform.serving.lease_keeper import LeaseKeeper, LeaseLostError
-from reelforge.platform.stores.audit_log import VIDEO_COMPLETED, VIDEO_FAILED, AuditEvent
+from reelforge.platform.stores.audit_log import VIDEO_COMPLETED, VIDEO_FAILED, VIDEO_HELD, AuditEvent
 from reelforge.platform.stores.blob_store import BlobStore
 from reelforge.platform.stores.usage import GENERATION, usage_record
 from reelforge.platform.stores.video_jobs import (
@@ -39,6 +39,8 @@ from reelforge.platform.stores.video_jobs import (
 )
 from reelforge.provenance.manifest import GenerationClaims
 from reelforge.provenance.stamping import ProvenanceStamper
+from reelforge.safety.face_detection import FaceScan, shared_detector
+from reelforge.safety.output_review import review_outcome
 
 logger = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 0.25
@@ -66,6 +68,7 @@ class GenerationWorker:
         self.lock = threading.Lock()
         self.capabilities: ModelCapabilities = capabilities_of(self.model)
         self.stamper = ProvenanceStamper(self.app.provenance, self.settings)
+        self.faces = shared_detector()
         self.lease_renew_every_s: float | None = None  # None: a third of the lease
 
     def run(
@@ -99,7 +102,12 @@ class GenerationWorker:
                     self.lock.release()
                     locked = False  # stamping and storing need not hold the model
                     lease.check()
+                    scanned_at = time.perf_counter()
+                    policy = self.app.review.policy_for(job.tenant)
+                    scan = self.faces.scan_frames(video.frames, video.fps, policy.frames_scanned)  # before labels
+                    face_scan_s = time.perf_counter() - scanned_at
                     timings = self._stamp_and_store(job, video, adapter)
+                    timings["face_scan_s"] = round(face_scan_s, 4)
                     lease.check()
                 except LeaseLostError as exc:
                     logger.warning("%s; stopping this attempt", exc)
@@ -112,13 +120,22 @@ class GenerationWorker:
                     return self.fail(job, replica, "generation_failed", f"{type(exc).__name__}: {exc}")
                 timings["generate_s"] = round(generate_s, 4)
                 timings["adapter_wait_s"] = None if adapter_wait_s is None else round(adapter_wait_s, 4)
-                return self._complete(job, adapter, replica, timings)
+                return self._complete(job, adapter, replica, timings, scan, review_outcome(scan, policy))
         finally:
             if locked:
                 self.lock.release()
 
-    def _complete(self, job: VideoJob, adapter: LoadedAdapter | None, replica: str, timings: dict) -> dict:
-        """Record the job completed with its usage and audit record, if this attempt still holds it."""
+    def _complete(
+        self,
+        job: VideoJob,
+        adapter: LoadedAdapter | None,
+        replica: str,
+        timings: dict,
+        scan: FaceScan,
+        review: str | None,
+    ) -> dict:
+        """Record the job completed with its usage and audit records (and its hold for review, if the
+        tenant's policy holds a video that shows a face), if this attempt still holds it."""
         video_sha256 = timings.pop("video_sha256")
         # Metered: the seconds the model held its device for this video, and the frames it made.
         usage = usage_record(
@@ -144,17 +161,33 @@ class GenerationWorker:
                 "seed": job.seed,
                 "attempts": job.attempts,
                 "fence": job.fence,
+                "faces": scan.to_dict(),
             },
         )
+        records = [usage, audit]
+        held_note = None
+        if review is not None:
+            held_note = f"held for review: {scan.summary()}"
+            records.append(
+                AuditEvent(
+                    tenant=job.tenant,
+                    actor=f"generator:{replica}",
+                    action=VIDEO_HELD,
+                    subject=job.id,
+                    details={"faces": scan.to_dict(), "video_sha256": video_sha256},
+                )
+            )
         expires_at = time.time() + self.app.video_ttl_s
-        finished = self.jobs.complete(job.id, job.fence, expires_at, timings, records=[usage, audit])
+        finished = self.jobs.complete(
+            job.id, job.fence, expires_at, timings, records=records, held_for_review=held_note
+        )
         if finished is None:  # a newer attempt took over between the last check and now
             self.blobs.remove_attempt(job.tenant, job.id, job.fence)
             return {"id": job.id, "status": "superseded", "superseded": True}
         if finished.deleted:  # deleted while it ran: its files go now
             self.blobs.remove(job.tenant, job.id)
             self.jobs.mark_files_removed(job.id)
-        return {"id": job.id, "status": COMPLETED, "timings": timings}
+        return {"id": job.id, "status": COMPLETED, "timings": timings, "review": finished.review}
 
     def fail(self, job: VideoJob, replica: str, code: str, message: str) -> dict:
         """Mark claim `job.fence` of `job` failed with a client-visible error, audited in the same transaction."""

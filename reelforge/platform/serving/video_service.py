@@ -59,6 +59,7 @@ from reelforge.platform.stores.video_jobs import (
     VideoJob,
     VideoJobStore,
 )
+from reelforge.safety.output_review import HELD, REJECTED
 
 # The suffix of an ft: id (as FineTuneConfig.suffix) and an optional @version or @alias.
 FINE_TUNED_REFERENCE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}(@([0-9]{1,9}|[a-z][a-z0-9_-]{0,39}))?")
@@ -343,6 +344,13 @@ class VideoService:
                 f"variant {variant!r} is not available; choose one of {', '.join(VARIANTS)}", param="variant"
             )
         job = self.get(tenant, video_id)
+        if job.review == HELD:
+            raise VideoNotReadyError(
+                f"video {video_id} shows a face and is held for an operator's review; content is available once "
+                "it is approved"
+            )
+        if job.review == REJECTED:
+            raise VideoNotReadyError(f"video {video_id} was rejected in review: {job.review_note}")
         if job.status != COMPLETED:
             raise VideoNotReadyError(f"video {video_id} is {job.status}; content is available once it is completed")
         if job.files_removed or (job.expires_at is not None and job.expires_at < time.time()):

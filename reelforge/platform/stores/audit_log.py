@@ -23,6 +23,7 @@ VIDEO_REQUESTED, VIDEO_REFUSED, VIDEO_COMPLETED, VIDEO_FAILED, VIDEO_DELETED = (
     "video.failed",
     "video.deleted",
 )
+VIDEO_HELD, VIDEO_APPROVED, VIDEO_REJECTED = "video.held_for_review", "video.approved", "video.rejected"
 ADAPTER_PROMOTED, ADAPTER_ROLLED_BACK, ADAPTER_IMPORTED = "adapter.promoted", "adapter.rolled_back", "adapter.imported"
 FINETUNE_CREATED, FINETUNE_CANCELLED, FINETUNE_COMPLETED, FINETUNE_FAILED = (
     "finetune.created",

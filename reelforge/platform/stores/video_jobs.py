@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from reelforge.errors import NotFoundError
 from reelforge.platform.stores.database import Base, session_factory
 from reelforge.platform.stores.quota_guard import insert_within_quota
+from reelforge.safety.output_review import APPROVED, HELD, REJECTED
 
 QUEUED, IN_PROGRESS, COMPLETED, FAILED = "queued", "in_progress", "completed", "failed"
 ACTIVE = (QUEUED, IN_PROGRESS)
@@ -83,6 +84,14 @@ class VideoJob(Base):
     fence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # bumped by every claim
     next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)  # retry back-off
     timings: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
+    # Real-person safeguard: `held` (it shows a face; not downloadable), then `approved` or `rejected`.
+    review: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True, default=None)
+    review_note: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+
+    @property
+    def downloadable(self) -> bool:
+        """Completed, and not held or rejected in review."""
+        return self.status == COMPLETED and self.review in (None, APPROVED)
 
     @property
     def width(self) -> int:
@@ -305,12 +314,20 @@ class VideoJobStore:
             )
 
     def complete(
-        self, video_id: str, fence: int, expires_at: float, timings: dict, records: Sequence[Base] = ()
+        self,
+        video_id: str,
+        fence: int,
+        expires_at: float,
+        timings: dict,
+        records: Sequence[Base] = (),
+        held_for_review: str | None = None,
     ) -> VideoJob | None:
         """Mark the job completed by claim `fence` (its files are stored); None if that claim lost the job.
 
         `records` (its usage row, its audit record) are written in the same transaction, and only if
         this claim completes the job: a job is metered and audited exactly once, whatever is killed when.
+        With `held_for_review` (why), the video waits for an operator's decision and its retention
+        starts only once it is approved.
         """
         with self._session.begin() as session:
             updated = session.execute(
@@ -320,7 +337,9 @@ class VideoJobStore:
                     status=COMPLETED,
                     progress=100,
                     completed_at=time.time(),
-                    expires_at=expires_at,
+                    expires_at=None if held_for_review else expires_at,
+                    review=HELD if held_for_review else None,
+                    review_note=held_for_review,
                     timings=timings,
                     lease_owner=None,
                     lease_until=None,
@@ -331,6 +350,36 @@ class VideoJobStore:
             if updated:
                 session.add_all(records)
         return self.peek(video_id) if updated else None
+
+    # ---- the operator's review of videos that show faces -----------------------------------
+    def held(self, tenant: str | None = None, limit: int = 100) -> list[VideoJob]:
+        """Videos waiting for a review decision, oldest first (of one tenant, or all)."""
+        conditions = [VideoJob.review == HELD, VideoJob.deleted.is_(False)]
+        if tenant is not None:
+            conditions.append(VideoJob.tenant == tenant)
+        with self._session() as session:
+            return list(
+                session.scalars(select(VideoJob).where(*conditions).order_by(VideoJob.completed_at).limit(limit))
+            )
+
+    def decide_review(
+        self, video_id: str, approve: bool, note: str, expires_at: float, records: Sequence[Base] = ()
+    ) -> VideoJob | None:
+        """Approve (retention starts: `expires_at`) or reject (its files are due for removal now) a held
+        video, with `records` (its audit record) in the same transaction; None if it is not held."""
+        with self._session.begin() as session:
+            decided = session.execute(
+                update(VideoJob)
+                .where(VideoJob.id == video_id, VideoJob.review == HELD)
+                .values(
+                    review=APPROVED if approve else REJECTED,
+                    review_note=note,
+                    expires_at=expires_at if approve else time.time(),
+                )
+            ).rowcount
+            if decided:
+                session.add_all(records)
+        return self.peek(video_id) if decided else None
 
     def fail(
         self, video_id: str, code: str, message: str, fence: int | None = None, records: Sequence[Base] = ()

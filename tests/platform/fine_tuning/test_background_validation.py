@@ -14,6 +14,7 @@ from ray._common.test_utils import wait_for_condition
 from sqlalchemy import update
 
 from reelforge.models.tiny.footage import write_footage
+from reelforge.platform.config import TrainingPolicy
 from reelforge.platform.fine_tuning.job_admission import Admission, admit_job
 from reelforge.platform.fine_tuning.upload_validation import UploadValidator
 from reelforge.platform.stores.files import ERROR, PROCESSED, UPLOADED, FileStore, UploadedFile
@@ -98,14 +99,14 @@ def test_a_job_on_a_file_being_validated_waits_then_is_queued(tmp_path, footage_
 
     jobs = FineTuneStore(api.services.files.settings.resolved_database_url)
     files = api.services.files.files
-    assert admit_job(jobs, files, jobs.get(None, job_id), require_rights=False) == Admission.WAITING
+    assert admit_job(jobs, files, jobs.get(None, job_id), TrainingPolicy()) == Admission.WAITING
     api.services.files.validate("acme", file_id)
-    assert admit_job(jobs, files, jobs.get(None, job_id), require_rights=False) == Admission.QUEUED
+    assert admit_job(jobs, files, jobs.get(None, job_id), TrainingPolicy()) == Admission.QUEUED
     assert jobs.get(None, job_id).status == QUEUED
     events = api.acme.get(f"/v1/fine_tuning/jobs/{job_id}/events").json()["data"]
     assert events[0]["message"].startswith(f"Validated training_file {file_id}: 2 videos accepted")
     # A second admission (another replica's pass) changes nothing.
-    assert admit_job(jobs, files, jobs.get(None, job_id), require_rights=False) == Admission.QUEUED
+    assert admit_job(jobs, files, jobs.get(None, job_id), TrainingPolicy()) == Admission.QUEUED
 
 
 @pytest.mark.parametrize(
@@ -133,7 +134,10 @@ def test_a_job_whose_file_turns_out_unusable_fails_naming_it(tmp_path, footage_z
     else:
         settle(files, file_id)
     jobs = FineTuneStore(api.services.files.settings.resolved_database_url)
-    assert admit_job(jobs, files, jobs.get(None, job_id), require_rights) == Admission.FAILED
+    assert (
+        admit_job(jobs, files, jobs.get(None, job_id), TrainingPolicy(require_rights=require_rights))
+        == Admission.FAILED
+    )
     job = jobs.get(None, job_id)
     assert (job.status, job.error_code, job.error_param) == (FAILED, "invalid_training_file", "training_file")
     assert needle in job.error_message

@@ -21,6 +21,7 @@ from reelforge.platform.api.video_request import (
 )
 from reelforge.platform.stores.blob_store import VARIANTS
 from reelforge.platform.stores.video_jobs import ACTIVE, VideoJob
+from reelforge.safety.output_review import HELD
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"], responses=ERROR_RESPONSES)
 
@@ -29,7 +30,7 @@ CONTENT_TYPES = {media_type: {"schema": {"type": "string", "format": "binary"}} 
 
 
 def _video(job: VideoJob, response: Response, services: Services) -> VideoObject:
-    if job.status in ACTIVE:  # tells the client how soon polling is worth it
+    if job.status in ACTIVE or job.review == HELD:  # tells the client how soon polling is worth it
         response.headers["openai-poll-after-ms"] = str(services.config.poll_after_ms)
     return VideoObject.of(job)
 

@@ -1,0 +1,1 @@
+"""Real-person safeguards: finding faces in footage and in generated videos."""
