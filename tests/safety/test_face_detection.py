@@ -69,3 +69,22 @@ def test_a_file_is_scanned_a_frame_at_a_time_at_evenly_spaced_instants(detector,
     assert scan.face_instants_s == tuple(sorted(scan.face_instants_s)) and max(scan.face_instants_s) < 5.0
     plain = write_mp4(render_clip(sample_clip_spec(np.random.default_rng(0), frame_size=64))[0], tmp_path / "s.mp4")
     assert not detector.scan_file(plain, probe_video(plain)).shows_faces
+
+
+def test_reelforge_tiny_outputs_show_no_face(detector):
+    """The output the cascade alone took for a face (a red disk, in 1 of 8 frames), and its neighbours:
+    a painted, saturated blob is refused by its colour, skin never is."""
+    from reelforge.models.loading import load_model
+    from reelforge.models.sampling import GenerationSettings, generate
+    from reelforge.safety.face_detection import _painted
+
+    model = load_model("reelforge-tiny", device="cpu")
+    prompt = "a red circle moving left on a white background"
+    for seed in range(4):
+        video = generate(model, GenerationSettings(prompt, seed=seed, num_frames=9, width=32, height=32))
+        assert not detector.scan_frames(video.frames, video.fps, 8).shows_faces, seed
+    import cv2
+
+    disk = np.zeros((32, 32, 3), np.uint8)
+    disk[8:24, 8:24] = (220, 30, 30)
+    assert _painted(disk, FaceBox(6, 6, 20, 20), cv2) and not _painted(astronaut(), FaceBox(*ASTRONAUT_FACE), cv2)
