@@ -29,6 +29,10 @@ class Settings:
     ray_address: str | None = None
     train_storage_url: str | None = None  # Ray Train's checkpoints: s3://... or a shared path
     shared_filesystem: bool = False  # the home and storage paths are mounted on every node at the same place
+    # The cluster's declared training shape (`training_placement`): GPUs per train node, and the label
+    # resource train nodes carry. Unset: the GPUs up when a job starts decide.
+    train_node_gpus: int | None = None
+    train_node_resource: str | None = None
     # Local diffusers directories given per preset, keyed by `model_path_env_var(preset)`.
     model_paths: dict[str, Path] = field(default_factory=dict)
 
@@ -50,6 +54,8 @@ class Settings:
             ray_address=env.get("RAY_ADDRESS") or None,
             train_storage_url=env.get("REELFORGE_TRAIN_STORAGE") or None,
             shared_filesystem=env.get("REELFORGE_SHARED_FILESYSTEM", "").lower() in ("1", "true", "yes"),
+            train_node_gpus=_int_or_none(env, "REELFORGE_TRAIN_NODE_GPUS"),
+            train_node_resource=env.get("REELFORGE_TRAIN_NODE_RESOURCE") or None,
             model_paths=model_paths,
         )
 
@@ -81,6 +87,18 @@ class Settings:
     def resolved_train_storage_url(self) -> str:
         """Ray Train's storage (checkpoints, results): the configured URL or path, or a directory under the home."""
         return self.train_storage_url or str((self.home / "ray-results").resolve())
+
+
+def _int_or_none(env, name: str) -> int | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        from reelforge.errors import UserInputError
+
+        raise UserInputError(f"{name} must be a whole number, got {value!r}") from None
 
 
 def model_path_env_var(preset: str) -> str:

@@ -25,6 +25,7 @@ from reelforge.jobs.adapter_registry import (
     register_adapter,
     registered_model_name,
 )
+from reelforge.jobs.deepspeed_config import resolve_precision
 from reelforge.jobs.finetune_config import FineTuneConfig
 from reelforge.jobs.run_tracking import (
     TAG_PREFIX,
@@ -38,6 +39,7 @@ from reelforge.jobs.training_data import (
     detect_brand,
     prepare_training_data,
 )
+from reelforge.jobs.training_placement import ClusterShape, plan_training_placement
 from reelforge.models.loading import describe_model
 from reelforge.settings import Settings
 
@@ -118,17 +120,6 @@ def _validation_prompts(config: FineTuneConfig, data: TrainingData) -> list[str]
         if len(captions) >= config.validation_videos:
             break
     return captions[: config.validation_videos]
-
-
-def _precision(config: FineTuneConfig, use_gpu: bool) -> str:
-    from reelforge.jobs.deepspeed_config import resolve_precision
-
-    bf16 = False
-    if use_gpu:
-        import torch
-
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return resolve_precision(config.precision, use_gpu, bf16)
 
 
 def _follow_progress(client, run_id: str, total: int, stop: threading.Event, show: bool) -> None:
@@ -216,9 +207,14 @@ def run_finetune(
     from reelforge.jobs.ingest import read_latent_shards
     from reelforge.jobs.train_worker import WorkerPlan, train_loop_per_worker
 
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    use_gpu = config.use_gpu if config.use_gpu is not None else gpus >= config.workers
-    precision = _precision(config, use_gpu)
+    shape = ClusterShape(
+        int(ray.cluster_resources().get("GPU", 0)), settings.train_node_gpus, settings.train_node_resource
+    )
+    placement = plan_training_placement(config.workers, config.use_gpu, shape)
+    use_gpu = placement.use_gpu
+    logger.info("fine-tune %s trains on %s: %s", job_id, "GPUs" if use_gpu else "CPUs", placement.reason)
+    # `auto` is resolved in the workers, on the GPU they get: the driver may run on a CPU-only head.
+    precision = config.precision if use_gpu else resolve_precision(config.precision, False, False)
     hooks.data_ready(data, total_steps, config.workers, "cuda" if use_gpu else "cpu")
 
     client = tracking_client(settings)
@@ -277,7 +273,10 @@ def run_finetune(
         # Bound here rather than passed as `train_loop_config`, which Ray types as a dict of string keys.
         functools.partial(train_loop_per_worker, plan),
         scaling_config=ScalingConfig(
-            num_workers=config.workers, use_gpu=use_gpu, placement_strategy=config.placement_strategy
+            num_workers=config.workers,
+            use_gpu=use_gpu,
+            placement_strategy=config.placement_strategy,
+            resources_per_worker=placement.resources_per_worker or None,
         ),
         run_config=RunConfig(
             name=job_id,

@@ -60,6 +60,10 @@ class IngestConfig:
     sampling: SamplingStrategy = SamplingStrategy.SCENE
     encode_batch: int = 4
     encoder_concurrency: int = 1
+    # GPUs per encoder actor (None: one where this process sees a GPU) and the label resource it asks
+    # for: from the cluster's declared training shape, so encoders also run on train nodes.
+    encoder_num_gpus: float | None = None
+    encoder_resources: dict[str, float] | None = None
     # Jobs this small run in the driver process: Ray Data's fixed start-up would cost more than it saves.
     local_max_footage_s: float = 60.0  # seconds of video to probe and scan for cuts
     local_max_clips: int = 32  # clips to decode and encode
@@ -238,7 +242,10 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
                     batch_size=config.encode_batch,
                     concurrency=config.encoder_concurrency,
                     batch_format="numpy",
-                    num_gpus=1 if torch.cuda.is_available() else 0,  # one GPU per encoder actor where there are GPUs
+                    num_gpus=(1 if torch.cuda.is_available() else 0)
+                    if config.encoder_num_gpus is None
+                    else config.encoder_num_gpus,
+                    resources=config.encoder_resources or None,
                 )
             )
             rows = {}

@@ -92,6 +92,11 @@ class RankZeroLogger:
         if batch:
             self._client.log_batch(self.run_id, metrics=batch, synchronous=True)
 
+    def tag(self, key: str, value: str) -> None:
+        """Set a run tag (tags, unlike params, may be set again by a restarted worker)."""
+        if self.enabled:
+            self._client.set_tag(self.run_id, key, value)
+
     def artifacts(self, local_dir: Path, artifact_path: str) -> None:
         """Upload a directory's files under `artifact_path`."""
         if self.enabled:

@@ -118,7 +118,7 @@ class WorkerPlan:
     job: FineTuneConfig
     model_dir: str  # the base model's directory, as every worker's node sees it
     total_steps: int
-    precision: str  # fp32 or bf16, decided by the driver
+    precision: str  # the job's precision; `auto` is resolved here, on the worker's own device
     status_dir: str  # where workers leave progress the driver reads
     tracking_uri: str
     run_id: str  # the MLflow run rank 0 logs to
@@ -136,9 +136,9 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
     from ray.train import Checkpoint
 
     from reelforge.jobs.comfyui_lora import write_comfyui_lora
-    from reelforge.jobs.deepspeed_config import deepspeed_config
+    from reelforge.jobs.deepspeed_config import deepspeed_config, resolve_precision
     from reelforge.jobs.lr_schedule import lr_factor
-    from reelforge.jobs.run_tracking import RankZeroLogger
+    from reelforge.jobs.run_tracking import TAG_PREFIX, RankZeroLogger
     from reelforge.jobs.train_evaluation import eval_loss, validation_videos, world_eval
     from reelforge.models.loading import load_model
     from reelforge.models.lora import attach_lora, save_adapter
@@ -148,12 +148,13 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     total_steps: int = plan.total_steps
-    precision: str = plan.precision
     status_dir = Path(plan.status_dir)
     attempt_started = time.time()
     torch.manual_seed(job.seed)
 
     device = ray.train.torch.get_device()
+    on_gpu = device.type == "cuda"
+    precision = resolve_precision(plan.precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
     model = load_model(job.model, model_path=plan.model_dir, device=device, dtype=torch.float32)
     params = attach_lora(model, job.lora.to_lora_config())
     denoiser = model.denoiser  # the transformer, or both experts behind one router
@@ -183,6 +184,7 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
     with torch.no_grad():  # the text encoder is frozen; its output must not carry a graph into every step
         empty_text = model.encode_text([""]).float().cpu()[0]  # (L, D): caption dropout target
     tracker = RankZeroLogger(plan.tracking_uri, plan.run_id, enabled=rank == 0)
+    tracker.tag(f"{TAG_PREFIX}precision", precision)  # what `auto` became on this worker's device
 
     start_step = 0
     checkpoint = ray.train.get_checkpoint()

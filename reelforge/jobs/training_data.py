@@ -116,8 +116,22 @@ def prepare_training_data(
         ensure_ray(settings)  # ingestion runs on Ray Data
         root = ingested_dir_for(settings, config.tenant, source)
         logger.info("ingesting %s for %s into %s", source, config.tenant, root)
+        import ray
+
+        from reelforge.jobs.training_placement import ClusterShape, plan_training_placement
+
+        shape = ClusterShape(
+            int(ray.cluster_resources().get("GPU", 0)), settings.train_node_gpus, settings.train_node_resource
+        )
+        encoders = plan_training_placement(1, config.use_gpu, shape)  # encoders go where workers go
         ingest_config = IngestConfig(
-            config.tenant, config.model, source, root, faces_need_consent=config.faces_need_consent
+            config.tenant,
+            config.model,
+            source,
+            root,
+            faces_need_consent=config.faces_need_consent,
+            encoder_num_gpus=1 if encoders.use_gpu else 0,
+            encoder_resources={k: v for k, v in encoders.resources_per_worker.items() if k != "CPU"},
         )
         report = ingest(ingest_config, model_path=model_path)
         ingested_now = True

@@ -251,6 +251,8 @@ class ServeAppConfig(_Strict):
             ray_address=env.ray_address,
             train_storage_url=self.train_storage_url or env.train_storage_url,
             shared_filesystem=env.shared_filesystem if self.shared_filesystem is None else self.shared_filesystem,
+            train_node_gpus=env.train_node_gpus,
+            train_node_resource=env.train_node_resource,
             model_paths=env.model_paths,
         )
 

@@ -44,3 +44,34 @@ def test_validation_really_rejects_a_broken_config():
     config["available_node_types"]["gpu-train"]["max_wrokers"] = 2
     with pytest.raises(jsonschema.ValidationError):
         validate_config(prepare_config(config))
+
+
+def _exports(commands: list[str]) -> dict[str, str]:
+    """The `export KEY=VALUE` settings the setup commands write to ~/reelforge.env, with the head's
+    address (added at start) filled in as 10.0.0.5."""
+    text = " ".join(commands).replace("$HEAD", "10.0.0.5").replace("$(cat ~/.reelforge-db-password)", "pw")
+    found = {}
+    for word in text.replace('"', " ").replace("'", " ").split():
+        key, _, value = word.partition("=")
+        if key.startswith(("REELFORGE_", "MLFLOW_")) and value:
+            found[key] = value
+    return found
+
+
+def test_aws_nodes_share_state_and_declare_the_train_shape():
+    """Every node sources the same settings: on a 3-node cluster nothing is refused as split state,
+    and the declared train shape is gpu-train's own (its GPUs, its label)."""
+    from reelforge.jobs.shared_state import refuse_split_state
+    from reelforge.settings import Settings
+
+    config = load("cluster.yaml")
+    env = _exports(config["setup_commands"] + config["head_start_ray_commands"])
+    settings = Settings.from_env({"REELFORGE_HOME": "/home/ubuntu/.reelforge", **env})
+    refuse_split_state(settings, nodes=3, what="a fine-tune")  # raises SplitStateError naming what is local
+    assert settings.database_url.startswith("postgresql+psycopg://reelforge:pw@10.0.0.5/")
+    assert settings.storage_url.startswith("s3://") and settings.train_storage_url.startswith("s3://")
+    train = config["available_node_types"]["gpu-train"]
+    assert settings.train_node_resource in train["resources"]
+    assert settings.train_node_gpus == 4 and train["node_config"]["InstanceType"] == "g5.12xlarge"  # 4x A10G
+    for commands in (config["head_start_ray_commands"], config["worker_start_ray_commands"]):
+        assert all("source ~/reelforge.env" in c for c in commands if c.startswith("ray start") or "ray start" in c)

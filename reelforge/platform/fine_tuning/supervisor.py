@@ -87,6 +87,11 @@ def driver_env(config: ServeAppConfig) -> dict[str, str]:
         "REELFORGE_TRAIN_STORAGE": settings.resolved_train_storage_url,
         "REELFORGE_SHARED_FILESYSTEM": "1" if settings.shared_filesystem else "0",
     }
+    # The declared training shape travels too: the driver decides GPU use and placement from it.
+    if settings.train_node_gpus is not None:
+        env["REELFORGE_TRAIN_NODE_GPUS"] = str(settings.train_node_gpus)
+    if settings.train_node_resource:
+        env["REELFORGE_TRAIN_NODE_RESOURCE"] = settings.train_node_resource
     env.update({key: str(path) for key, path in settings.model_paths.items()})
     env.update(object_store_env())  # the driver fetches the tenant's upload from the same store
     return env
