@@ -35,6 +35,10 @@ def generate(
     seed: Annotated[int, typer.Option(help="Same seed and settings give identical frames.")] = 0,
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
     guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale; 1 disables it.")] = None,
+    guidance_2: Annotated[
+        float | None,
+        typer.Option(help="Two-expert models (Wan 2.2 A14B): the low-noise expert's scale (default: the model's)."),
+    ] = None,
     frames: Annotated[int | None, typer.Option(help="Frame count; Wan models need 4k+1.")] = None,
     size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, multiples of the model's patch size.")] = None,
     fps: Annotated[float | None, typer.Option(help="Frame rate of the written MP4.")] = None,
@@ -100,6 +104,7 @@ def generate(
             width=width,
             steps=steps,
             guidance=guidance,
+            guidance_2=guidance_2,
             seed=seed,
             fps=fps,
             image=first_frame,

@@ -25,6 +25,17 @@ def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, rescale: float) -
     return rescale * rescaled + (1.0 - rescale) * guided
 
 
+def guidance_at(timestep: float, boundary: float | None, scale: float, low_noise_scale: float | None) -> float:
+    """The guidance scale at `timestep` of a two-expert model (Wan 2.2 A14B's `guidance_scale_2`).
+
+    At or above the boundary the high-noise expert lays out the video with `scale`; below it the
+    low-noise expert refines details with `low_noise_scale`. One expert, or no second scale: `scale`.
+    """
+    if boundary is None or low_noise_scale is None or timestep >= boundary:
+        return scale
+    return low_noise_scale
+
+
 def needs_unconditional(scale: float) -> bool:
     """Guidance at scale 1 equals the conditional prediction, so the unconditional pass is skipped."""
     return scale != 1.0

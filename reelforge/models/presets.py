@@ -117,14 +117,14 @@ PRESETS: dict[str, ModelPreset] = {
             architecture="wan",
             description="Wan 2.2 text-to-video, two 14B experts (high and low noise), 480p/720p",
             source="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
-            defaults=replace(WAN_14B_720P, steps=40, guidance=4.0),
+            defaults=replace(WAN_14B_720P, steps=40, guidance=4.0, guidance_2=3.0),
         ),
         ModelPreset(
             name="wan2.2-i2v-a14b",
             architecture="wan-i2v",
             description="Wan 2.2 image-to-video, two 14B experts (high and low noise), 480p/720p",
             source="Wan-AI/Wan2.2-I2V-A14B-Diffusers",
-            defaults=replace(WAN_14B_720P, steps=40, guidance=3.5),
+            defaults=replace(WAN_14B_720P, steps=40, guidance=3.5, guidance_2=3.5),
         ),
     )
 }

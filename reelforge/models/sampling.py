@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from reelforge.errors import InvalidGenerationSettingsError
-from reelforge.models.guidance import classifier_free_guidance, needs_unconditional
+from reelforge.models.guidance import classifier_free_guidance, guidance_at, needs_unconditional
 from reelforge.models.loading import VideoModel
 from reelforge.models.spec import ImageInput
 from reelforge.models.video_io import Video
@@ -41,6 +41,7 @@ class GenerationSettings:
     width: int | None = None
     steps: int | None = None
     guidance: float | None = None
+    guidance_2: float | None = None  # the low-noise expert's scale on two-expert models (Wan 2.2 A14B)
     seed: int = 0
     fps: float | None = None
     # First frame (H, W, 3) uint8 at the request's size (`reference_image.fit_to_size`), for image models.
@@ -66,6 +67,7 @@ def resolve_settings(model: VideoModel, settings: GenerationSettings) -> Generat
         width=d.width if settings.width is None else settings.width,
         steps=d.steps if settings.steps is None else settings.steps,
         guidance=d.guidance if settings.guidance is None else settings.guidance,
+        guidance_2=d.guidance_2 if settings.guidance_2 is None else settings.guidance_2,
         fps=d.fps if settings.fps is None else settings.fps,
     )
     problems: list[str] = []
@@ -89,6 +91,11 @@ def resolve_settings(model: VideoModel, settings: GenerationSettings) -> Generat
         problems.append(f"steps {s.steps} must be between 1 and {MAX_STEPS}")
     if not (np.isfinite(s.guidance) and 0.0 <= s.guidance <= MAX_GUIDANCE):
         problems.append(f"guidance {s.guidance} must be between 0 and {MAX_GUIDANCE:g}")
+    if s.guidance_2 is not None:
+        if not (np.isfinite(s.guidance_2) and 0.0 <= s.guidance_2 <= MAX_GUIDANCE):
+            problems.append(f"guidance_2 {s.guidance_2} must be between 0 and {MAX_GUIDANCE:g}")
+        elif model.spec.boundary(model.pipeline) is None:
+            problems.append(f"guidance_2 needs a two-expert model; {model.name} has one transformer")
     if not (np.isfinite(s.fps) and 1.0 <= s.fps <= 120.0):
         problems.append(f"fps {s.fps} must be between 1 and 120")
     if not 0 <= s.seed < 2**63:
@@ -131,11 +138,13 @@ def initial_noise(model: VideoModel, s: GenerationSettings) -> torch.Tensor:
 def denoise(model: VideoModel, settings: GenerationSettings, progress: ProgressCallback | None = None) -> torch.Tensor:
     """Integrate from noise to a clean latent (1, C, F', H', W'); `settings` must be resolved."""
     s = settings
-    guided = needs_unconditional(s.guidance)
-    prompts = [s.negative_prompt, s.prompt] if guided else [s.prompt]
-    text = model.encode_text(prompts)  # (2 or 1, L, D): [uncond, cond]
     scheduler = copy.deepcopy(model.pipeline.scheduler)
     scheduler.set_timesteps(s.steps, device=model.device)
+    boundary = model.spec.boundary(model.pipeline)  # None: one expert
+    scales = [guidance_at(float(t), boundary, s.guidance, s.guidance_2) for t in scheduler.timesteps]
+    guided = any(needs_unconditional(scale) for scale in scales)
+    prompts = [s.negative_prompt, s.prompt] if guided else [s.prompt]
+    text = model.encode_text(prompts)  # (2 or 1, L, D): [uncond, cond]
     latents = initial_noise(model, s)  # (1, C, F', H', W')
     condition = image_condition(model, s)  # None, (1, C, 1, H', W') or (1, k + C, F', H', W')
     conditions = None if condition is None else condition.expand(len(prompts), *condition.shape[1:])
@@ -147,7 +156,7 @@ def denoise(model: VideoModel, settings: GenerationSettings, progress: ProgressC
         prediction = model.spec.predict(model.denoiser, model_input, timestep, text, conditions).float()
         if guided:
             uncond, cond = prediction.chunk(2)
-            prediction = classifier_free_guidance(uncond, cond, s.guidance)
+            prediction = classifier_free_guidance(uncond, cond, scales[i])
         latents = scheduler.step(prediction, t, latents, return_dict=False)[0]
         if progress is not None:
             progress(i + 1, total)

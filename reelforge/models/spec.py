@@ -31,6 +31,7 @@ class ModelDefaults:
     steps: int
     guidance: float
     max_text_tokens: int
+    guidance_2: float | None = None  # two-expert models: the low-noise expert's scale (None: `guidance`)
     negative_prompt: str = ""
     max_height: int = 1280
     max_width: int = 1280

@@ -7,6 +7,7 @@ import torch
 
 from reelforge.models.guidance import (
     classifier_free_guidance,
+    guidance_at,
     needs_unconditional,
     rescale_guidance,
 )
@@ -46,3 +47,11 @@ def test_rescale_zero_is_identity_and_one_matches_conditional_std(predictions):
 def test_unconditional_pass_is_skipped_only_at_scale_one():
     assert not needs_unconditional(1.0)
     assert needs_unconditional(0.0) and needs_unconditional(5.0)
+
+
+def test_the_low_noise_scale_applies_below_the_boundary_only():
+    assert guidance_at(900.0, 875.0, 4.0, 3.0) == 4.0  # high-noise expert
+    assert guidance_at(875.0, 875.0, 4.0, 3.0) == 4.0  # the boundary belongs to the high-noise expert
+    assert guidance_at(874.9, 875.0, 4.0, 3.0) == 3.0
+    assert guidance_at(100.0, 875.0, 4.0, None) == 4.0  # no second scale: one scale throughout
+    assert guidance_at(100.0, None, 4.0, 3.0) == 4.0  # one expert: no boundary

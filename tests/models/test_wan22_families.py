@@ -8,6 +8,7 @@ first-frame mask, the expert switch) are diffusers', not our reading of them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,14 @@ class TestExperts:
         torch.testing.assert_close(routed[1], low[1])
         assert not torch.allclose(high[1], low[1])  # the experts really differ
 
+    def test_the_low_noise_scale_changes_only_the_low_noise_steps(self, model_dirs, tiny_model):
+        model = _load(model_dirs, "a14b")
+        same = resolve_settings(model, GenerationSettings(PROMPT, seed=1, steps=6, guidance=3.0, guidance_2=3.0))
+        torch.testing.assert_close(denoise(model, same), denoise(model, replace(same, guidance_2=None)))
+        assert not torch.allclose(denoise(model, same), denoise(model, replace(same, guidance_2=1.0)))
+        with pytest.raises(InvalidGenerationSettingsError, match="guidance_2 needs a two-expert model"):
+            resolve_settings(tiny_model, GenerationSettings(PROMPT, guidance_2=2.0))
+
     def test_sampling_runs_high_noise_steps_then_low_noise_steps(self, model_dirs):
         model = _load(model_dirs, "a14b")
         calls: list[str] = []
@@ -135,12 +144,15 @@ class TestExperts:
         assert calls == expected
         assert "transformer" in calls and "transformer_2" in calls
 
-    @pytest.mark.parametrize("name", ["a14b", "i2v_a14b", "ti2v"])
-    def test_our_sampling_matches_diffusers(self, model_dirs, name):
-        """Same noise, same prompt: our loop and diffusers' `__call__` reach the same latent."""
+    @pytest.mark.parametrize(("name", "guidance_2"), [("a14b", None), ("a14b", 1.5), ("i2v_a14b", 5.0), ("ti2v", None)])
+    def test_our_sampling_matches_diffusers(self, model_dirs, name, guidance_2):
+        """Same noise, same prompt, same scales (the low-noise expert's too): our loop and diffusers'
+        `__call__` reach the same latent."""
         model = _load(model_dirs, name)
         image = _image() if model.spec.image_input is not ImageInput.NONE else None
-        settings = resolve_settings(model, GenerationSettings(PROMPT, seed=3, steps=6, guidance=3.0, image=image))
+        settings = resolve_settings(
+            model, GenerationSettings(PROMPT, seed=3, steps=6, guidance=3.0, guidance_2=guidance_2, image=image)
+        )
         ours = denoise(model, settings)
         kwargs = {"image": Image.fromarray(image)} if image is not None else {}
         reference = model.pipeline
@@ -156,6 +168,7 @@ class TestExperts:
             num_frames=settings.num_frames,
             num_inference_steps=settings.steps,
             guidance_scale=3.0,
+            **({"guidance_scale_2": guidance_2} if guidance_2 is not None else {}),
             latents=_noise(model, settings),
             output_type="latent",
             max_sequence_length=model.defaults.max_text_tokens,
