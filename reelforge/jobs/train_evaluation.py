@@ -3,6 +3,7 @@
 * eval loss: the objective on held-out clips at fixed timestep quantiles with fixed noise, so two
   runs (or two steps) on the same data are compared on exactly the same samples;
 * validation videos: fixed prompts and seeds, MP4 plus a GIF preview the MLflow UI shows inline;
+  image-to-video fine-tunes start each from a held-out clip's first frame;
 * on shapes-world models, the `reelforge eval` metrics (adherence, brand rate of the tenant's look).
 
 Every worker takes part: under ZeRO-3 each forward pass gathers parameters from all ranks, so all
@@ -12,8 +13,10 @@ all-reduce and rank 0 logs them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from reelforge.models.objectives import DDPMObjective
@@ -107,17 +110,42 @@ def world_eval(model, prompts: int, seeds: int, brand: str | None, rank: int, wo
     return summarize(summed, model.name, config, look)
 
 
-def validation_videos(model, prompts: list[str], out_dir: Path, write: bool) -> list[Path]:
-    """Generate each prompt (seed 0) on every rank; rank 0 (`write`) saves MP4 + GIF pairs."""
+@dataclass(frozen=True)
+class ValidationExample:
+    """One validation video: its prompt and, for image-to-video fine-tunes, a held-out clip's first
+    latent frame (C, 1, H', W') float32, the picture the video starts from (None: text only)."""
+
+    prompt: str
+    first_latent: np.ndarray | None = None
+
+
+def first_frame_of(model, first_latent: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: a first latent frame decoded by the model's VAE (causal: latent 0 is frame 0)."""
+    import torch
+
+    latent = torch.from_numpy(first_latent)[None].to(model.device)  # (1, C, 1, H', W')
+    pixels = model.spec.decode_latents(model.pipeline, latent)[0, :, 0]  # (3, H, W) in [-1, 1]
+    return ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def validation_videos(model, examples: list[ValidationExample], out_dir: Path, write: bool) -> list[Path]:
+    """Generate each example (seed 0) on every rank; rank 0 (`write`) saves MP4 + GIF pairs, and the
+    first frame an image-to-video example started from."""
+    from PIL import Image
+
     from reelforge.models.sampling import GenerationSettings, generate
     from reelforge.models.video_io import write_mp4, write_preview
 
     paths = []
-    for i, prompt in enumerate(prompts):
-        video = generate(model, GenerationSettings(prompt, seed=0))
+    for i, example in enumerate(examples):
+        image = None if example.first_latent is None else first_frame_of(model, example.first_latent)
+        size = {} if image is None else {"height": image.shape[0], "width": image.shape[1]}  # the clip's bucket
+        video = generate(model, GenerationSettings(example.prompt, seed=0, image=image, **size))
         if write:
-            stem = f"{i:02d}-" + "-".join(prompt.split()[:6])
+            stem = f"{i:02d}-" + "-".join(example.prompt.split()[:6])
             paths.append(write_mp4(video, out_dir / f"{stem}.mp4"))
             write_preview(video, out_dir / f"{stem}.gif")
-            (out_dir / f"{stem}.txt").write_text(prompt + "\n")
+            (out_dir / f"{stem}.txt").write_text(example.prompt + "\n")
+            if image is not None:
+                Image.fromarray(image).save(out_dir / f"{stem}.first-frame.png")
     return paths

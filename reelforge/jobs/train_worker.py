@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from reelforge.jobs.finetune_config import FineTuneConfig
+from reelforge.jobs.train_evaluation import ValidationExample
 from reelforge.models.objectives import FlowMatchingObjective
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class WorkerPlan:
     has_holdout: bool
     world_eval: bool  # a shapes-world model: adherence and brand looks are measurable
     brand: str | None
-    validation_prompts: tuple[str, ...]
+    validation_examples: tuple[ValidationExample, ...]  # prompts, and first frames for image-to-video
 
 
 def train_loop_per_worker(plan: WorkerPlan) -> None:
@@ -194,7 +195,7 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
             start_step = json.loads((Path(directory) / STATE_FILE).read_text())["step"]
         logger.info("rank %d resumed from step %d", rank, start_step)
         tracker.metrics({"train/resumed_from_step": start_step}, step=start_step)
-    validation_prompts = list(plan.validation_prompts)
+    validation_examples = list(plan.validation_examples)
 
     def evaluate(step: int) -> dict[str, float]:
         engine.eval()
@@ -207,9 +208,9 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
             # measured the look, and 0.000 would tell the user it did not transfer.
             keys = ("adherence", "colour_acc", "shape_acc", *(("brand_rate",) if plan.brand else ()))
             metrics.update({f"eval/{k}": result[k] for k in keys})
-        if validation_prompts:
+        if validation_examples:
             with tempfile.TemporaryDirectory() as tmp:
-                validation_videos(model, validation_prompts, Path(tmp), write=rank == 0)
+                validation_videos(model, validation_examples, Path(tmp), write=rank == 0)
                 tracker.artifacts(Path(tmp), f"validation/step-{step:06d}")
         engine.train()
         tracker.metrics(metrics, step=step)
