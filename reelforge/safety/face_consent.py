@@ -12,18 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from reelforge.errors import ConsentRequiredError
+from reelforge.safety.face_detection import shows_faces
 
 SHOWN_FILES = 5  # files named in a refusal; the rest are counted
 
 
-def shows_faces(video: Mapping) -> bool:
+def video_shows_faces(video: Mapping) -> bool:
     """Whether an inventory entry (`AcceptedVideo` as a dict) was seen to show a face."""
-    return bool((video.get("faces") or {}).get("face_instants_s"))
+    scan = video.get("faces") or {}
+    return shows_faces(len(scan.get("face_instants_s") or []), int(scan.get("instants_scanned") or 0))
 
 
 def videos_needing_consent(videos: Iterable[Mapping]) -> list[str]:
     """The files among inventory entries that show faces and declare no consent."""
-    return [v["file"] for v in videos if shows_faces(v) and not (v.get("consent") or "").strip()]
+    return [v["file"] for v in videos if video_shows_faces(v) and not (v.get("consent") or "").strip()]
 
 
 def require_face_consent(videos: Iterable[Mapping], source: str, param: str | None = None) -> None:

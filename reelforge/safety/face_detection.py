@@ -32,6 +32,10 @@ MIN_FACE_TEXTURE = 8.0  # grey levels: the least spread of tones inside a real f
 # 0.28 on a real portrait at every size and 0.84-0.91 on the reelforge-tiny outputs (red disks)
 # the cascade took for faces.
 MAX_FACE_SATURATION = 0.65
+# Instants a video must show a face at: a person on screen stays for more than one sampled frame,
+# while a cascade's false alarm on a shape rarely survives to the next (2 of 160 reelforge-tiny
+# outputs had one, each at a single instant). A one-frame scan needs one.
+MIN_FACE_INSTANTS = 2
 # Overlapping detections a face needs: OpenCV's examples use 3-5, which on enlarged small frames
 # takes a plain disk for a face (10 of 300 shapes-world clips); 9 takes none and still finds 75 of
 # 100 25x25 LFW faces.
@@ -59,11 +63,11 @@ class FaceScan:
 
     @property
     def shows_faces(self) -> bool:
-        return bool(self.face_instants_s)
+        return shows_faces(len(self.face_instants_s), self.instants_scanned)
 
     def summary(self) -> str:
         """One line for an error, a review queue or an audit record."""
-        if not self.shows_faces:
+        if not self.face_instants_s:
             return f"no face in {self.instants_scanned} scanned frames"
         at = ", ".join(f"{t:.1f}s" for t in self.face_instants_s[:5])
         return f"faces in {len(self.face_instants_s)} of {self.instants_scanned} scanned frames (at {at})"
@@ -75,6 +79,11 @@ class FaceScan:
             "face_instants_s": [round(t, 3) for t in self.face_instants_s],
             "largest_face_fraction": round(self.largest_face_fraction, 4),
         }
+
+
+def shows_faces(face_instants: int, instants_scanned: int) -> bool:
+    """Whether a scan that saw faces at `face_instants` of `instants_scanned` instants shows a person."""
+    return face_instants >= min(MIN_FACE_INSTANTS, max(1, instants_scanned))
 
 
 @cache

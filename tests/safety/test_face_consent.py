@@ -43,9 +43,11 @@ def test_the_inventory_records_where_each_video_shows_faces(footage):
 
 
 def test_the_refusal_names_the_files_and_counts_the_rest():
-    faces = {"face_instants_s": [0.0]}
+    faces = {"instants_scanned": 12, "face_instants_s": [0.0, 1.0]}
     videos = [{"file": f"v{i}.mp4", "faces": faces} for i in range(7)]
+    glimpse = {"instants_scanned": 12, "face_instants_s": [3.0]}  # one instant: a cascade's false alarm
     videos += [{"file": "ok.mp4", "faces": faces, "consent": "release 4"}, {"file": "plain.mp4", "faces": None}]
+    videos += [{"file": "glimpse.mp4", "faces": glimpse}]
     assert videos_needing_consent(videos) == [f"v{i}.mp4" for i in range(7)]
     with pytest.raises(ConsentRequiredError) as refused:
         require_face_consent(videos, "upload.zip", param="training_file")
@@ -66,6 +68,7 @@ def test_ingest_refuses_faces_without_consent_and_takes_a_declared_one(footage, 
     require_face_consent([a.__dict__ for a in inventory.accepted], "footage")  # the consent is read per file
 
 
+@pytest.mark.slow
 def test_the_fine_tuning_api_refuses_an_upload_with_faces_until_consent_is_recorded(footage, tmp_path):
     # globex's operator does not ask for consent (the policy is per tenant); acme's default does.
     api = ApiClients(tmp_path / "home", fine_tuning={"tenants": {"globex": {"faces_need_consent": False}}})

@@ -36,11 +36,13 @@ def test_a_face_filling_a_small_frame_is_found(detector, side):
     assert len(detector.faces(np.asarray(crop))) == 1
 
 
+@pytest.mark.slow
 def test_most_lfw_faces_are_found(detector):
     found = sum(bool(detector.faces(face)) for face in lfw_faces(40))
     assert found >= 28, f"{found} of 40 25x25 LFW faces"
 
 
+@pytest.mark.slow
 def test_shapes_world_clips_show_no_face(detector):
     """Plain shapes on plain backgrounds (circles included, which fewer neighbours took for faces)."""
     rng = np.random.default_rng(5)
@@ -71,6 +73,7 @@ def test_a_file_is_scanned_a_frame_at_a_time_at_evenly_spaced_instants(detector,
     assert not detector.scan_file(plain, probe_video(plain)).shows_faces
 
 
+@pytest.mark.slow
 def test_reelforge_tiny_outputs_show_no_face(detector):
     """The output the cascade alone took for a face (a red disk, in 1 of 8 frames), and its neighbours:
     a painted, saturated blob is refused by its colour, skin never is."""

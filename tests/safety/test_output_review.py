@@ -124,3 +124,4 @@ def test_the_outcome_is_the_policy_applied_to_the_scan():
     assert review_outcome(seen, OutputReviewPolicy()) == HELD  # holding is the default
     assert review_outcome(seen, OutputReviewPolicy(faces="release")) is None
     assert review_outcome(unseen, OutputReviewPolicy()) is None
+    assert review_outcome(FaceScan(8, (0.5,)), OutputReviewPolicy()) is None  # one instant of eight: not a person
