@@ -127,8 +127,13 @@ def _validation_examples(config: FineTuneConfig, data: TrainingData, from_images
     captions: list[str] = []
     first_latents: list[np.ndarray] = []
     wanted = config.validation_videos if config.validation_prompts is None else len(config.validation_prompts)
+    if wanted == 0:
+        return []
     for shard in data.holdout_shards + data.train_shards:
-        row = pq.read_table(data.root / shard, columns=columns).slice(0, 1).to_pylist()[0]
+        rows = pq.read_table(data.root / shard, columns=columns).slice(0, 1).to_pylist()
+        if not rows:
+            continue
+        row = rows[0]
         if row["caption"] in captions and config.validation_prompts is None:
             continue
         captions.append(row["caption"])

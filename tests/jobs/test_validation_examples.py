@@ -39,6 +39,8 @@ def test_image_to_video_examples_take_held_out_first_frames_first(data):
     assert [e.first_latent.shape for e in examples] == [(4, 1, 2, 2)] * 2
     assert [float(e.first_latent.max()) for e in examples] == [2.0, 0.0]
     assert all(e.first_latent is None for e in _validation_examples(config, data, from_images=False))
+    none = build_config({"tenant": "acme", "data": "."}, ["validation_videos=0"])
+    assert _validation_examples(none, data, from_images=True) == []
     fixed = build_config({"tenant": "acme", "data": "."}, ['validation_prompts=["one", "two", "three"]'])
     assert [e.prompt for e in _validation_examples(fixed, data, from_images=True)] == ["one", "two", "three"]
 
