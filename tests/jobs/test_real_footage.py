@@ -60,6 +60,7 @@ def edit(tmp_path_factory) -> Path:
     return write_frames(tmp_path_factory.mktemp("footage") / "edit.mp4", frames(), (640, 360))
 
 
+@pytest.mark.slow  # the shared multi-shot edit takes seconds to render
 def test_probe_reads_the_container_without_decoding_the_video(edit):
     probe = probe_video(edit)
     assert (probe.codec, probe.display_width, probe.display_height, probe.rotation) == ("h264", 640, 360, 0)
@@ -68,6 +69,7 @@ def test_probe_reads_the_container_without_decoding_the_video(edit):
     assert (probe.pix_fmt, probe.bit_depth, probe.has_audio) == ("yuv420p", 8, False)
 
 
+@pytest.mark.slow  # the shared multi-shot edit takes seconds to render
 def test_clip_windows_lie_inside_shots_found_within_a_frame_of_each_cut(edit):
     probe = probe_video(edit)
     shots = detect_shots(edit, probe)
@@ -138,6 +140,7 @@ def test_unusable_files_are_named(tmp_path, name, content, reason):
         probe_video(path)
 
 
+@pytest.mark.slow  # the shared multi-shot edit takes seconds to render
 def test_head_sampling_is_still_available_for_comparison(edit):
     probe = probe_video(edit)
     head = plan_windows(probe.duration_s, 8.0, 17, max_clips=3, strategy=SamplingStrategy.HEAD)

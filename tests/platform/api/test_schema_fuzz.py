@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -31,6 +32,7 @@ def operations(schema) -> list:
     return [result.ok() for result in schema.get_all_operations()]
 
 
+@pytest.mark.slow
 def test_no_request_gets_a_5xx_or_an_undocumented_response(tmp_path):
     clients = ApiClients(tmp_path / "home")
     schema = schemathesis.openapi.from_asgi("/openapi.json", clients.app)
