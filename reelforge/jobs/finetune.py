@@ -33,7 +33,7 @@ from reelforge.jobs.run_tracking import (
     tenant_experiment_id,
     tracking_client,
 )
-from reelforge.jobs.train_evaluation import ValidationExample
+from reelforge.jobs.train_evaluation import starts_from_images, validation_examples
 from reelforge.jobs.train_worker import ADAPTER_DIR, COMFYUI_DIR
 from reelforge.jobs.training_data import (
     TrainingData,
@@ -42,7 +42,6 @@ from reelforge.jobs.training_data import (
 )
 from reelforge.jobs.training_placement import ClusterShape, plan_training_placement
 from reelforge.models.loading import describe_model
-from reelforge.models.spec import ImageInput
 from reelforge.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -106,47 +105,6 @@ def _earlier_run(client, experiment_id: str, job_id: str) -> str | None:
 def new_job_id(tenant: str) -> str:
     """`ft-acme-20261121-083000-1a2b3c`: sortable, unique, names the tenant."""
     return f"ft-{tenant}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-
-
-def _starts_from_images(config: FineTuneConfig, spec) -> bool:
-    """Whether the adapter is trained (and so validated) to start from a first frame."""
-    rate = spec.default_image_conditioning() if config.image_conditioning is None else config.image_conditioning
-    return spec.image_input is not ImageInput.NONE and rate > 0
-
-
-def _validation_examples(config: FineTuneConfig, data: TrainingData, from_images: bool) -> list[ValidationExample]:
-    """The configured prompts, else up to `validation_videos` distinct captions, held-out videos first.
-
-    With `from_images` (an image-to-video fine-tune), each starts from the first latent frame of a
-    clip, held-out ones first, as the adapter will be used: from a picture it has not seen.
-    """
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    columns = ["caption", "latents", "latent_shape"] if from_images else ["caption"]
-    captions: list[str] = []
-    first_latents: list[np.ndarray] = []
-    wanted = config.validation_videos if config.validation_prompts is None else len(config.validation_prompts)
-    if wanted == 0:
-        return []
-    for shard in data.holdout_shards + data.train_shards:
-        rows = pq.read_table(data.root / shard, columns=columns).slice(0, 1).to_pylist()
-        if not rows:
-            continue
-        row = rows[0]
-        if row["caption"] in captions and config.validation_prompts is None:
-            continue
-        captions.append(row["caption"])
-        if from_images:
-            latents = np.frombuffer(row["latents"], dtype=np.float32).reshape(row["latent_shape"])  # (C, F', H', W')
-            first_latents.append(latents[:, :1].copy())  # (C, 1, H', W')
-        if len(captions) >= wanted:
-            break
-    prompts = list(config.validation_prompts) if config.validation_prompts is not None else captions[:wanted]
-    return [
-        ValidationExample(prompt, first_latents[i % len(first_latents)] if first_latents else None)
-        for i, prompt in enumerate(prompts)
-    ]
 
 
 def _follow_progress(client, run_id: str, total: int, stop: threading.Event, show: bool) -> None:
@@ -294,7 +252,7 @@ def run_finetune(
         has_holdout=bool(data.holdout_shards),
         world_eval=bool(world),
         brand=brand,
-        validation_examples=tuple(_validation_examples(config, data, _starts_from_images(config, model.spec))),
+        validation_examples=tuple(validation_examples(config, data, starts_from_images(config, model.spec))),
     )
     trainer = TorchTrainer(
         # Bound here rather than passed as `train_loop_config`, which Ray types as a dict of string keys.

@@ -19,7 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reelforge.jobs.finetune_config import FineTuneConfig
+from reelforge.jobs.training_data import TrainingData
 from reelforge.models.objectives import DDPMObjective
+from reelforge.models.spec import ImageInput
 
 EVAL_NOISE_SEED = 20240611  # fixed: eval noise must not depend on the run's seed
 
@@ -117,6 +120,46 @@ class ValidationExample:
 
     prompt: str
     first_latent: np.ndarray | None = None
+
+
+def starts_from_images(config: FineTuneConfig, spec) -> bool:
+    """Whether the adapter is trained (and so validated) to start from a first frame."""
+    rate = spec.default_image_conditioning() if config.image_conditioning is None else config.image_conditioning
+    return spec.image_input is not ImageInput.NONE and rate > 0
+
+
+def validation_examples(config: FineTuneConfig, data: TrainingData, from_images: bool) -> list[ValidationExample]:
+    """The configured prompts, else up to `validation_videos` distinct captions, held-out videos first.
+
+    With `from_images` (an image-to-video fine-tune), each starts from the first latent frame of a
+    clip, held-out ones first, as the adapter will be used: from a picture it has not seen.
+    """
+    import pyarrow.parquet as pq
+
+    columns = ["caption", "latents", "latent_shape"] if from_images else ["caption"]
+    captions: list[str] = []
+    first_latents: list[np.ndarray] = []
+    wanted = config.validation_videos if config.validation_prompts is None else len(config.validation_prompts)
+    if wanted == 0:
+        return []
+    for shard in data.holdout_shards + data.train_shards:
+        rows = pq.read_table(data.root / shard, columns=columns).slice(0, 1).to_pylist()
+        if not rows:
+            continue
+        row = rows[0]
+        if row["caption"] in captions and config.validation_prompts is None:
+            continue
+        captions.append(row["caption"])
+        if from_images:
+            latents = np.frombuffer(row["latents"], dtype=np.float32).reshape(row["latent_shape"])  # (C, F', H', W')
+            first_latents.append(latents[:, :1].copy())  # (C, 1, H', W')
+        if len(captions) >= wanted:
+            break
+    prompts = list(config.validation_prompts) if config.validation_prompts is not None else captions[:wanted]
+    return [
+        ValidationExample(prompt, first_latents[i % len(first_latents)] if first_latents else None)
+        for i, prompt in enumerate(prompts)
+    ]
 
 
 def first_frame_of(model, first_latent: np.ndarray) -> np.ndarray:

@@ -10,9 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from reelforge.jobs.finetune import _starts_from_images, _validation_examples
 from reelforge.jobs.finetune_config import build_config
-from reelforge.jobs.train_evaluation import ValidationExample, first_frame_of, validation_videos
+from reelforge.jobs.train_evaluation import (
+    ValidationExample,
+    first_frame_of,
+    starts_from_images,
+    validation_examples,
+    validation_videos,
+)
 from reelforge.jobs.training_data import TrainingData
 from reelforge.models.loading import load_model
 from reelforge.models.tiny.shapes_world import render_clip, sample_clip_spec
@@ -34,22 +39,22 @@ def data(tmp_path) -> TrainingData:
 
 def test_image_to_video_examples_take_held_out_first_frames_first(data):
     config = build_config({"tenant": "acme", "data": "."}, ["validation_videos=2", "image_conditioning=0.5"])
-    examples = _validation_examples(config, data, from_images=True)
+    examples = validation_examples(config, data, from_images=True)
     assert [e.prompt for e in examples] == ["caption 2", "caption 0"]  # the held-out clip first
     assert [e.first_latent.shape for e in examples] == [(4, 1, 2, 2)] * 2
     assert [float(e.first_latent.max()) for e in examples] == [2.0, 0.0]
-    assert all(e.first_latent is None for e in _validation_examples(config, data, from_images=False))
+    assert all(e.first_latent is None for e in validation_examples(config, data, from_images=False))
     none = build_config({"tenant": "acme", "data": "."}, ["validation_videos=0"])
-    assert _validation_examples(none, data, from_images=True) == []
+    assert validation_examples(none, data, from_images=True) == []
     fixed = build_config({"tenant": "acme", "data": "."}, ['validation_prompts=["one", "two", "three"]'])
-    assert [e.prompt for e in _validation_examples(fixed, data, from_images=True)] == ["one", "two", "three"]
+    assert [e.prompt for e in validation_examples(fixed, data, from_images=True)] == ["one", "two", "three"]
 
 
 def test_only_image_trained_adapters_are_validated_from_images():
     model = load_model("reelforge-tiny", device="cpu")  # Wan 2.2 TI2V-style: the image is optional
     text_only = build_config({"tenant": "acme", "data": "."}, [])
-    assert not _starts_from_images(text_only, model.spec)  # default: a look must show without an image
-    assert _starts_from_images(build_config({"tenant": "acme", "data": "."}, ["image_conditioning=0.5"]), model.spec)
+    assert not starts_from_images(text_only, model.spec)  # default: a look must show without an image
+    assert starts_from_images(build_config({"tenant": "acme", "data": "."}, ["image_conditioning=0.5"]), model.spec)
 
 
 def test_the_validation_video_starts_from_the_decoded_first_frame(tmp_path):
