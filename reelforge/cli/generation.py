@@ -190,14 +190,17 @@ def evaluate_model(
         str,
         typer.Option(help="t2v: prompt adherence and brand looks; i2v: identity from a first frame, motion from text."),
     ] = "t2v",
+    lang: Annotated[str, typer.Option(help="Prompt language: en or zh (the same held-out combinations).")] = "en",
 ) -> None:
     """Measure prompt adherence and brand looks (or image-to-video identity) on held-out shapes-world prompts."""
     from reelforge.models.loading import load_model
     from reelforge.models.lora import activate_adapter, load_adapter
     from reelforge.models.tiny.brand_looks import parse_brand
     from reelforge.models.tiny.evaluation import EvalConfig, evaluate, evaluate_i2v
-    from reelforge.models.tiny.shapes_world import all_combos
+    from reelforge.models.tiny.shapes_world import LANGUAGES, all_combos
 
+    if lang not in LANGUAGES:
+        raise UserInputError(f"--lang must be one of {', '.join(LANGUAGES)}, got {lang!r}", param="lang")
     if mode not in ("t2v", "i2v"):
         raise UserInputError(f"--mode must be t2v or i2v, got {mode!r}", param="mode")
     if mode == "i2v" and brand:
@@ -210,14 +213,14 @@ def evaluate_model(
         # Not "eval": an adapter name becomes a module attribute and must not shadow nn.Module.eval.
         load_adapter(loaded, adapter, "evaluated")
         activate_adapter(loaded, "evaluated")
-    eval_config = EvalConfig(prompts=prompts, steps=steps, guidance=guidance)
+    eval_config = EvalConfig(prompts=prompts, steps=steps, guidance=guidance, lang=lang)
     if mode == "i2v":
         result = evaluate_i2v(loaded, eval_config, progress=not as_json)
         keys = ("identity_acc", "direction_acc", "background_acc", "first_frame_psnr", "seconds_per_video")
         if as_json:
             stdout.print_json(json.dumps(result))
             return
-        table = Table(title=f"reelforge eval --mode i2v: {result['model']} ({result['n']} videos)")
+        table = Table(title=f"reelforge eval --mode i2v --lang {lang}: {result['model']} ({result['n']} videos)")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key in keys:
@@ -228,7 +231,7 @@ def evaluate_model(
     if as_json:
         stdout.print_json(json.dumps(result))
         return
-    table = Table(title=f"reelforge eval: {result['model']} ({result['n']} videos)")
+    table = Table(title=f"reelforge eval --lang {lang}: {result['model']} ({result['n']} videos)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in (

@@ -25,13 +25,16 @@ def world_footage(
     brand: Annotated[
         str | None, typer.Option(help="Brand look on every frame, KIND:COLOUR, e.g. lower-third:orange.")
     ] = None,
+    lang: Annotated[
+        str, typer.Option(help="Caption language: en, zh, or mixed (each clip's drawn from the seed).")
+    ] = "en",
 ) -> None:
     """Write footage as a company would upload it: H.264 MP4 clips with same-stem caption files."""
     from reelforge.models.tiny.brand_looks import parse_brand
     from reelforge.models.tiny.footage import write_footage
 
     look = parse_brand(brand) if brand else None
-    clips = write_footage(out_dir, count, seed, look, progress=True)
+    clips = write_footage(out_dir, count, seed, look, progress=True, lang=lang)
     stderr.print(f"wrote {len(clips)} clips to {out_dir}" + (f" with brand look {look.spec}" if look else ""))
 
 

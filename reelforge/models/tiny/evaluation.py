@@ -7,6 +7,8 @@ each video through an MP4 round trip as a user would receive it, and reads it wi
 names only the motion ("moving left on a white background"): the object's colour and shape must
 come from the image (`identity_acc`), its direction from the text (`direction_acc`), and the first
 frame must survive (`first_frame_psnr`, against the conditioning image, after the MP4 round trip).
+
+`--lang zh` asks for the same combinations in the Chinese caption grammar ("一个红色的圆形在白色背景上向左移动").
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class EvalConfig:
     seeds: tuple[int, ...] = EVAL_SEEDS
     steps: int | None = None
     guidance: float | None = None
+    lang: str = "en"  # the prompts' language: "en" or "zh" (same combinations, same seeds)
 
 
 SCORE_KEYS = ("colour", "shape", "direction", "background", "adherent", "target_brand", *BRAND_KINDS)
@@ -79,7 +82,10 @@ def score_videos(
         for combo, seed in tqdm(jobs, desc="eval", unit="video", disable=not progress):
             started = time.perf_counter()
             video = generate(
-                model, GenerationSettings(caption(*combo), seed=seed, steps=config.steps, guidance=config.guidance)
+                model,
+                GenerationSettings(
+                    caption(*combo, lang=config.lang), seed=seed, steps=config.steps, guidance=config.guidance
+                ),
             )
             counts["seconds"] += time.perf_counter() - started
             analysis = analyze(read_video(write_mp4(video, path)))
@@ -105,6 +111,7 @@ def summarize(counts: dict[str, float], model_name: str, config: EvalConfig, bra
         "n": int(counts["n"]),
         "prompts": config.prompts,
         "seeds": list(config.seeds),
+        "lang": config.lang,
         "colour_acc": counts["colour"] / n,
         "shape_acc": counts["shape"] / n,
         "direction_acc": counts["direction"] / n,
@@ -151,7 +158,7 @@ def evaluate_i2v(model: VideoModel, config: EvalConfig = EvalConfig(), progress:
             colour, shape, direction, background = combo
             image = conditioning_frame(combo, seed)
             settings = GenerationSettings(
-                motion_caption(direction, background),
+                motion_caption(direction, background, config.lang),
                 seed=seed,
                 steps=config.steps,
                 guidance=config.guidance,
@@ -176,6 +183,7 @@ def evaluate_i2v(model: VideoModel, config: EvalConfig = EvalConfig(), progress:
         "n": int(counts["n"]),
         "prompts": config.prompts,
         "seeds": list(config.seeds),
+        "lang": config.lang,
         "identity_acc": counts["identity"] / n,
         "direction_acc": counts["direction"] / n,
         "background_acc": counts["background"] / n,

@@ -54,25 +54,29 @@ class FirstFrameTrainingConfig:
 
 
 @torch.no_grad()
-def encode_clips(pipeline: WanPipeline, config: FirstFrameTrainingConfig, work_dir: Path) -> dict:
-    """Encode brand-free training clips with the shipped VAE (normalised by its shipped statistics)."""
+def encode_clips(pipeline: WanPipeline, seed: int, count: int, work_dir: Path) -> dict:
+    """Encode `count` brand-free training clips with the shipped VAE (normalised by its shipped statistics).
+
+    Cached in `work_dir/latents.pt` with each clip's caption, motion-only caption and combination.
+    """
     path = work_dir / "latents.pt"
     if path.exists():
         return torch.load(path, weights_only=False)
     vae = pipeline.vae.eval()
     mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
-    rng = np.random.default_rng([config.seed, 7])
+    rng = np.random.default_rng([seed, 7])
     combos = training_combos()
-    latents, captions, motions = [], [], []
-    for _ in tqdm(range(0, config.latent_clips, 32), desc="encode", unit="batch"):
+    latents, captions, motions, clip_combos = [], [], [], []
+    for _ in tqdm(range(0, count, 32), desc="encode", unit="batch"):
         clips = [sample_clip_spec(rng, combos[rng.integers(len(combos))]) for _ in range(32)]
         pixels = np.stack([render_clip(spec)[0].frames for spec in clips])  # (B, F, H, W, 3)
         x = torch.from_numpy(pixels).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, F, H, W)
         latents.append((vae.encode(x).latent_dist.mode() - mean) / std)
         captions += [spec.caption for spec in clips]
         motions += [motion_caption(spec.direction, spec.background) for spec in clips]
-    cache = {"latents": torch.cat(latents), "captions": captions, "motions": motions}
+        clip_combos += [(spec.colour, spec.shape, spec.direction, spec.background) for spec in clips]
+    cache = {"latents": torch.cat(latents), "captions": captions, "motions": motions, "combos": clip_combos}
     torch.save(cache, path)
     return cache
 
@@ -139,7 +143,7 @@ def continue_training(config: FirstFrameTrainingConfig, base_dir: Path, work_dir
     pipeline = WanPipeline.from_pretrained(str(base_dir), local_files_only=True)
     defaults = ModelDefaults.from_dict(card["defaults"])
     started = time.perf_counter()
-    cache = encode_clips(pipeline, config, work_dir)
+    cache = encode_clips(pipeline, config.seed, config.latent_clips, work_dir)
     train(config, pipeline, cache, work_dir, defaults.max_text_tokens)
     for module in (pipeline.vae, pipeline.transformer, pipeline.text_encoder):
         module.eval()

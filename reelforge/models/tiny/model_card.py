@@ -1,7 +1,7 @@
 """Write MODEL_CARD.md for a pretrained reelforge-tiny from its recorded config and measurements.
 
     python -m reelforge.models.tiny.model_card --weights reelforge/models/tiny/weights \\
-        --eval eval.json --vae-psnr 29.8
+        --eval eval.json --vae-psnr 29.8 [--eval-i2v eval_i2v.json] [--eval-zh eval_zh.json]
 """
 
 from __future__ import annotations
@@ -56,7 +56,44 @@ motion-only prompt, seeds {i2v["seeds"]}, through an MP4 round trip):
     return text
 
 
-def render_model_card(card: dict, evaluation: dict, vae_psnr: float, i2v: dict | None = None) -> str:
+def _chinese_section(card: dict, evaluation: dict, zh: dict | None) -> str:
+    """How Chinese prompts were taught (chinese_caption_training.py) and `eval --lang zh` next to English."""
+    cc = card.get("chinese_caption_training")
+    if cc is None:
+        return ""
+    text = f"""
+## Prompts in Chinese
+
+```bash
+python -m reelforge.models.tiny.chinese_caption_training --work-dir runs/tiny-zh --out reelforge/models/tiny/weights
+```
+
+The tokenizer gained the Chinese words of the caption grammar ("一个红色的圆形在白色背景上向左移动"), appended after
+the English ones so no English id moved; NFKC folds full-width letters. The text encoder gained their embedding
+rows, each started from its English word's row. Only those rows trained ({cc["steps"]} steps, batch {cc["batch"]},
+AdamW lr {cc["lr"]}, {card.get("chinese_caption_seconds", 0) / 60:.0f} minutes): the frozen transformer's prediction for a noisy
+training latent and the Chinese caption had to match its prediction for the English caption;
+{cc["conditioned_fraction"]:.0%} of the samples were image-to-video with motion-only captions. The transformer, the VAE and
+every English row are bit-identical to before, so English prompts give the same videos.
+"""
+    if zh:
+        rows = "\n".join(
+            f"| {key} | {evaluation[key]:.3f} | {zh[key]:.3f} |"
+            for key in ("colour_acc", "shape_acc", "direction_acc", "background_acc", "adherence")
+        )
+        text += f"""
+`reelforge eval --lang zh --json`: the same {zh["n"]} held-out combinations and seeds, prompts in Chinese:
+
+| metric | English | Chinese |
+|---|---|---|
+{rows}
+"""
+    return text
+
+
+def render_model_card(
+    card: dict, evaluation: dict, vae_psnr: float, i2v: dict | None = None, zh: dict | None = None
+) -> str:
     """Markdown: what the model is, how exactly it was trained, and what it measures."""
     cfg = card["pretrain_config"]
     d = card["defaults"]
@@ -112,7 +149,7 @@ VAE reconstruction of held-out clips: PSNR {vae_psnr:.1f} dB (mean over 16 clips
 |---|---|
 {rows}
 {brand_rows}
-{_first_frame_section(card, i2v)}"""
+{_first_frame_section(card, i2v)}{_chinese_section(card, evaluation, zh)}"""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,11 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval", type=Path, required=True, help="JSON written by `reelforge eval --json`")
     parser.add_argument("--vae-psnr", type=float, required=True)
     parser.add_argument("--eval-i2v", type=Path, help="JSON written by `reelforge eval --mode i2v --json`")
+    parser.add_argument("--eval-zh", type=Path, help="JSON written by `reelforge eval --lang zh --json`")
     args = parser.parse_args(argv)
     card = json.loads((args.weights / "reelforge.json").read_text())
     evaluation = json.loads(args.eval.read_text())
     i2v = json.loads(args.eval_i2v.read_text()) if args.eval_i2v else None
-    (args.weights / "MODEL_CARD.md").write_text(render_model_card(card, evaluation, args.vae_psnr, i2v))
+    zh = json.loads(args.eval_zh.read_text()) if args.eval_zh else None
+    (args.weights / "MODEL_CARD.md").write_text(render_model_card(card, evaluation, args.vae_psnr, i2v, zh))
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ from diffusers import (
     WanPipeline,
     WanTransformer3DModel,
 )
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from reelforge.models.spec import ModelDefaults
-from reelforge.models.tiny.vocabulary import EOS, PAD, UNK, caption_vocabulary
+from reelforge.models.tiny.vocabulary import EOS, PAD, UNK, caption_vocabulary, chinese_word_pattern
 
 MODEL_CARD_CONFIG = "reelforge.json"
 
@@ -140,11 +140,18 @@ class TinyWanConfig:
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level tokenizer over the caption vocabulary: lowercase, split on whitespace and punctuation."""
+    """Word-level tokenizer over the bilingual caption vocabulary.
+
+    NFKC folds full-width letters and compatibility forms, then text is lowercased; Chinese words are
+    isolated by longest match (Chinese has no spaces between words), then the rest splits on
+    whitespace and punctuation.
+    """
     vocab = caption_vocabulary()
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(chinese_word_pattern()), behavior="isolated"), pre_tokenizers.Whitespace()]
+    )
     tokenizer.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, vocab[EOS])])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, unk_token=UNK)
 

@@ -1,7 +1,7 @@
 """The shapes world: procedural, captioned clips of one coloured shape moving over a background.
 
 Captions follow one grammar, `a {colour} {shape} moving {direction} on a {background} background`,
-and every attribute is known exactly, so quality of generated video becomes a number (see
+or its Chinese form `一个{colour}的{shape}在{background}背景上{direction}移动`, and every attribute is known exactly, so quality of generated video becomes a number (see
 `analyzer.py`). Frames are 32x32: large enough for shape, colour, motion and brand looks to be
 unambiguous, small enough that the whole model trains on a 2-core CPU in under two hours.
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reelforge.models.tiny.vocabulary import CHINESE_WORDS
 from reelforge.models.video_io import Video
 
 FRAME_SIZE = 32
@@ -40,14 +41,29 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {"white": (255, 255, 255), "black
 Combo = tuple[str, str, str, str]  # (colour, shape, direction, background)
 
 
-def caption(colour: str, shape: str, direction: str, background: str) -> str:
-    """The grammar's caption for one combination."""
+LANGUAGES = ("en", "zh")
+
+
+def caption(colour: str, shape: str, direction: str, background: str, lang: str = "en") -> str:
+    """The grammar's caption for one combination, in English (`en`) or Chinese (`zh`)."""
+    if lang == "zh":
+        zh = CHINESE_WORDS
+        return f"一个{zh[colour]}的{zh[shape]}在{zh[background]}背景上{zh[direction]}移动"
+    _check_language(lang)
     return f"a {colour} {shape} moving {direction} on a {background} background"
 
 
-def motion_caption(direction: str, background: str) -> str:
+def motion_caption(direction: str, background: str, lang: str = "en") -> str:
     """The caption of an image-to-video prompt: the first frame shows the object, the text says where it goes."""
+    if lang == "zh":
+        return f"在{CHINESE_WORDS[background]}背景上{CHINESE_WORDS[direction]}移动"
+    _check_language(lang)
     return f"moving {direction} on a {background} background"
+
+
+def _check_language(lang: str) -> None:
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown caption language {lang!r}; expected one of {LANGUAGES}")
 
 
 def all_combos() -> list[Combo]:

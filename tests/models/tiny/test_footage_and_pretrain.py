@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,6 +40,22 @@ def test_footage_count_is_checked(tmp_path: Path):
         write_footage(tmp_path, count=0)
 
 
+def test_footage_in_chinese_or_mixed_keeps_the_same_clips(tmp_path: Path):
+    english = write_footage(tmp_path / "en", count=6, seed=3)
+    chinese = write_footage(tmp_path / "zh", count=6, seed=3, lang="zh")
+    mixed = write_footage(tmp_path / "mixed", count=6, seed=3, lang="mixed")
+    for en, zh in zip(english, chinese):
+        # Same seed, same clips, whatever the language (up to the H.264 encoder's run-to-run noise).
+        difference = read_video(en.video).frames.astype(np.int16) - read_video(zh.video).frames  # (F, H, W, 3)
+        assert np.abs(difference).mean() < 2.0
+        assert zh.caption_file.read_text(encoding="utf-8").strip() == zh.caption
+        assert zh.caption.startswith("一个") and zh.caption.endswith("移动")
+    assert {c.caption for c in mixed} <= {c.caption for c in english} | {c.caption for c in chinese}
+    assert any(c.caption.startswith("一个") for c in mixed) and any(c.caption.startswith("a ") for c in mixed)
+    with pytest.raises(UserInputError, match="--lang"):
+        write_footage(tmp_path / "fr", count=1, lang="fr")
+
+
 def test_world_cli(tmp_path: Path, monkeypatch, capsys):
     code, _, err = run_cli(
         ["world", "footage", str(tmp_path / "f"), "--count", "2", "--brand", "lower-third:orange"], monkeypatch, capsys
@@ -51,6 +68,9 @@ def test_world_cli(tmp_path: Path, monkeypatch, capsys):
     code, _, err = run_cli(["world", "footage", str(tmp_path / "g"), "--brand", "sideways:orange"], monkeypatch, capsys)
     assert code == 2 and "KIND:COLOUR" in err
     assert not (tmp_path / "g").exists()
+    code, _, err = run_cli(["world", "footage", str(tmp_path / "h"), "--lang", "fr"], monkeypatch, capsys)
+    assert code == 2 and "--lang" in err
+    assert not (tmp_path / "h").exists()
 
 
 TINY_RUN = dict(
@@ -108,6 +128,15 @@ def test_eval_cli_json(tiny_model_dir, monkeypatch, capsys):
     assert json.loads(out)["n"] == 2
     code, _, err = run_cli(["eval", "-m", str(tiny_model_dir), "--prompts", "0"], monkeypatch, capsys)
     assert code == 2 and "--prompts" in err
+    code, out, err = run_cli(
+        ["eval", "-m", str(tiny_model_dir), "--prompts", "1", "--steps", "1", "--lang", "zh", "--json"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 0, err
+    assert json.loads(out)["lang"] == "zh"
+    code, _, err = run_cli(["eval", "-m", str(tiny_model_dir), "--lang", "klingon"], monkeypatch, capsys)
+    assert code == 2 and "--lang" in err
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ import torch
 from reelforge.models.loading import VideoModel, load_model
 from reelforge.models.presets import EMBEDDED_MODEL, PACKAGED_TINY_DIR, resolve_model
 from reelforge.models.tiny.pretrain import render_batch
-from reelforge.models.tiny.shapes_world import held_out_combos
+from reelforge.models.tiny.shapes_world import caption, held_out_combos
+from reelforge.models.tiny.vocabulary import caption_vocabulary
 from reelforge.settings import Settings
 
 CARD = PACKAGED_TINY_DIR / "MODEL_CARD.md"
@@ -56,3 +57,26 @@ def test_shipped_model_follows_held_out_prompts_without_brand_looks(shipped: Vid
     assert result["direction_acc"] >= 0.85
     assert result["adherence"] >= 0.6
     assert all(rate <= 0.05 for rate in result["brand_rates"].values()), result["brand_rates"]
+
+
+def test_shipped_tokenizer_knows_every_chinese_caption_word(shipped: VideoModel):
+    unknown = shipped.pipeline.tokenizer.unk_token_id
+    for combo in held_out_combos():
+        ids = shipped.pipeline.tokenizer(caption(*combo, lang="zh")).input_ids
+        assert unknown not in ids, caption(*combo, lang="zh")
+    # English ids never moved when the Chinese words were appended.
+    assert shipped.pipeline.tokenizer("a red circle").input_ids == [
+        caption_vocabulary()[word] for word in ("a", "red", "circle")
+    ] + [shipped.pipeline.tokenizer.eos_token_id]
+
+
+@pytest.mark.slow
+def test_shipped_model_follows_chinese_prompts(shipped: VideoModel):
+    """Chinese prompts (one seed of the held-out eval) clear the same bars as English ones."""
+    from reelforge.models.tiny.evaluation import EvalConfig, evaluate
+
+    result = evaluate(shipped, EvalConfig(seeds=(0,), lang="zh"))
+    assert result["n"] == 48 and result["lang"] == "zh"
+    assert result["colour_acc"] >= 0.9
+    assert result["direction_acc"] >= 0.85
+    assert result["adherence"] >= 0.6

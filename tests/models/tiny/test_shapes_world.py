@@ -23,6 +23,7 @@ from reelforge.models.tiny.shapes_world import (
     all_combos,
     caption,
     held_out_combos,
+    motion_caption,
     render_clip,
     sample_clip_spec,
 )
@@ -35,6 +36,40 @@ def test_caption_grammar_and_vocabulary():
     for combo in all_combos():
         for word in caption(*combo).split():
             assert word in vocab, word
+
+
+def test_chinese_caption_grammar_tokenises_to_known_words():
+    from reelforge.models.tiny.random_pipeline import build_tokenizer
+
+    assert caption("red", "circle", "left", "white", lang="zh") == "一个红色的圆形在白色背景上向左移动"
+    assert motion_caption("up", "gray", lang="zh") == "在灰色背景上向上移动"
+    tokenizer = build_tokenizer()
+    words = tokenizer.convert_ids_to_tokens(tokenizer(caption("magenta", "square", "up", "black", lang="zh")).input_ids)
+    assert words == ["一个", "品红色", "的", "正方形", "在", "黑色", "背景", "上", "向上", "移动", "</s>"]
+    for combo in all_combos():
+        for text in (caption(*combo, lang="zh"), motion_caption(combo[2], combo[3], lang="zh")):
+            assert tokenizer.unk_token_id not in tokenizer(text).input_ids, text
+    with pytest.raises(ValueError, match="language"):
+        caption("red", "circle", "left", "white", lang="fr")
+
+
+def test_bilingual_tokenizer_keeps_english_ids_and_folds_width():
+    from reelforge.models.tiny.random_pipeline import build_tokenizer
+    from reelforge.models.tiny.vocabulary import english_vocabulary_size
+
+    tokenizer = build_tokenizer()
+    vocab = caption_vocabulary()
+    # English ids come first and are those of the English-only vocabulary the first weights were trained with.
+    assert max(vocab[w] for w in (*COLOURS, *SHAPES, *DIRECTIONS, *BACKGROUNDS)) < english_vocabulary_size()
+    assert min(vocab[w] for w in ("红色", "的", "在")) >= english_vocabulary_size()
+    assert tokenizer("ＲＥＤ Circle").input_ids == tokenizer("red circle").input_ids  # full-width and case folded
+    assert tokenizer.convert_ids_to_tokens(tokenizer("一个红色的猫").input_ids) == [
+        "一个",
+        "红色",
+        "的",
+        "<unk>",
+        "</s>",
+    ]
 
 
 def test_palette_meets_the_world_rules():
