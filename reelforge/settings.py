@@ -28,6 +28,9 @@ class Settings:
     storage_url: str | None = None
     ray_address: str | None = None
     train_storage_url: str | None = None  # Ray Train's checkpoints: s3://... or a shared path
+    # MLflow artifacts (adapters, samples) of runs on a database store: s3://... or a shared path.
+    # Behind an MLflow tracking server (http) the server's own artifact store applies instead.
+    mlflow_artifact_url: str | None = None
     shared_filesystem: bool = False  # the home and storage paths are mounted on every node at the same place
     # The cluster's declared training shape (`training_placement`): GPUs per train node, and the label
     # resource train nodes carry. Unset: the GPUs up when a job starts decide.
@@ -53,6 +56,7 @@ class Settings:
             storage_url=env.get("REELFORGE_STORAGE_URL") or None,
             ray_address=env.get("RAY_ADDRESS") or None,
             train_storage_url=env.get("REELFORGE_TRAIN_STORAGE") or None,
+            mlflow_artifact_url=env.get("REELFORGE_MLFLOW_ARTIFACTS") or None,
             shared_filesystem=env.get("REELFORGE_SHARED_FILESYSTEM", "").lower() in ("1", "true", "yes"),
             train_node_gpus=_int_or_none(env, "REELFORGE_TRAIN_NODE_GPUS"),
             train_node_resource=env.get("REELFORGE_TRAIN_NODE_RESOURCE") or None,
@@ -82,6 +86,16 @@ class Settings:
     def resolved_storage_url(self) -> str:
         """Blob storage (videos, uploads): the configured fsspec URL, or a local directory."""
         return self.storage_url or str(self.home / "blobs")
+
+    @property
+    def resolved_mlflow_artifact_url(self) -> str | None:
+        """Where tenant experiments keep artifacts; None behind a tracking server (its store applies)."""
+        if self.mlflow_artifact_url:
+            return self.mlflow_artifact_url.rstrip("/")
+        if self.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
+        # A database store: MLflow would use ./mlruns of whatever directory the process runs in.
+        return (self.home / "mlartifacts").resolve().as_uri()
 
     @property
     def resolved_train_storage_url(self) -> str:

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from reelforge.errors import UserInputError
 from reelforge.jobs.clip_extraction import clip_rows, decode_clip_window, plan_video_clips
 from reelforge.jobs.clip_sampling import ClipWindow, SamplingStrategy, cap_dataset
+from reelforge.jobs.driver_node import on_driver_node
 from reelforge.jobs.footage_inventory import (
     FootageInventory,
     FootageRequirements,
@@ -212,7 +213,9 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
     if sum(a.duration_s for a in inventory.accepted) <= config.local_max_footage_s:
         planned = [plan_video_clips(video, **plan_kwargs) for video in videos]
     else:
-        planned = ray.data.from_items(videos).map(plan_video_clips, fn_kwargs=plan_kwargs).take_all()
+        planned = (
+            ray.data.from_items(videos).map(plan_video_clips, fn_kwargs=plan_kwargs, **on_driver_node()).take_all()
+        )
     planned.sort(key=lambda v: v["file"])
     plans = [[ClipWindow(**w) for w in video["windows"]] for video in planned]
     if config.max_clips_per_dataset is not None:
@@ -235,7 +238,7 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         else:
             dataset = (
                 ray.data.from_items(windows)
-                .flat_map(decode_clip_window)
+                .flat_map(decode_clip_window, **on_driver_node())  # the footage is on this node's disk
                 .map_batches(
                     ClipEncoder,
                     fn_constructor_kwargs={"model": config.model, "model_path": model_path},
@@ -290,17 +293,23 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
 
 def read_latents(out_dir: Path):
     """The ingested clips as a Ray Dataset (one row per clip), for training."""
-    import ray.data
-
     manifest = json.loads((out_dir / MANIFEST_FILE).read_text())
-    return ray.data.read_parquet([str(out_dir / s) for s in manifest["shard_files"]])
+    return read_latent_shards(out_dir, manifest["shard_files"])
 
 
 def read_latent_shards(out_dir: Path, shard_files: list[str]):
-    """Some of the ingested shards (e.g. the training split) as a Ray Dataset."""
+    """Some of the ingested shards (e.g. the training split) as a Ray Dataset.
+
+    The shards are on this node's disk, and on a cluster whose nodes share no disk a Ray Data read
+    task (or its Parquet footer reader) scheduled elsewhere finds no file. So this process reads
+    each shard and hands it to the object store, which serves every node; one shard (one video's
+    clips) is in this process's memory at a time.
+    """
+    import ray
     import ray.data
 
-    return ray.data.read_parquet([str(out_dir / s) for s in shard_files])
+    refs = [ray.put(pq.read_table(out_dir / shard)) for shard in shard_files]
+    return ray.data.from_arrow_refs(refs)
 
 
 def row_tensors(row: dict):

@@ -36,19 +36,15 @@ def tracking_client(settings: Settings):
 
 
 def tenant_experiment_id(client, settings: Settings, tenant: str, create: bool = True) -> str | None:
-    """The id of the tenant's experiment, created (with artifacts under the home) when missing."""
+    """The id of the tenant's experiment, created (artifacts under `mlflow_artifact_url`) when missing."""
     name = experiment_name(tenant)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     if not create:
         return None
-    location = None
-    if not settings.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
-        # A database store (embedded SQLite, or PostgreSQL directly): MLflow would put artifacts in
-        # ./mlruns of whatever directory the process runs in; keep them under the home instead.
-        # Behind an MLflow server (http), the server's artifact store applies.
-        location = (settings.home / "mlartifacts" / tenant).resolve().as_uri()
+    root = settings.resolved_mlflow_artifact_url
+    location = f"{root}/{tenant}" if root else None
     return client.create_experiment(name, artifact_location=location, tags={f"{TAG_PREFIX}tenant": tenant})
 
 

@@ -8,7 +8,8 @@ against the cluster first, and refuse with every setting to change named:
 
 * `database_url` must be PostgreSQL, not SQLite;
 * `mlflow_tracking_uri` must be a tracking server or a database server, not a local file or SQLite;
-* `storage_url` (blobs) and `train_storage_url` (Ray Train checkpoints) must be object storage
+* `storage_url` (blobs), `train_storage_url` (Ray Train checkpoints) and, on a database store,
+  `mlflow_artifact_url` (adapters) must be object storage
   (`s3://...`), or paths on a filesystem every node mounts at the same place, declared with
   `shared_filesystem` (`REELFORGE_SHARED_FILESYSTEM=1`).
 """
@@ -68,6 +69,9 @@ def local_state(settings: Settings) -> list[LocalState]:
             found.append(
                 LocalState("train_storage_url (REELFORGE_TRAIN_STORAGE)", settings.resolved_train_storage_url, shared)
             )
+        artifacts = settings.resolved_mlflow_artifact_url
+        if artifacts is not None and _local_path(artifacts):
+            found.append(LocalState("mlflow_artifact_url (REELFORGE_MLFLOW_ARTIFACTS)", artifacts, shared))
     return found
 
 

@@ -91,6 +91,8 @@ def _rows(dataset_shard) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def _heartbeat(status_dir: Path, rank: int, step: int, attempt_started: float) -> None:
     """Per-rank liveness file (pid, step): what operators and the recovery test look at."""
+    # Made here, not only by the driver: on a cluster whose nodes share no disk this is the worker's own node.
+    status_dir.mkdir(parents=True, exist_ok=True)
     path = status_dir / f"rank-{rank}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(
@@ -120,7 +122,7 @@ class WorkerPlan:
     model_dir: str  # the base model's directory, as every worker's node sees it
     total_steps: int
     precision: str  # the job's precision; `auto` is resolved here, on the worker's own device
-    status_dir: str  # where workers leave progress the driver reads
+    status_dir: str  # where workers leave liveness files, on their own node's disk
     tracking_uri: str
     run_id: str  # the MLflow run rank 0 logs to
     has_holdout: bool

@@ -35,6 +35,16 @@ class ServeConfigError(UserInputError):
     code = "invalid_serve_config"
 
 
+def custom_resources(field: str, value: dict[str, float]) -> dict[str, float]:
+    """`value` when it names only custom Ray resources (node labels), each a positive amount."""
+    for name, amount in value.items():
+        if name in ("CPU", "GPU", "memory", "object_store_memory") or not name:
+            raise ValueError(f"{field} takes custom resources only, not {name!r}")
+        if not 0 < amount <= 1_000_000:
+            raise ValueError(f"{field}[{name!r}] must be > 0, got {amount}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -156,6 +166,9 @@ class FineTuningSection(_Strict):
     jobs_api_url: str | None = None  # the Ray Jobs API; default: the dashboard of the cluster Serve runs on
     python: str | None = None  # interpreter the Ray Job runs; default: the ingress's own
     poll_interval_s: float = Field(2.0, gt=0)  # how often the ingress follows submitted jobs
+    # Custom Ray resources each job's driver asks for, e.g. {"train-node": 0.001}: the node it runs on
+    # downloads and ingests the footage, so keep it off a small head. Empty: anywhere (usually the head).
+    driver_resources: dict[str, float] = Field(default_factory=dict)
     # Jobs running on the cluster at once, all tenants together; later ones wait their turn.
     # Each job's ingest and workers need CPUs (and GPUs): too many at once starve each other.
     max_running_jobs: int = Field(1, ge=1)
@@ -167,6 +180,11 @@ class FineTuningSection(_Strict):
     validation_memory_mb: int = Field(2048, ge=256)
     validation_timeout_s: float = Field(1800.0, gt=0)  # a validation not finished by then (or never scheduled) fails
     validation_max_attempts: int = Field(3, ge=1, le=20)  # validators that died with their ingress, in all
+
+    @field_validator("driver_resources")
+    @classmethod
+    def _custom_resources(cls, value: dict[str, float]) -> dict[str, float]:
+        return custom_resources("driver_resources", value)
 
     @field_validator("job_defaults")
     @classmethod
@@ -195,6 +213,7 @@ class ServeAppConfig(_Strict):
     storage_url: str | None = None  # default: <home>/blobs
     mlflow_tracking_uri: str | None = None  # default: the home's MLflow store
     train_storage_url: str | None = None  # default: REELFORGE_TRAIN_STORAGE, else <home>/ray-results
+    mlflow_artifact_url: str | None = None  # default: REELFORGE_MLFLOW_ARTIFACTS, else <home>/mlartifacts
     shared_filesystem: bool | None = None  # default: REELFORGE_SHARED_FILESYSTEM
     generators: list[GeneratorConfig] = Field(default_factory=lambda: [GeneratorConfig()], min_length=1)
     dedicated: list[DedicatedTenantConfig] = Field(default_factory=list)
@@ -204,6 +223,8 @@ class ServeAppConfig(_Strict):
     provenance: ProvenanceSection = ProvenanceSection()
     review: OutputReviewSection = OutputReviewSection()  # generated videos that show faces
     ingress_replicas: int = Field(1, ge=1)
+    # Custom Ray resources each ingress replica asks for, e.g. {"cpu-node": 0.01}: keep it off GPU nodes.
+    ingress_resources: dict[str, float] = Field(default_factory=dict)
     # Requests one ingress replica handles at once (its work is I/O: the database, handles, storage),
     # and how many may wait for it before Serve answers 503: set on purpose, not Serve's default of 5.
     ingress_max_ongoing_requests: int = Field(200, ge=1)
@@ -220,6 +241,11 @@ class ServeAppConfig(_Strict):
     dispatch_interval_s: float = Field(0.5, gt=0)
     adapter_resolve_ttl_s: float = Field(10.0, ge=0)  # how long the ingress trusts a registry lookup
     auth_cache_s: float = Field(5.0, ge=0)  # how long a valid key is trusted (a revoked key works this long at most)
+
+    @field_validator("ingress_resources")
+    @classmethod
+    def _ingress_resources(cls, value: dict[str, float]) -> dict[str, float]:
+        return custom_resources("ingress_resources", value)
 
     @model_validator(mode="after")
     def _consistent(self) -> ServeAppConfig:
@@ -250,6 +276,7 @@ class ServeAppConfig(_Strict):
             storage_url=self.storage_url or env.storage_url,
             ray_address=env.ray_address,
             train_storage_url=self.train_storage_url or env.train_storage_url,
+            mlflow_artifact_url=self.mlflow_artifact_url or env.mlflow_artifact_url,
             shared_filesystem=env.shared_filesystem if self.shared_filesystem is None else self.shared_filesystem,
             train_node_gpus=env.train_node_gpus,
             train_node_resource=env.train_node_resource,
@@ -266,6 +293,7 @@ class ServeAppConfig(_Strict):
                 "storage_url": s.resolved_storage_url,
                 "mlflow_tracking_uri": s.resolved_mlflow_tracking_uri,
                 "train_storage_url": s.resolved_train_storage_url,
+                "mlflow_artifact_url": s.resolved_mlflow_artifact_url,
                 "shared_filesystem": s.shared_filesystem,
             }
         )

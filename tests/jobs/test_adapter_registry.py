@@ -158,3 +158,15 @@ def test_cli_promotions_and_imports_are_audited(settings: Settings, monkeypatch,
     )
     code, _, err = run_cli(["audit", "export", "--tenant", "ghost"], monkeypatch, capsys)
     assert code == 2 and "no tenant named 'ghost'" in err
+
+
+def test_tenant_experiments_keep_artifacts_where_the_settings_say(tmp_path: Path):
+    """Under the home by default (a database store would use the process's ./mlruns); under
+    `mlflow_artifact_url` on a cluster, so every node reads the adapters one node wrote."""
+    home = Settings(home=tmp_path)
+    client = tracking_client(home)
+    default = client.get_experiment(tenant_experiment_id(client, home, "acme")).artifact_location
+    assert default == (tmp_path / "mlartifacts" / "acme").resolve().as_uri()
+    shared = Settings(home=tmp_path, mlflow_artifact_url="s3://reelforge/mlflow/")
+    location = client.get_experiment(tenant_experiment_id(client, shared, "globex")).artifact_location
+    assert location == "s3://reelforge/mlflow/globex"

@@ -1,5 +1,5 @@
 """Which settings keep state on one node, and the refusal that names them on a multi-node cluster
-(the real two-node refusal runs in test_two_node_cluster.py)."""
+(the real two-node refusal runs in test_share_nothing_cluster.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ SHARED = {
 
 def test_the_single_machine_defaults_are_all_local(tmp_path):
     found = {p.setting.split()[0] for p in local_state(Settings(home=tmp_path))}
-    assert found == {"database_url", "mlflow_tracking_uri", "storage_url", "train_storage_url"}
+    assert found == {"database_url", "mlflow_tracking_uri", "storage_url", "train_storage_url", "mlflow_artifact_url"}
 
 
 def test_shared_services_and_object_storage_pass(tmp_path):
@@ -31,6 +31,11 @@ def test_shared_services_and_object_storage_pass(tmp_path):
         shared_filesystem=True,
     )
     assert local_state(on_nfs) == []
+    on_s3 = Settings(
+        home=tmp_path,
+        **(SHARED | {"mlflow_tracking_uri": SHARED["database_url"], "mlflow_artifact_url": "s3://reelforge/mlflow/"}),
+    )
+    assert local_state(on_s3) == [] and on_s3.resolved_mlflow_artifact_url == "s3://reelforge/mlflow"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +46,8 @@ def test_shared_services_and_object_storage_pass(tmp_path):
         ({"mlflow_tracking_uri": "sqlite:////tmp/mlflow.db"}, "MLFLOW_TRACKING_URI"),
         ({"storage_url": "/srv/blobs"}, "REELFORGE_STORAGE_URL"),
         ({"train_storage_url": "file:///srv/ray"}, "REELFORGE_TRAIN_STORAGE"),
+        # A PostgreSQL MLflow store keeps artifacts where the experiment says: under the home unless told.
+        ({"mlflow_tracking_uri": "postgresql+psycopg://reelforge@db/mlflow"}, "REELFORGE_MLFLOW_ARTIFACTS"),
     ],
 )
 def test_each_local_setting_is_refused_by_name_on_two_nodes_only(tmp_path, override, named):
@@ -56,3 +63,5 @@ def test_the_environment_declares_shared_storage(monkeypatch):
     monkeypatch.setenv("REELFORGE_TRAIN_STORAGE", "/mnt/shared/ray")
     settings = Settings.from_env()
     assert settings.shared_filesystem and settings.resolved_train_storage_url == "/mnt/shared/ray"
+    monkeypatch.setenv("REELFORGE_MLFLOW_ARTIFACTS", "s3://reelforge/mlflow")
+    assert Settings.from_env().mlflow_artifact_url == "s3://reelforge/mlflow"

@@ -29,6 +29,7 @@ def test_pinned_config_resolves_every_store(tmp_path):
     assert pinned.database_url == f"sqlite:///{tmp_path / 'reelforge.db'}"
     assert pinned.storage_url == str(tmp_path / "blobs")
     assert pinned.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert pinned.mlflow_artifact_url == (tmp_path / "mlartifacts").resolve().as_uri()
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,8 @@ def test_pinned_config_resolves_every_store(tmp_path):
         ({"dedicated": [{"tenant": "acme", "model": "wan"}]}, "no generator serves"),
         ({"dedicated": [{"tenant": "acme"}, {"tenant": "acme"}]}, "dedicated twice"),
         ({"quotas": {"requests_per_minute": 0}}, "quotas.requests_per_minute"),
+        ({"fine_tuning": {"driver_resources": {"CPU": 1}}}, "custom resources only"),
+        ({"fine_tuning": {"driver_resources": {"train-node": 0}}}, "must be > 0"),
     ],
 )
 def test_bad_configs_name_the_key(data, needle):

@@ -25,8 +25,10 @@ from reelforge.platform.serving.generation_limits import ModelCapabilities
 from reelforge.platform.serving.video_service import VideoService
 from reelforge.platform.stores.idempotency_keys import IdempotencyStore
 
+INGRESS_CPUS = 0.25  # its work is I/O: the database, handles, storage
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+
+@serve.deployment(ray_actor_options={"num_cpus": INGRESS_CPUS})
 @serve.ingress()
 class VideoAPI:
     """Authenticates, validates and records requests and uploads; its dispatcher feeds the generators."""

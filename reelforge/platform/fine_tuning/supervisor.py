@@ -87,6 +87,8 @@ def driver_env(config: ServeAppConfig) -> dict[str, str]:
         "REELFORGE_TRAIN_STORAGE": settings.resolved_train_storage_url,
         "REELFORGE_SHARED_FILESYSTEM": "1" if settings.shared_filesystem else "0",
     }
+    if settings.resolved_mlflow_artifact_url:
+        env["REELFORGE_MLFLOW_ARTIFACTS"] = settings.resolved_mlflow_artifact_url
     # The declared training shape travels too: the driver decides GPU use and placement from it.
     if settings.train_node_gpus is not None:
         env["REELFORGE_TRAIN_NODE_GPUS"] = str(settings.train_node_gpus)
@@ -202,6 +204,7 @@ class FineTuneSupervisor:
                 entrypoint=entrypoint,
                 submission_id=submission_id,
                 runtime_env={"env_vars": driver_env(self.config)},
+                entrypoint_resources=dict(self.config.fine_tuning.driver_resources) or None,
                 metadata={"tenant": job.tenant, "fine_tuning_job": job.id},
             )
         except RuntimeError as exc:

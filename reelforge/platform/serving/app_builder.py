@@ -14,7 +14,7 @@ import ray
 from ray.serve import Application
 
 from reelforge.jobs.shared_state import alive_ray_nodes, refuse_split_state
-from reelforge.platform.api.ingress import VideoAPI
+from reelforge.platform.api.ingress import INGRESS_CPUS, VideoAPI
 from reelforge.platform.config import (
     AutoscalingSection,
     GeneratorConfig,
@@ -77,5 +77,11 @@ def build_app(args: ServeAppConfig) -> Application:
         num_replicas=app.ingress_replicas,
         max_ongoing_requests=app.ingress_max_ongoing_requests,
         max_queued_requests=app.ingress_max_queued_requests,
+        # `ray_actor_options` replaces the decorator's whole dict, so its CPU share is restated.
+        **(
+            {"ray_actor_options": {"num_cpus": INGRESS_CPUS, "resources": app.ingress_resources}}
+            if app.ingress_resources
+            else {}
+        ),
     )
     return ingress.bind(app.model_dump(), handles, capacity, base_deployments)

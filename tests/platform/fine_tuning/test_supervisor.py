@@ -41,9 +41,17 @@ class FakeJobsApi:
         self.jobs: dict[str, Info] = {}
         self.submitted: list[str] = []
         self.stopped: list[str] = []
+        self.entrypoint_resources: list[dict | None] = []
         self.logs = "Traceback ...\nMemoryError: out of memory in the driver\n"
 
-    def submit_job(self, entrypoint: str, submission_id: str, runtime_env: dict, metadata: dict) -> str:
+    def submit_job(
+        self,
+        entrypoint: str,
+        submission_id: str,
+        runtime_env: dict,
+        metadata: dict,
+        entrypoint_resources: dict | None = None,
+    ) -> str:
         if submission_id in self.jobs:
             raise RuntimeError(
                 f"Request failed with status code 400: Job with submission_id {submission_id} already exists."
@@ -54,6 +62,7 @@ class FakeJobsApi:
         )
         self.jobs[submission_id] = Info(Status.PENDING)
         self.submitted.append(submission_id)
+        self.entrypoint_resources.append(entrypoint_resources)
         return submission_id
 
     def get_job_info(self, submission_id: str) -> Info:
@@ -89,6 +98,24 @@ def test_a_job_is_submitted_once_even_when_another_replica_did_it_first(setup):
     supervisor.supervise_once()
     assert api.submitted == [] and store.get(None, job_id).status == "queued"
     assert store.get(None, job_id).submission_id == job_id
+
+
+def test_drivers_ask_for_the_configured_resources(tmp_path):
+    config = ServeAppConfig.model_validate(
+        {"home": str(tmp_path), "fine_tuning": {"driver_resources": {"train-node": 0.001}}}
+    ).pinned()
+    supervisor = FineTuneSupervisor(config)
+    supervisor._client = api = FakeJobsApi()
+    queued_fine_tune_job(FineTuneStore(config.database_url), "acme")
+    supervisor.supervise_once()
+    assert api.entrypoint_resources == [{"train-node": 0.001}]
+
+
+def test_drivers_go_anywhere_by_default(setup):
+    supervisor, api, store, _ = setup
+    _job(store)
+    supervisor.supervise_once()
+    assert api.entrypoint_resources == [None]
 
 
 def test_a_driver_that_dies_is_resubmitted_then_fails_with_its_log_and_is_metered_once(setup):
