@@ -17,12 +17,10 @@ a first frame too. Checkpoints go to `--work-dir`; re-run to resume.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,10 +29,10 @@ from tqdm import tqdm
 
 from reelforge.models.image_conditioning import first_frame_training_inputs
 from reelforge.models.objectives import FlowMatchingObjective, diffusion_loss
-from reelforge.models.spec import ModelDefaults
+from reelforge.models.tiny.continuation import open_base, run_continuation, save_continued
 from reelforge.models.tiny.first_frame_training import encode_clips
 from reelforge.models.tiny.pretrain import encode_captions, lr_factor
-from reelforge.models.tiny.random_pipeline import MODEL_CARD_CONFIG, build_tokenizer, save_model_dir
+from reelforge.models.tiny.random_pipeline import build_tokenizer
 from reelforge.models.tiny.shapes_world import caption, motion_caption
 from reelforge.models.tiny.transformer_training_state import save_checkpoint
 from reelforge.models.tiny.vocabulary import CHINESE_WORDS, chinese_vocabulary_words, english_vocabulary_size
@@ -197,45 +195,19 @@ def train(
 
 def continue_training(config: ChineseCaptionTrainingConfig, base_dir: Path, work_dir: Path, out_dir: Path) -> Path:
     """Load the model at `base_dir`, teach it Chinese captions, write the bilingual model to `out_dir`."""
-    torch.set_num_threads(config.threads)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    card = json.loads((base_dir / MODEL_CARD_CONFIG).read_text())
-    pipeline = WanPipeline.from_pretrained(str(base_dir), local_files_only=True)
-    defaults = ModelDefaults.from_dict(card["defaults"])
+    pipeline, card, defaults = open_base(config, base_dir, work_dir)
     started = time.perf_counter()
     cache = encode_clips(pipeline, config.seed, config.latent_clips, work_dir)
     teacher = copy.deepcopy(pipeline.text_encoder).eval().requires_grad_(False)
     add_chinese_vocabulary(pipeline)
     train(config, pipeline, teacher, cache, work_dir, defaults.max_text_tokens)
     pipeline.text_encoder.requires_grad_(False).eval()
-    card.pop("defaults", None)
-    card.pop("architecture", None)  # the family is read from model_index.json
-    card[CARD_KEY] = asdict(config)
-    card["chinese_caption_seconds"] = card.get("chinese_caption_seconds", 0) + time.perf_counter() - started
-    return save_model_dir(pipeline, out_dir, defaults, card)
+    return save_continued(pipeline, out_dir, defaults, card, CARD_KEY, config, started)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m reelforge.models.tiny.chinese_caption_training --work-dir DIR --out DIR [--base DIR]`."""
-    from reelforge.models.presets import PACKAGED_TINY_DIR
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", type=Path, required=True, help="checkpoints; re-run to resume")
-    parser.add_argument("--out", type=Path, required=True, help="where to write the diffusers pipeline")
-    parser.add_argument("--base", type=Path, default=PACKAGED_TINY_DIR, help="the English model to continue")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    fields = ChineseCaptionTrainingConfig.__dataclass_fields__
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in fields:
-            parser.error(f"--set {item}: unknown field {key!r}; known: {', '.join(fields)}")
-        overrides[key] = type(getattr(ChineseCaptionTrainingConfig(), key))(value)
-    path = continue_training(ChineseCaptionTrainingConfig(**overrides), args.base, args.work_dir, args.out)
-    logger.info("wrote %s", path)
+    run_continuation(ChineseCaptionTrainingConfig, continue_training, __doc__, "the English model to continue", argv)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ optional first frame, like Wan 2.2 TI2V-5B. Checkpoints go to `--work-dir`; re-r
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +24,8 @@ from tqdm import tqdm
 
 from reelforge.models.image_conditioning import first_frame_training_inputs
 from reelforge.models.objectives import FlowMatchingObjective, diffusion_loss
-from reelforge.models.spec import ModelDefaults
+from reelforge.models.tiny.continuation import open_base, run_continuation, save_continued
 from reelforge.models.tiny.pretrain import encode_captions, lr_factor, training_combos
-from reelforge.models.tiny.random_pipeline import MODEL_CARD_CONFIG, save_model_dir
 from reelforge.models.tiny.shapes_world import motion_caption, render_clip, sample_clip_spec
 from reelforge.models.tiny.transformer_training_state import TransformerTrainingState
 
@@ -136,45 +133,19 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
 
 def continue_training(config: FirstFrameTrainingConfig, base_dir: Path, work_dir: Path, out_dir: Path) -> Path:
     """Load the model at `base_dir`, train first-frame conditioning, write a TI2V-style model to `out_dir`."""
-    torch.set_num_threads(config.threads)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    card = json.loads((base_dir / MODEL_CARD_CONFIG).read_text())
-    pipeline = WanPipeline.from_pretrained(str(base_dir), local_files_only=True)
-    defaults = ModelDefaults.from_dict(card["defaults"])
+    pipeline, card, defaults = open_base(config, base_dir, work_dir)
     started = time.perf_counter()
     cache = encode_clips(pipeline, config.seed, config.latent_clips, work_dir)
     train(config, pipeline, cache, work_dir, defaults.max_text_tokens)
     for module in (pipeline.vae, pipeline.transformer, pipeline.text_encoder):
         module.eval()
     pipeline.register_to_config(expand_timesteps=True)  # the TI2V family: an optional clean first frame
-    card.pop("defaults", None)
-    card.pop("architecture", None)  # the family is read from model_index.json
-    card["first_frame_training"] = asdict(config)
-    card["first_frame_seconds"] = time.perf_counter() - started
-    return save_model_dir(pipeline, out_dir, defaults, card)
+    return save_continued(pipeline, out_dir, defaults, card, "first_frame_training", config, started)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m reelforge.models.tiny.first_frame_training --work-dir DIR --out DIR [--base DIR]`."""
-    from reelforge.models.presets import PACKAGED_TINY_DIR
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", type=Path, required=True, help="checkpoints; re-run to resume")
-    parser.add_argument("--out", type=Path, required=True, help="where to write the diffusers pipeline")
-    parser.add_argument("--base", type=Path, default=PACKAGED_TINY_DIR, help="the text-to-video model to continue")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    fields = FirstFrameTrainingConfig.__dataclass_fields__
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in fields:
-            parser.error(f"--set {item}: unknown field {key!r}; known: {', '.join(fields)}")
-        overrides[key] = type(getattr(FirstFrameTrainingConfig(), key))(value)
-    path = continue_training(FirstFrameTrainingConfig(**overrides), args.base, args.work_dir, args.out)
-    logger.info("wrote %s", path)
+    run_continuation(FirstFrameTrainingConfig, continue_training, __doc__, "the text-to-video model to continue", argv)
 
 
 if __name__ == "__main__":
