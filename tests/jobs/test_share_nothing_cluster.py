@@ -64,7 +64,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def share_nothing(tmp_path: Path, monkeypatch):
+def share_nothing(tmp_path: Path):
     """(node A's directory, node B's directory, node ids, S3 environment) of a running two-node cluster."""
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
         pytest.skip("needs `unshare --mount` (root or user namespaces) to give node B its own filesystem view")
@@ -77,12 +77,14 @@ def share_nothing(tmp_path: Path, monkeypatch):
     was_connected = ray.is_initialized()
     if was_connected:
         ray.shutdown()
-    with s3_server() as s3:
+    # The environment is this cluster's only: it is restored before the suite's Ray restarts below,
+    # whose processes would otherwise inherit node B's train label and a stopped S3 server.
+    with pytest.MonkeyPatch.context() as env, s3_server() as s3:
         for key, value in s3.items():
-            monkeypatch.setenv(key, value)
+            env.setenv(key, value)
         # The declared train shape (what cluster.yaml sets on every node): CPU workers on node B's label.
-        monkeypatch.setenv("REELFORGE_TRAIN_NODE_GPUS", "0")
-        monkeypatch.setenv("REELFORGE_TRAIN_NODE_RESOURCE", "node-b")
+        env.setenv("REELFORGE_TRAIN_NODE_GPUS", "0")
+        env.setenv("REELFORGE_TRAIN_NODE_RESOURCE", "node-b")
         cluster = Cluster(
             initialize_head=True,
             head_node_args={
