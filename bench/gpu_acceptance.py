@@ -1,6 +1,6 @@
 """GPU acceptance: seconds per step and peak GPU memory of what a Wan deployment runs, beside public anchors.
 
-    python -m bench.gpu_acceptance            # one H100 or H200, about 10 minutes
+    python -m bench.gpu_acceptance            # one H100 or H200: about 4 minutes on an H200
     python -m bench.gpu_acceptance --smoke    # tiny configs on the CPU: checks the script itself
 
 Every model is the true architecture with random weights (`bench.wan_architectures`): speed and
@@ -11,13 +11,20 @@ memory do not depend on the values of the weights, so nothing is downloaded. Sta
   sampler;
 * LoRA training: 1.3B at 480p x 81 frames, rank 32, DeepSpeed ZeRO-2, gradient checkpointing off
   then on (an out-of-memory is reported, not fatal);
-* an adapter hot switch: load a rank-32 adapter from disk and make it active.
+* an adapter hot switch: load a rank-32 adapter from disk and make it active;
+* one 14B expert of Wan 2.2 I2V-A14B at 480p x 81: a guided denoising step and a rank-32 LoRA step
+  with gradient checkpointing, the size the public 14B anchors were measured at.
+
+`--stages 1.3b,ti2v,a14b` picks models; each stage's result is saved as soon as it ends, and a
+stage that fails is recorded with its error while the others still run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import logging
 import os
 import socket
 import statistics
@@ -39,10 +46,12 @@ from reelforge.models.wan_ti2v import WanTI2VSpec
 
 ANCHORS = {
     "generate_1_3b": "Wan 1.3B: about 4 minutes for 5 s at 480p on an RTX 4090 (50 steps: ~4.8 s/step)",
-    "generate_ti2v_5b": "diffusers Wan 2.1 I2V-14B at 480p: 9.77 s/step on one H100",
-    "lora_1_3b_gc_off": "Wan 14B I2V LoRA: about 10 s/it on one H200",
-    "lora_1_3b_gc_on": "Wan 14B I2V LoRA: about 10 s/it on one H200",
+    "generate_ti2v_5b": "(no public anchor at 704x1280x121; for scale: 14B I2V at 480p, 9.77 s/step on one H100)",
+    "lora_1_3b_gc_off": "(anchor is for 14B: a14b_expert_lora_gc_on)",
+    "lora_1_3b_gc_on": "(anchor is for 14B: a14b_expert_lora_gc_on)",
     "adapter_hot_switch": "(no public anchor; seconds for load + activate)",
+    "a14b_expert_guided_step": "diffusers Wan 2.1 I2V-14B at 480p: 9.77 s/step on one H100",
+    "a14b_expert_lora_gc_on": "Wan 14B I2V LoRA: about 10 s/it on one H200",
 }
 
 
@@ -193,10 +202,72 @@ def measure_hot_switch(model: VideoModel) -> dict:
         activate_adapter(model, "second")
         switch_s = time.perf_counter() - started
         size = (dirs[0] / "pytorch_lora_weights.safetensors").stat().st_size
+        for name in ("first", "second"):
+            unload_adapter(model, name)
     return {
         "load_and_activate_s": round(load_s, 3),
         "switch_s": round(switch_s, 4),
         "adapter_mib": round(size / 2**20, 1),
+    }
+
+
+def measure_a14b_expert(device: torch.device, dtype: torch.dtype, sizes: Sizes, smoke: bool) -> dict:
+    """One 14B expert of Wan 2.2 I2V-A14B at 480p: a guided denoising step and a rank-32 LoRA step.
+
+    A14B runs one expert per denoising step, so one expert's step is the model's step; this is the
+    size the public anchors (14B I2V at 480p) were measured at. The LoRA step trains the expert with
+    gradient checkpointing, torch AdamW on the LoRA parameters only, as a fine-tune's worker does.
+    """
+    from bench.wan_architectures import build_wan_a14b_expert_random
+
+    shrink = dict(num_attention_heads=2, attention_head_dim=8, ffn_dim=32, num_layers=2, text_dim=16, freq_dim=16)
+    transformer = build_wan_a14b_expert_random(device, dtype, **(shrink if smoke else {}))
+    frames, height, width = sizes.train
+    latent = ((frames - 1) // 4 + 1, height // 8, width // 8)  # Wan 2.1 VAE: 4x temporal, 8x spatial
+    x = torch.randn(2, transformer.config.in_channels, *latent, device=device, dtype=dtype)  # (2, 36, F', H/8, W/8)
+    text = torch.randn(2, sizes.text_tokens, transformer.config.text_dim, device=device, dtype=dtype)  # (2, L, 4096)
+    t = torch.full((2,), 900.0, device=device)
+    params_b = sum(p.numel() for p in transformer.parameters()) / 1e9
+
+    def timed(step) -> list[float]:
+        times = []
+        for _ in range(sizes.train_steps + 1):  # the first is a warm-up
+            started = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+        return times[1:]
+
+    _peak_reset(device)
+    with torch.no_grad():  # conditional and unconditional in one batch of 2, as guided sampling runs
+        guided = timed(lambda: transformer(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False))
+    generation = {"s_per_step": round(statistics.median(guided), 3), "peak_gib": _peak_gib(device)}
+
+    transformer.requires_grad_(False)
+    transformer.add_adapter(LoraConfig(rank=32).to_peft(WanSpec.default_lora_targets))
+    transformer.enable_gradient_checkpointing()
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+
+    def lora_step() -> None:
+        prediction = transformer(
+            hidden_states=x[:1], timestep=t[:1], encoder_hidden_states=text[:1], return_dict=False
+        )[0]
+        prediction.float().pow(2).mean().backward()  # (1, 16, F', H/8, W/8): the loss's value does not change the cost
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    _peak_reset(device)
+    try:
+        lora = {"s_per_step": round(statistics.median(timed(lora_step)), 3), "peak_gib": _peak_gib(device)}
+    except torch.OutOfMemoryError:
+        lora = {"s_per_step": None, "peak_gib": None, "error": "out of memory"}
+    return {
+        "params_b": round(params_b, 2),
+        "size": f"{width}x{height}x{frames}",
+        "guided_step": generation,
+        "lora_gc_on": {**lora, "rank": 32, "lora_params_m": round(sum(p.numel() for p in params) / 1e6, 1)},
     }
 
 
@@ -214,40 +285,100 @@ def build(kind: str, smoke: bool, device: torch.device, dtype: torch.dtype):
     return build_wan_ti2v_5b_random(device, dtype), WanTI2VSpec()
 
 
+def _stage(results: dict, key: str, out: Path, measure) -> None:
+    """Run one stage; a failure is recorded under its key, and the results so far are saved either way.
+
+    One stage failing (an out-of-memory, a library mismatch on a new machine) must not lose the
+    others' numbers, and a run stopped at its time limit keeps what it measured.
+    """
+    print(f"[gpu_acceptance] {key} ...", flush=True)
+    started = time.perf_counter()
+    try:
+        results[key] = measure()
+    except Exception as exc:  # the bench reports any failure as that stage's result
+        logging.exception("stage %s failed", key)
+        results[key] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+    print(f"[gpu_acceptance] {key} done in {time.perf_counter() - started:.1f}s: {results[key]}", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run every stage and print each result beside its anchor; saves bench-output/gpu_acceptance.json."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny configs on the CPU (checks the script)")
     parser.add_argument("--out", type=Path, default=Path("bench-output/gpu_acceptance.json"))
+    parser.add_argument(
+        "--stages", default="1.3b,ti2v,a14b", help="which models to measure, comma-separated (default: all three)"
+    )
     args = parser.parse_args(argv)
+    stages = set(args.stages.split(","))
     if not args.smoke and not torch.cuda.is_available():
         parser.error("no GPU here: run on an H100/H200, or pass --smoke to check the script on the CPU")
     sizes = SMOKE if args.smoke else TRUE
     device = torch.device("cpu" if args.smoke else "cuda")
     dtype = torch.float32 if args.smoke else torch.bfloat16
-    results: dict[str, dict] = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (smoke)"}
+    results: dict[str, dict] = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (smoke)",
+        "torch": torch.__version__,
+    }
 
-    pipeline, spec = build("1.3b", args.smoke, device, dtype)
-    model = _video_model("wan2.1-t2v-1.3b", pipeline, spec, device, dtype, sizes)
-    results["generate_1_3b"] = measure_generation(model, *sizes.gen_1_3b, sizes.steps, image=False)
-    results["adapter_hot_switch"] = measure_hot_switch(model)
-    with single_process_group(device):
-        lora = measure_lora(model, *sizes.train, sizes.train_steps)
-    results["lora_1_3b_gc_off"] = {**lora["gc_off"], "size": lora["size"], "rank": 32}
-    results["lora_1_3b_gc_on"] = {**lora["gc_on"], "size": lora["size"], "rank": 32}
-    del model, pipeline
+    model = None
+
+    def build_1_3b() -> dict:
+        nonlocal model
+        started = time.perf_counter()
+        pipeline, spec = build("1.3b", args.smoke, device, dtype)
+        model = _video_model("wan2.1-t2v-1.3b", pipeline, spec, device, dtype, sizes)
+        return {"build_s": round(time.perf_counter() - started, 1), "peak_gib": _peak_gib(device)}
+
+    def lora() -> dict:
+        with single_process_group(device):
+            return measure_lora(model, *sizes.train, sizes.train_steps)
+
+    if "1.3b" in stages:
+        _stage(results, "build_1_3b", args.out, build_1_3b)
+    if model is not None:
+        _stage(
+            results, "generate_1_3b", args.out, lambda: measure_generation(model, *sizes.gen_1_3b, sizes.steps, False)
+        )
+        _stage(results, "adapter_hot_switch", args.out, lambda: measure_hot_switch(model))
+        _stage(results, "lora_1_3b", args.out, lora)
+        for key in ("gc_off", "gc_on"):
+            row = results["lora_1_3b"].get(key, results["lora_1_3b"])
+            results[f"lora_1_3b_{key}"] = {**row, "size": results["lora_1_3b"].get("size"), "rank": 32}
+    model = None
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
-    pipeline, spec = build("ti2v", args.smoke, device, dtype)
-    model = _video_model("wan2.2-ti2v-5b", pipeline, spec, device, dtype, sizes)
-    results["generate_ti2v_5b"] = measure_generation(model, *sizes.gen_ti2v, sizes.steps, image=True)
+    def build_ti2v() -> dict:
+        nonlocal model
+        started = time.perf_counter()
+        pipeline, spec = build("ti2v", args.smoke, device, dtype)
+        model = _video_model("wan2.2-ti2v-5b", pipeline, spec, device, dtype, sizes)
+        return {"build_s": round(time.perf_counter() - started, 1)}
+
+    if "ti2v" in stages:
+        _stage(results, "build_ti2v_5b", args.out, build_ti2v)
+    if model is not None:
+        _stage(
+            results, "generate_ti2v_5b", args.out, lambda: measure_generation(model, *sizes.gen_ti2v, sizes.steps, True)
+        )
+    model = None
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if "a14b" in stages:
+        _stage(results, "a14b_expert", args.out, lambda: measure_a14b_expert(device, dtype, sizes, args.smoke))
+        if "error" not in results["a14b_expert"]:
+            results["a14b_expert_guided_step"] = results["a14b_expert"]["guided_step"]
+            results["a14b_expert_lora_gc_on"] = results["a14b_expert"]["lora_gc_on"]
 
     print(f"\n{'stage':<22} {'s/step':>8} {'peak GiB':>9}  anchor")
     for key, anchor in ANCHORS.items():
-        row = results[key]
+        row = results.get(key, {"error": "not run"})
         step = row.get("s_per_step", row.get("load_and_activate_s"))
-        print(f"{key:<22} {step if step is not None else '-':>8} {row.get('peak_gib') or '-':>9}  {anchor}")
+        shown = step if step is not None else row.get("error", "-")[:40]
+        print(f"{key:<22} {shown!s:>8} {row.get('peak_gib') or '-':>9}  {anchor}")
     return save_result(results, args.out)
 
 

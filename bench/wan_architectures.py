@@ -111,3 +111,24 @@ def build_wan_ti2v_5b_random(device: torch.device, dtype: torch.dtype, seed: int
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+# Wan2.2-I2V-A14B-Diffusers transformer/config.json: each of the two experts (high noise, low noise)
+# is this 14B transformer; its input is the 16 noise channels plus the 20-channel first-frame condition.
+WAN_A14B_I2V_EXPERT = dict(
+    WAN_1_3B_TRANSFORMER,
+    num_attention_heads=40,
+    ffn_dim=13824,
+    num_layers=40,
+    in_channels=36,
+    out_channels=16,
+)
+
+
+def build_wan_a14b_expert_random(
+    device: torch.device, dtype: torch.dtype, seed: int = 0, **overrides
+) -> WanTransformer3DModel:
+    """One Wan 2.2 I2V-A14B expert with random weights on `device` (`overrides` shrink it for smoke runs)."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return WanTransformer3DModel(**{**WAN_A14B_I2V_EXPERT, **overrides}).to(dtype)

@@ -23,7 +23,8 @@ def test_gpu_acceptance_smoke_reports_every_stage(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
-    for stage in ("generate_1_3b", "generate_ti2v_5b", "lora_1_3b_gc_off", "lora_1_3b_gc_on"):
+    stages = ("generate_1_3b", "generate_ti2v_5b", "lora_1_3b_gc_off", "lora_1_3b_gc_on", "a14b_expert_lora_gc_on")
+    for stage in (*stages, "a14b_expert_guided_step"):
         assert result[stage]["s_per_step"] > 0, stage
     assert result["adapter_hot_switch"]["load_and_activate_s"] > 0
     assert "9.77 s/step" in done.stdout  # each stage printed beside its anchor
