@@ -49,14 +49,21 @@ UMT5_XXL = dict(
 )
 
 
-def build_wan_1_3b_random(device: torch.device, dtype: torch.dtype, seed: int = 0) -> WanPipeline:
-    """Wan 2.1 T2V 1.3B (transformer, VAE, UMT5-XXL) with random weights, built directly on `device`."""
+def build_wan_1_3b_random(
+    device: torch.device, dtype: torch.dtype, seed: int = 0, text_layers: int = 24
+) -> WanPipeline:
+    """Wan 2.1 T2V 1.3B (transformer, VAE, UMT5-XXL) with random weights, built directly on `device`.
+
+    `text_layers` below 24 keeps UMT5-XXL's width but drops layers, where memory is short.
+    """
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     with torch.device(device):
         transformer = WanTransformer3DModel(**WAN_1_3B_TRANSFORMER).to(dtype)
         vae = AutoencoderKLWan()  # the default config is Wan 2.1's VAE; kept in fp32 as in production
-        text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **UMT5_XXL)).to(dtype)
+        text_encoder = UMT5EncoderModel(
+            UMT5Config(vocab_size=len(tokenizer), **{**UMT5_XXL, "num_layers": text_layers})
+        ).to(dtype)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
     pipeline = WanPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
@@ -92,14 +99,18 @@ WAN_2_2_VAE = dict(
 )
 
 
-def build_wan_ti2v_5b_random(device: torch.device, dtype: torch.dtype, seed: int = 0) -> WanPipeline:
+def build_wan_ti2v_5b_random(
+    device: torch.device, dtype: torch.dtype, seed: int = 0, text_layers: int = 24
+) -> WanPipeline:
     """Wan 2.2 TI2V 5B (transformer, 48-channel VAE, UMT5-XXL) with random weights, built on `device`."""
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     with torch.device(device):
         transformer = WanTransformer3DModel(**WAN_TI2V_5B_TRANSFORMER).to(dtype)
         vae = AutoencoderKLWan(**WAN_2_2_VAE)
-        text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **UMT5_XXL)).to(dtype)
+        text_encoder = UMT5EncoderModel(
+            UMT5Config(vocab_size=len(tokenizer), **{**UMT5_XXL, "num_layers": text_layers})
+        ).to(dtype)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=5.0)
     pipeline = WanPipeline(
         tokenizer=tokenizer,

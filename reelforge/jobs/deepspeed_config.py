@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from reelforge.jobs.finetune_config import FineTuneConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_precision(requested: str, use_gpu: bool, bf16_supported: bool) -> str:
@@ -12,6 +17,18 @@ def resolve_precision(requested: str, use_gpu: bool, bf16_supported: bool) -> st
     if not use_gpu:
         return "fp32"
     return "bf16" if bf16_supported else "fp16"
+
+
+def base_weights_dtype(precision: str) -> torch.dtype:
+    """The dtype a worker loads the frozen base in: the training precision itself.
+
+    DeepSpeed casts the module to bf16/fp16 anyway; loading it in fp32 first would hold a 14B
+    expert at 57 GB (and the text encoder at 22 GB) on the card before that cast, more than an
+    80 GB GPU has. The LoRA weights keep fp32 master copies in the optimizer either way.
+    """
+    import torch  # here, not at the top: the API process imports this module and never loads torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
 def deepspeed_config(config: FineTuneConfig, precision: str) -> dict:

@@ -96,7 +96,8 @@ class ClipEncoder:
     def __init__(self, model: str, model_path: str | None) -> None:
         from reelforge.models.loading import load_model
 
-        self.model = load_model(model, model_path=model_path)
+        # The encoders only: a 14B transformer (two for A14B) would be loaded for nothing.
+        self.model = load_model(model, model_path=model_path, with_denoiser=False)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
@@ -335,7 +336,7 @@ def decode_clip(out_dir: Path, file: str, clip: int = 0):
     for shard in manifest["shard_files"]:
         for row in pq.read_table(out_dir / shard).to_pylist():
             if row["file"] == file and row["clip"] == clip:
-                model = load_model(manifest["settings"]["model_dir"], device="cpu")
+                model = load_model(manifest["settings"]["model_dir"], device="cpu", with_denoiser=False)
                 latents, _ = row_tensors(row)
                 with torch.no_grad():
                     pixels = model.spec.decode_latents(model.pipeline, latents[None])[0]  # (3, F, H, W)

@@ -139,7 +139,7 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
     from ray.train import Checkpoint
 
     from reelforge.jobs.comfyui_lora import write_comfyui_lora
-    from reelforge.jobs.deepspeed_config import deepspeed_config, resolve_precision
+    from reelforge.jobs.deepspeed_config import base_weights_dtype, deepspeed_config, resolve_precision
     from reelforge.jobs.lr_schedule import lr_factor
     from reelforge.jobs.run_tracking import TAG_PREFIX, RankZeroLogger
     from reelforge.jobs.train_evaluation import eval_loss, validation_videos, world_eval
@@ -158,7 +158,7 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
     precision = resolve_precision(plan.precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
-    model = load_model(job.model, model_path=plan.model_dir, device=device, dtype=torch.float32)
+    model = load_model(job.model, model_path=plan.model_dir, device=device, dtype=base_weights_dtype(precision))
     params = attach_lora(model, job.lora.to_lora_config())
     denoiser = model.denoiser  # the transformer, or both experts behind one router
     if job.gradient_checkpointing:

@@ -89,15 +89,19 @@ def load_model(
     model_path: str | Path | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    with_denoiser: bool = True,
 ) -> VideoModel:
-    """Resolve `name` (preset or directory) and load it; raises typed errors for bad names/paths."""
+    """Resolve `name` (preset or directory) and load it; raises typed errors for bad names/paths.
+
+    `with_denoiser=False` loads only the encoders (VAE, text encoder), for encoding footage.
+    """
     described = describe_model(name, settings, model_path)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     logger.info(
         "loading %s from %s (%s, %s on %s)", described.name, described.path, described.spec.architecture, dtype, device
     )
-    pipeline = described.spec.load_pipeline(described.path, dtype).to(device)
+    pipeline = described.spec.load_pipeline(described.path, dtype, with_denoiser).to(device)
     return VideoModel(
         name=described.name,
         path=described.path,

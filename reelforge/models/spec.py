@@ -120,8 +120,12 @@ class VideoModelSpec(ABC):
         return latents
 
     @abstractmethod
-    def load_pipeline(self, path: Path, dtype: torch.dtype) -> DiffusionPipeline:
-        """Load the diffusers-format directory at `path` (offline; never downloads)."""
+    def load_pipeline(self, path: Path, dtype: torch.dtype, with_denoiser: bool = True) -> DiffusionPipeline:
+        """Load the diffusers-format directory at `path` (offline; never downloads).
+
+        `with_denoiser=False` leaves the transformer(s) out: what encoding footage needs (VAE and text
+        encoder), without the 14B expert(s) that dwarf them.
+        """
 
     @abstractmethod
     def encode_text(self, pipeline: DiffusionPipeline, prompts: list[str], max_tokens: int) -> torch.Tensor:

@@ -42,11 +42,13 @@ class WanSpec(VideoModelSpec):
     def matches(cls, model_index: dict) -> bool:
         return model_index.get("_class_name") in cls.pipeline_class_names and not model_index.get("expand_timesteps")
 
-    def load_pipeline(self, path: Path, dtype: torch.dtype) -> DiffusionPipeline:
-        pipeline_class = PIPELINE_CLASSES[read_model_index(path)["_class_name"]]
+    def load_pipeline(self, path: Path, dtype: torch.dtype, with_denoiser: bool = True) -> DiffusionPipeline:
+        index = read_model_index(path)
+        pipeline_class = PIPELINE_CLASSES[index["_class_name"]]
         # The Wan VAE loses detail in reduced precision; keep it in fp32 as the model card advises.
         vae = AutoencoderKLWan.from_pretrained(str(path), subfolder="vae", dtype=torch.float32, local_files_only=True)
-        pipeline = pipeline_class.from_pretrained(str(path), vae=vae, dtype=dtype, local_files_only=True)
+        left_out = {} if with_denoiser else {name: None for name in EXPERT_COMPONENTS if name in index}
+        pipeline = pipeline_class.from_pretrained(str(path), vae=vae, dtype=dtype, local_files_only=True, **left_out)
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
 
@@ -71,9 +73,10 @@ class WanSpec(VideoModelSpec):
         # WanPipeline's T5 encoding for every Wan pipeline class: WanImageToVideoPipeline's copy calls
         # ftfy without checking that it is installed (diffusers 0.42).
         states = WanPipeline._get_t5_prompt_embeds(
-            pipeline, prompt=prompts, max_sequence_length=max_tokens, device=pipeline.transformer.device
+            pipeline, prompt=prompts, max_sequence_length=max_tokens, device=pipeline.text_encoder.device
         )
-        return states.to(pipeline.transformer.dtype)  # (B, L, D)
+        # In the transformer's dtype when it is loaded (ingest loads only the encoders).
+        return states.to((pipeline.transformer or pipeline.text_encoder).dtype)  # (B, L, D)
 
     def _latent_stats(self, pipeline: DiffusionPipeline, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         config = pipeline.vae.config

@@ -28,13 +28,13 @@ class WanI2VSpec(WanSpec):
         height=720, width=1280, num_frames=81, fps=16.0, steps=40, guidance=3.5, max_text_tokens=512
     )
 
-    def load_pipeline(self, path: Path, dtype: torch.dtype) -> DiffusionPipeline:
+    def load_pipeline(self, path: Path, dtype: torch.dtype, with_denoiser: bool = True) -> DiffusionPipeline:
         if (read_model_index(path).get("image_encoder") or [None])[0] is not None:
             raise UnknownModelError(
                 f"{path} is a Wan 2.1 image-to-video model (it has a CLIP image encoder); reelforge runs "
                 "Wan 2.2 I2V-A14B and TI2V-5B for image-to-video"
             )
-        return super().load_pipeline(path, dtype)
+        return super().load_pipeline(path, dtype, with_denoiser)
 
     def encode_image(self, pipeline: DiffusionPipeline, image: torch.Tensor, num_frames: int) -> torch.Tensor:
         latent = self.encode_video(pipeline, first_frame_video(image, num_frames))  # (B, C, F', H', W')

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
-from reelforge.jobs.deepspeed_config import deepspeed_config, resolve_precision
+from reelforge.jobs.deepspeed_config import base_weights_dtype, deepspeed_config, resolve_precision
 from reelforge.jobs.finetune_config import (
     FineTuneConfigError,
     build_config,
@@ -106,3 +107,10 @@ def test_precision_auto_resolution():
     assert resolve_precision("auto", use_gpu=True, bf16_supported=True) == "bf16"
     assert resolve_precision("auto", use_gpu=True, bf16_supported=False) == "fp16"
     assert resolve_precision("fp32", use_gpu=True, bf16_supported=True) == "fp32"
+
+
+def test_workers_load_the_base_in_the_training_precision():
+    # a 14B expert in fp32 is 57 GB before DeepSpeed's cast: bf16 training must never load it so
+    assert base_weights_dtype(resolve_precision("auto", use_gpu=True, bf16_supported=True)) == torch.bfloat16
+    assert base_weights_dtype(resolve_precision("auto", use_gpu=True, bf16_supported=False)) == torch.float16
+    assert base_weights_dtype(resolve_precision("auto", use_gpu=False, bf16_supported=True)) == torch.float32

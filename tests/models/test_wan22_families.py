@@ -65,6 +65,19 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class TestSpecs:
+    def test_encoders_only_leave_every_expert_out_and_encode_the_same(self, model_dirs):
+        # what ingest loads: the VAE and text encoder, never the (two 14B) transformers
+        pixels = torch.rand(1, 3, 9, 32, 32) * 2 - 1  # (B, 3, F, H, W)
+        for name in ("ti2v", "a14b", "i2v_a14b"):
+            full = _load(model_dirs, name)
+            encoders = load_model(str(model_dirs[name]), device="cpu", with_denoiser=False)
+            assert encoders.pipeline.transformer is None, name
+            assert getattr(encoders.pipeline, "transformer_2", None) is None, name
+            with torch.no_grad():
+                assert torch.equal(encoders.encode_text(["a red circle"]), full.encode_text(["a red circle"])), name
+                latents = encoders.spec.encode_video(encoders.pipeline, pixels)
+                assert torch.equal(latents, full.spec.encode_video(full.pipeline, pixels)), name
+
     def test_each_variant_loads_with_its_family(self, model_dirs):
         expected = {"ti2v": WanTI2VSpec, "a14b": WanSpec, "i2v_a14b": WanI2VSpec}
         for name, spec_class in expected.items():

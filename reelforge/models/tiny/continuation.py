@@ -48,6 +48,16 @@ def save_continued(
     return save_model_dir(pipeline, out_dir, defaults, card)
 
 
+def parse_field_value(kind: type, value: str):
+    """`value` as a config field of type `kind`; booleans by their words, since bool("false") is True."""
+    if kind is bool:
+        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if value.lower() not in words:
+            raise ValueError(value)
+        return words[value.lower()]
+    return kind(value)
+
+
 def run_continuation(
     config_type: type,
     continue_training: Callable[[Any, Path, Path, Path], Path],
@@ -73,7 +83,7 @@ def run_continuation(
         if key not in known:
             parser.error(f"--set {item}: unknown field {key!r}; known: {', '.join(sorted(known))}")
         try:
-            overrides[key] = type(getattr(defaults, key))(value)
+            overrides[key] = parse_field_value(type(getattr(defaults, key)), value)
         except ValueError:
             parser.error(f"--set {item}: {key} takes a {type(getattr(defaults, key)).__name__}")
     path = continue_training(config_type(**overrides), args.base, args.work_dir, args.out)

@@ -48,6 +48,9 @@ class FirstFrameTrainingConfig:
     latent_clips: int = 4096
     checkpoint_every: int = 100
     threads: int = 2
+    # False keeps every caption's text states exactly as in the base, so what other continuations taught
+    # the text encoder (Chinese words) survives, and the states are computed once instead of per step.
+    train_text_encoder: bool = True
 
 
 @torch.no_grad()
@@ -82,7 +85,7 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
     """Continue training transformer and text encoder on mixed text- and image-to-video batches."""
     ckpt = work_dir / "first_frame.pt"
     transformer, text_encoder, tokenizer = pipeline.transformer, pipeline.text_encoder, pipeline.tokenizer
-    training = TransformerTrainingState(transformer, text_encoder, config.lr)
+    training = TransformerTrainingState(transformer, text_encoder if config.train_text_encoder else None, config.lr)
     start = training.resume(ckpt)
     if start:
         logger.info("first-frame training: resuming at step %d", start)
@@ -96,12 +99,22 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
             return_tensors="pt",
         )
         ids, mask = tokens.input_ids, tokens.attention_mask  # (2N + 1, L): full, motion-only, empty
+        frozen_states = None
+        if not config.train_text_encoder:
+            text_encoder.requires_grad_(False)
+            with torch.no_grad():
+                frozen_states = torch.cat(
+                    [
+                        encode_captions(text_encoder, ids[i : i + 512], mask[i : i + 512])
+                        for i in range(0, len(ids), 512)
+                    ]
+                )  # (2N + 1, L, D)
         latents = cache["latents"]
         objective = FlowMatchingObjective(sampling="logit_normal", shift=float(pipeline.scheduler.config.shift))
         patch = tuple(transformer.config.patch_size)
         generator = torch.Generator().manual_seed(config.seed * 1000 + start)
         transformer.train()
-        text_encoder.train()
+        text_encoder.train(config.train_text_encoder)
         bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="first-frame", unit="step")
         for step in bar:
             training.set_lr(config.lr * lr_factor(step, config.steps, config.warmup_steps))
@@ -112,7 +125,10 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
             dropped = torch.rand(b, generator=generator) < config.caption_dropout
             row = torch.where(motion_only, index + n, index)
             row = torch.where(dropped, torch.full_like(row, 2 * n), row)
-            text = encode_captions(text_encoder, ids[row], mask[row])  # (B, L, D)
+            if frozen_states is not None:
+                text = frozen_states[row]  # (B, L, D)
+            else:
+                text = encode_captions(text_encoder, ids[row], mask[row])  # (B, L, D)
             x0 = latents[index]  # (B, C, F', H', W')
             eps = torch.randn(x0.shape, generator=generator)
             t = objective.sample_timesteps(b, generator)

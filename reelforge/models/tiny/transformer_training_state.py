@@ -17,11 +17,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 class TransformerTrainingState:
-    """Transformer + text encoder trained jointly with AdamW, with EMA weights that are what ships."""
+    """Transformer (+ optionally text encoder) trained with AdamW, with EMA weights that are what ships."""
 
-    def __init__(self, transformer: torch.nn.Module, text_encoder: torch.nn.Module, lr: float) -> None:
-        self.live = {"transformer": transformer, "text_encoder": text_encoder}
-        self.params = list(transformer.parameters()) + list(text_encoder.parameters())
+    def __init__(self, transformer: torch.nn.Module, text_encoder: torch.nn.Module | None, lr: float) -> None:
+        # Without a text encoder only the transformer trains (the encoder stays as loaded, bit for bit).
+        self.live = {"transformer": transformer} | ({"text_encoder": text_encoder} if text_encoder is not None else {})
+        self.params = [p for module in self.live.values() for p in module.parameters()]
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
         self.ema = {name: copy.deepcopy(module).requires_grad_(False) for name, module in self.live.items()}
 
