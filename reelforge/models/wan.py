@@ -124,10 +124,11 @@ class WanSpec(VideoModelSpec):
     def call_denoiser(
         self, denoiser: torch.nn.Module, hidden: torch.Tensor, timesteps: torch.Tensor, text_states: torch.Tensor
     ) -> torch.Tensor:
+        # Both in the denoiser's dtype: a fine-tune's cached text states are fp32, its transformer bf16.
         return denoiser(
             hidden_states=hidden.to(denoiser.dtype),
             timestep=timesteps,
-            encoder_hidden_states=text_states,
+            encoder_hidden_states=text_states.to(denoiser.dtype),
             return_dict=False,
         )[0]  # (B, C, F', H', W')
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -90,3 +92,15 @@ def test_objective_follows_the_scheduler_shift(tiny_model: VideoModel, tiny_conf
     tiny_model.pipeline.scheduler.register_to_config(shift=5.0)
     assert tiny_model.spec.objective(tiny_model.pipeline).shift == pytest.approx(5.0)
     assert objective.num_train_timesteps == 1000
+
+
+def test_a_bf16_transformer_takes_fp32_latents_and_text_states(tiny_model: VideoModel):
+    # a bf16 fine-tune feeds the dataset's fp32 latents and cached text states straight in
+    transformer = copy.deepcopy(tiny_model.transformer).to(torch.bfloat16)
+    spec = tiny_model.spec
+    hidden = torch.randn(1, *spec.latent_shape(tiny_model.pipeline, 9, 32, 32))  # (1, C, F', H', W') fp32
+    text = tiny_model.encode_text(["a red circle"]).float()  # (1, L, D) fp32
+    with torch.no_grad():
+        out = spec.call_denoiser(transformer, hidden, torch.tensor([500.0]), text)
+    assert out.dtype == torch.bfloat16
+    assert out.shape[2:] == hidden.shape[2:]
