@@ -214,6 +214,11 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 validation_videos(model, validation_examples, Path(tmp), write=rank == 0)
                 tracker.artifacts(Path(tmp), f"validation/step-{step:06d}")
+        if job.deepspeed.zero_stage == 3:
+            # Generation runs the transformer outside the engine's step, and ZeRO-3's prefetch can leave
+            # parameters in flight (a model larger than one prefetch bucket: any true-size Wan); the
+            # adapter gather after the final eval then fails with "Cannot partition a param in flight".
+            engine.empty_partition_cache()
         engine.train()
         tracker.metrics(metrics, step=step)
         return metrics
