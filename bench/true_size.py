@@ -1,6 +1,6 @@
 """True-size proof without a GPU: Wan 2.1 1.3B and Wan 2.2 TI2V-5B at their real width and depth.
 
-    python -m bench.true_size                      # every stage, about 25 minutes on 2 cores
+    python -m bench.true_size                      # every stage, about 30 minutes on 2 cores
     python -m bench.true_size --stages finetune_zero3_2w,serve
 
 The weights are random (`bench.wan_architectures`): memory and plumbing do not depend on their
@@ -20,8 +20,8 @@ included; PSS splits shared pages, so nothing is counted twice). Stages:
   (VAE and text encoder), Ray Train with DeepSpeed, the adapter gathered and saved, registered.
   One worker trains in fp32; the two ZeRO-3 workers in bf16, since two fp32 workers of the 1.3B
   do not fit in 24 GB beside the driver;
-* serve: Ray Serve with a 1.3B generator, the ZeRO-2 run's adapter promoted, one request through
-  the openai client, the MP4 downloaded.
+* serve: Ray Serve with a 1.3B generator, the latest registered adapter (the `candidate`)
+  promoted, one request through the openai client, the MP4 downloaded.
 """
 
 from __future__ import annotations
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict:
             result = run_stage(finetune_argv(work, footage, workers, zero, precision), env, log)
             result["precision"] = precision
             result = summarize_finetune(result)
-        else:  # serve: the adapter the ZeRO-2 run registered
+        else:  # serve: the adapter name the fine-tunes registered under; its candidate is promoted
             name = results.get("finetune_zero2_1w", {}).get("registered", "").split("/")[0]
             if not name:
                 result = {"error": "run finetune_zero2_1w first: serve uses its adapter"}
