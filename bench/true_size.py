@@ -102,14 +102,16 @@ class PeakMemory:
 
 
 def run_stage(argv: list[str], env: dict[str, str], log: Path, timeout: float = 1800) -> dict:
-    """Run one stage's command, sampling its tree's memory; its last stdout line is its JSON result."""
+    """Run one stage's command, sampling its tree's memory; its stdout (or last line of it) is its JSON result."""
     started = time.perf_counter()
     with log.open("w") as err:
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
         memory = PeakMemory(process.pid)
         try:
             out, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # the whole tree: a fine-tune's Ray processes would outlive it
+            for child in psutil.Process(process.pid).children(recursive=True):
+                child.kill()
             process.kill()
             out, _ = process.communicate()
         peak = memory.stop()
