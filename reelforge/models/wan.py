@@ -76,7 +76,8 @@ class WanSpec(VideoModelSpec):
             pipeline, prompt=prompts, max_sequence_length=max_tokens, device=pipeline.text_encoder.device
         )
         # In the transformer's dtype when it is loaded (ingest loads only the encoders).
-        return states.to((pipeline.transformer or pipeline.text_encoder).dtype)  # (B, L, D)
+        dtype = (pipeline.transformer if pipeline.transformer is not None else pipeline.text_encoder).dtype
+        return states.to(dtype)  # (B, L, D)
 
     def _latent_stats(self, pipeline: DiffusionPipeline, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         config = pipeline.vae.config
