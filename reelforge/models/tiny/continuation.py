@@ -42,9 +42,15 @@ def save_continued(
     card = dict(card)
     card.pop("defaults", None)
     card.pop("architecture", None)  # the family is read from model_index.json
+    elapsed = time.perf_counter() - started
     card[key] = asdict(config)
     seconds = f"{key.removesuffix('_training')}_seconds"
-    card[seconds] = card.get(seconds, 0) + time.perf_counter() - started
+    card[seconds] = card.get(seconds, 0) + elapsed
+    # Every continuation in order, so running one script twice does not erase the record of its first run.
+    card["continuations"] = [
+        *card.get("continuations", []),
+        {"script": key, "config": asdict(config), "seconds": elapsed},
+    ]
     return save_model_dir(pipeline, out_dir, defaults, card)
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
+from reelforge.models.tiny.chinese_caption_training import ChineseCaptionTrainingConfig
+from reelforge.models.tiny.first_frame_training import FirstFrameTrainingConfig
 from reelforge.models.tiny.shapes_world import (
     BACKGROUNDS,
     COLOURS,
@@ -20,25 +23,54 @@ from reelforge.models.tiny.shapes_world import (
 )
 
 
+def _continuation_rows(card: dict) -> str:
+    """One table row per continuation run, in order, with the `--set` overrides that reproduce it."""
+    defaults = {
+        "first_frame_training": asdict(FirstFrameTrainingConfig()),
+        "chinese_caption_training": asdict(ChineseCaptionTrainingConfig()),
+    }
+    rows = []
+    for i, run in enumerate(card.get("continuations", []), start=1):
+        base = defaults.get(run["script"], {})
+        sets = " ".join(f"--set {k}={v}" for k, v in run["config"].items() if base.get(k) != v) or "(defaults)"
+        note = f" {run['notes']}" if run.get("notes") else ""
+        rows.append(f"| {i} | `{run['script']}` | `{sets}` | {run['seconds'] / 60:.0f}{note} |")
+    return "\n".join(rows)
+
+
+def _history_section(card: dict) -> str:
+    """The continuation runs after pretraining, in order: each later one starts from the previous weights."""
+    if not card.get("continuations"):
+        return ""
+    return f"""
+## Continuations, in order
+
+Each run starts from the previous one's weights: `python -m reelforge.models.tiny.<script> --work-dir DIR --out DIR
+--base <previous weights> <overrides>`.
+
+| # | script | overrides | minutes |
+|---|---|---|---|
+{_continuation_rows(card)}
+"""
+
+
 def _first_frame_section(card: dict, i2v: dict | None) -> str:
     """How image-to-video was taught (first_frame_training.py) and what `eval --mode i2v` measures."""
     ff = card.get("first_frame_training")
     if ff is None:
         return ""
+    runs = [run["config"] for run in card.get("continuations", []) if run["script"] == "first_frame_training"]
+    steps = sum(run["steps"] for run in runs) or ff["steps"]
     text = f"""
 ## Image-to-video (the Wan 2.2 TI2V way)
 
-```bash
-python -m reelforge.models.tiny.first_frame_training --work-dir runs/tiny-i2v --out reelforge/models/tiny/weights \\
-    --set steps={ff["steps"]}
-```
-
-Continued from the text-to-video weights for {ff["steps"]} steps (batch {ff["batch"]}, AdamW lr {ff["lr"]}, EMA
-{ff["ema_decay"]}, {card.get("first_frame_seconds", 0) / 60:.0f} minutes): {ff["conditioned_fraction"]:.0%} of each batch keeps its clip's first latent
-frame clean with timestep 0 on its tokens and no loss there, the rest trains text-to-video as before;
-{ff["motion_only_fraction"]:.0%} of the conditioned samples have a caption without colour and shape ("moving left on a
-white background"), so identity must come from the image. Saved with `expand_timesteps=True`: it
-loads as the `wan-ti2v` family and takes an optional first frame.
+`python -m reelforge.models.tiny.first_frame_training` continued from the text-to-video weights for {steps} steps in
+all (batch {ff["batch"]}, AdamW, EMA {ff["ema_decay"]}; the runs are listed under "Continuations"):
+{ff["conditioned_fraction"]:.0%} of each batch keeps its clip's first latent frame clean with timestep 0 on its tokens
+and no loss there, the rest trains text-to-video as before; a share of the conditioned samples
+({ff["motion_only_fraction"]:.0%} in the last run) have a caption without colour and shape ("moving left on a white
+background"), so identity must come from the image. Saved with `expand_timesteps=True`: it loads as the `wan-ti2v`
+family and takes an optional first frame.
 """
     if i2v:
         text += f"""
@@ -74,7 +106,8 @@ rows, each started from its English word's row. Only those rows trained ({cc["st
 AdamW lr {cc["lr"]}, {card.get("chinese_caption_seconds", 0) / 60:.0f} minutes): the frozen transformer's prediction for a noisy
 training latent and the Chinese caption had to match its prediction for the English caption;
 {cc["conditioned_fraction"]:.0%} of the samples were image-to-video with motion-only captions. The transformer, the VAE and
-every English row are bit-identical to before, so English prompts give the same videos.
+every English row stayed bit-identical in that run, so English prompts gave the same videos; a later run that
+trains the transformer freezes the text encoder (`train_text_encoder=false`) so the Chinese rows survive it.
 """
     if zh:
         rows = "\n".join(
@@ -149,7 +182,7 @@ VAE reconstruction of held-out clips: PSNR {vae_psnr:.1f} dB (mean over 16 clips
 |---|---|
 {rows}
 {brand_rows}
-{_first_frame_section(card, i2v)}{_chinese_section(card, evaluation, zh)}"""
+{_first_frame_section(card, i2v)}{_chinese_section(card, evaluation, zh)}{_history_section(card)}"""
 
 
 def main(argv: list[str] | None = None) -> None:
