@@ -89,16 +89,32 @@ def _rows(dataset_shard) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [row_tensors(row) for row in dataset_shard.iter_rows()] if dataset_shard is not None else []
 
 
-def _heartbeat(status_dir: Path, rank: int, step: int, attempt_started: float) -> None:
-    """Per-rank liveness file (pid, step): what operators and the recovery test look at."""
-    # Made here, not only by the driver: on a cluster whose nodes share no disk this is the worker's own node.
-    status_dir.mkdir(parents=True, exist_ok=True)
-    path = status_dir / f"rank-{rank}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps({"pid": os.getpid(), "step": step, "attempt_started": attempt_started, "time": time.time()})
-    )
-    tmp.replace(path)
+class Heartbeat:
+    """Per-rank liveness file (pid, step): what operators and the recovery test look at.
+
+    Written at most every `interval_s` (liveness needs seconds, a small model steps 80 times a
+    second) and whenever `beat(force=True)`, as at each checkpoint.
+    """
+
+    def __init__(self, status_dir: Path, rank: int, attempt_started: float, interval_s: float = 1.0) -> None:
+        # Made here, not only by the driver: on a cluster whose nodes share no disk this is the worker's own node.
+        status_dir.mkdir(parents=True, exist_ok=True)
+        self.path = status_dir / f"rank-{rank}.json"
+        self.attempt_started = attempt_started
+        self.interval_s = interval_s
+        self._last = float("-inf")
+
+    def beat(self, step: int, force: bool = False) -> None:
+        """Record `step` as reached, unless the last write is under `interval_s` old."""
+        now = time.time()
+        if not force and now - self._last < self.interval_s:
+            return
+        self._last = now
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"pid": os.getpid(), "step": step, "attempt_started": self.attempt_started, "time": now})
+        )
+        tmp.replace(self.path)
 
 
 def _gathered_adapter(model, params: list[torch.nn.Parameter], zero_stage: int) -> dict[str, torch.Tensor]:
@@ -143,6 +159,7 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
     from reelforge.jobs.lr_schedule import lr_factor
     from reelforge.jobs.run_tracking import TAG_PREFIX, RankZeroLogger
     from reelforge.jobs.train_evaluation import eval_loss, validation_videos, world_eval
+    from reelforge.jobs.training_placement import cpu_threads_per_worker
     from reelforge.models.loading import load_model
     from reelforge.models.lora import attach_lora, save_adapter
     from reelforge.models.objectives import diffusion_loss
@@ -151,12 +168,13 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     total_steps: int = plan.total_steps
-    status_dir = Path(plan.status_dir)
-    attempt_started = time.time()
+    heartbeat = Heartbeat(Path(plan.status_dir), rank, attempt_started=time.time())
     torch.manual_seed(job.seed)
 
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
+    if not on_gpu:
+        torch.set_num_threads(cpu_threads_per_worker(len(os.sched_getaffinity(0)), context.get_local_world_size()))
     precision = resolve_precision(plan.precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
     model = load_model(job.model, model_path=plan.model_dir, device=device, dtype=base_weights_dtype(precision))
     params = attach_lora(model, job.lora.to_lora_config())
@@ -268,13 +286,16 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
                 "train/step": done,
             },
             step=done,
+            buffered=True,  # written every few seconds and before each checkpoint's report
         )
-        _heartbeat(status_dir, rank, done, attempt_started)
+        checkpointing = done % job.checkpoint_every == 0 or done == total_steps
+        heartbeat.beat(done, force=checkpointing)
         if done % job.eval_every == 0 or done == total_steps:
             last_eval = evaluate(done)
-        if done % job.checkpoint_every == 0 or done == total_steps:
+        if checkpointing:
             final = done == total_steps
             adapter = _gathered_adapter(model, params, job.deepspeed.zero_stage) if final else None
+            tracker.flush()  # every step's metrics are in the run before its checkpoint is
             with tempfile.TemporaryDirectory() as tmp:
                 engine.save_checkpoint(tmp, tag=STATE_TAG, client_state={"step": done}, exclude_frozen_parameters=True)
                 if rank == 0:

@@ -56,3 +56,12 @@ def plan_training_placement(workers: int, use_gpu: bool | None, shape: ClusterSh
         resources = {shape.train_node_resource: LABEL_SHARE, **({} if gpu else {"CPU": 1.0})}
         reason += f"; workers ask for the {shape.train_node_resource!r} label"
     return TrainingPlacement(gpu, resources, reason)
+
+
+def cpu_threads_per_worker(cores: int, workers_on_node: int) -> int:
+    """Torch threads for a CPU training worker: the node's cores shared evenly by its workers.
+
+    Ray sets OMP_NUM_THREADS to a worker's CPU request (1), which leaves a lone CPU worker on one core
+    while the rest of the machine idles; more threads than cores only adds contention.
+    """
+    return max(1, cores // max(1, workers_on_node))

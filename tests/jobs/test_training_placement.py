@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from reelforge.errors import UserInputError
-from reelforge.jobs.training_placement import LABEL_SHARE, ClusterShape, plan_training_placement
+from reelforge.jobs.training_placement import (
+    LABEL_SHARE,
+    ClusterShape,
+    cpu_threads_per_worker,
+    plan_training_placement,
+)
 from reelforge.platform.config import ServeAppConfig
 from reelforge.platform.fine_tuning.supervisor import driver_env
 from reelforge.settings import Settings
@@ -53,3 +58,8 @@ def test_the_shape_comes_from_the_environment_and_reaches_the_job_driver(monkeyp
         monkeypatch.setenv(key, value)
     passed = driver_env(ServeAppConfig(home=str(tmp_path)))
     assert passed["REELFORGE_TRAIN_NODE_GPUS"] == "4" and passed["REELFORGE_TRAIN_NODE_RESOURCE"] == "train-node"
+
+
+@pytest.mark.parametrize(("cores", "workers", "threads"), [(2, 1, 2), (2, 2, 1), (16, 4, 4), (2, 3, 1), (1, 0, 1)])
+def test_cpu_workers_share_the_node_cores_evenly(cores, workers, threads):
+    assert cpu_threads_per_worker(cores, workers) == threads
