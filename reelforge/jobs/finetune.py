@@ -143,6 +143,7 @@ def run_finetune(
     started = time.perf_counter()
     hooks = hooks or FineTuneHooks()
     model = describe_model(config.model, settings, model_path)
+    config.image_conditioning_rate(model.spec.image_input)  # refused here, not in every worker
     from reelforge.jobs.ray_cluster import ensure_ray
     from reelforge.jobs.shared_state import alive_ray_nodes, refuse_split_state
 

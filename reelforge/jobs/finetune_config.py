@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from reelforge.errors import UserInputError
 from reelforge.jobs.ingest import TENANT_PATTERN
 from reelforge.models.lora import LoraConfig
+from reelforge.models.spec import ImageInput
 
 MAX_SWEEP_RUNS = 32
 
@@ -144,6 +145,24 @@ class FineTuneConfig(_Section):
         if self.epochs is not None:
             return max(1, round(self.epochs * train_clips / self.global_batch))
         return int(self.steps)
+
+    def image_conditioning_rate(self, image_input: ImageInput) -> float:
+        """The share of image-conditioned samples for a model taking `image_input`; refuses what it cannot train."""
+        if self.image_conditioning is None:
+            return 1.0 if image_input is ImageInput.REQUIRED else 0.0
+        if image_input is ImageInput.NONE and self.image_conditioning > 0:
+            raise FineTuneConfigError(
+                f"image_conditioning {self.image_conditioning:g} needs an image-to-video model; "
+                f"{self.model} takes no image",
+                param="image_conditioning",
+            )
+        if image_input is ImageInput.REQUIRED and self.image_conditioning < 1:
+            raise FineTuneConfigError(
+                f"image_conditioning {self.image_conditioning:g}: {self.model} is an image-to-video model "
+                "with no text-only mode, so every sample keeps its first frame; leave it unset or set 1",
+                param="image_conditioning",
+            )
+        return float(self.image_conditioning)
 
     @property
     def fine_tuned_model_id(self) -> str:

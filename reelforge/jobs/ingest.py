@@ -24,6 +24,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +40,9 @@ from reelforge.jobs.footage_inventory import (
     inventory_source,
 )
 from reelforge.safety.face_consent import require_face_consent
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +108,7 @@ class ClipEncoder:
 
         count = len(batch["key"])
         latents: list = [None] * count
+        conditions: list = [None] * count  # image-to-video families that cache a first-frame condition
         # A batch can hold clips of several buckets; each shape is encoded as its own tensor.
         by_shape: dict[tuple, list[int]] = {}
         for i, frames in enumerate(batch["frames"]):
@@ -112,11 +117,20 @@ class ClipEncoder:
             for indices in by_shape.values():
                 frames = np.stack([batch["frames"][i] for i in indices])  # (b, F, H, W, 3) uint8
                 pixels = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (b, 3, F, H, W)
-                encoded = self.model.spec.encode_video(self.model.pipeline, pixels.to(self.model.device)).float().cpu()
-                for i, z in zip(indices, encoded):
+                pixels = pixels.to(self.model.device)
+                encoded = self.model.spec.encode_video(self.model.pipeline, pixels).float().cpu()
+                condition = self.model.spec.encode_clip_condition(self.model.pipeline, pixels)
+                for j, (i, z) in enumerate(zip(indices, encoded)):
                     latents[i] = z
+                    conditions[i] = None if condition is None else condition[j].float().cpu()
             text = self.model.encode_text([str(c) for c in batch["caption"]]).float().cpu()  # (B, L, D)
-        return {
+        columns = {}
+        if conditions[0] is not None:  # one family per job: every clip has one or none has
+            columns = {
+                "condition": [c.numpy().tobytes() for c in conditions],
+                "condition_shape": [list(c.shape) for c in conditions],
+            }
+        return columns | {
             "key": batch["key"],
             "file": batch["file"],
             "clip": batch["clip"],
@@ -313,13 +327,27 @@ def read_latent_shards(out_dir: Path, shard_files: list[str]):
     return ray.data.from_arrow_refs(refs)
 
 
-def row_tensors(row: dict):
-    """(latents (C, F', H', W'), text states (L, D)) of one shard row as float32 tensors."""
+class LatentClip(NamedTuple):
+    """One ingested clip as float32 tensors: what a training worker holds in memory."""
+
+    latents: torch.Tensor  # (C, F', H', W')
+    text: torch.Tensor  # (L, D)
+    condition: torch.Tensor | None = None  # the family's cached first-frame condition, if it has one
+
+
+def row_tensors(row: dict) -> LatentClip:
+    """The tensors of one shard row."""
     import torch
 
-    latents = np.frombuffer(row["latents"], dtype=np.float32).reshape(row["latent_shape"])
-    text = np.frombuffer(row["text_states"], dtype=np.float32).reshape(row["text_shape"])
-    return torch.from_numpy(latents.copy()), torch.from_numpy(text.copy())
+    def tensor(data: bytes, shape: list[int]) -> torch.Tensor:
+        return torch.from_numpy(np.frombuffer(data, dtype=np.float32).reshape(shape).copy())
+
+    condition = row.get("condition")
+    return LatentClip(
+        tensor(row["latents"], row["latent_shape"]),
+        tensor(row["text_states"], row["text_shape"]),
+        None if condition is None else tensor(condition, row["condition_shape"]),
+    )
 
 
 def decode_clip(out_dir: Path, file: str, clip: int = 0):
@@ -337,7 +365,7 @@ def decode_clip(out_dir: Path, file: str, clip: int = 0):
         for row in pq.read_table(out_dir / shard).to_pylist():
             if row["file"] == file and row["clip"] == clip:
                 model = load_model(manifest["settings"]["model_dir"], device="cpu", with_denoiser=False)
-                latents, _ = row_tensors(row)
+                latents = row_tensors(row).latents
                 with torch.no_grad():
                     pixels = model.spec.decode_latents(model.pipeline, latents[None])[0]  # (3, F, H, W)
                 frames = ((pixels.permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()

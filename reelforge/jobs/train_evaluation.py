@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from reelforge.jobs.finetune_config import FineTuneConfig
+from reelforge.jobs.ingest import LatentClip
 from reelforge.jobs.training_data import TrainingData
 from reelforge.models.objectives import DDPMObjective
-from reelforge.models.spec import ImageInput
 
 EVAL_NOISE_SEED = 20240611  # fixed: eval noise must not depend on the run's seed
 
@@ -48,7 +48,7 @@ def all_reduce_sum(values: list[float]) -> list[float]:
 def eval_loss(
     model,
     transformer,
-    holdout: list[tuple[torch.Tensor, torch.Tensor]],
+    holdout: list[LatentClip],
     timesteps: tuple[float, ...],
     rank: int,
     world: int,
@@ -60,7 +60,7 @@ def eval_loss(
         t = (t * objective.num_train_timesteps).long()  # discrete-time models index their schedule
     sums = [0.0] * (len(timesteps) + 1)
     for index in balanced_slice(len(holdout), rank, world):
-        x0, text = holdout[index if index is not None else 0]
+        x0, text, condition = holdout[index if index is not None else 0]
         generator = torch.Generator().manual_seed(EVAL_NOISE_SEED + (index or 0))
         x0 = x0[None].expand(len(timesteps), *x0.shape)  # (T, C, F, H, W): one clip at every quantile
         eps = torch.randn(x0.shape, generator=generator)
@@ -72,6 +72,8 @@ def eval_loss(
                 batch.noisy.to(device),
                 batch.model_timesteps.to(device),
                 text[None].expand(len(timesteps), *text.shape).to(device),
+                # Image-to-video families that cache a condition are scored from the clip's own first frame.
+                None if condition is None else condition[None].expand(len(timesteps), *condition.shape).to(device),
             )
             .float()
             .cpu()
@@ -124,8 +126,7 @@ class ValidationExample:
 
 def starts_from_images(config: FineTuneConfig, spec) -> bool:
     """Whether the adapter is trained (and so validated) to start from a first frame."""
-    rate = spec.default_image_conditioning() if config.image_conditioning is None else config.image_conditioning
-    return spec.image_input is not ImageInput.NONE and rate > 0
+    return config.image_conditioning_rate(spec.image_input) > 0
 
 
 def validation_examples(config: FineTuneConfig, data: TrainingData, from_images: bool) -> list[ValidationExample]:

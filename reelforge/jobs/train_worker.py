@@ -19,11 +19,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from reelforge.jobs.finetune_config import FineTuneConfig
+from reelforge.jobs.ingest import LatentClip, row_tensors
 from reelforge.jobs.train_evaluation import ValidationExample
 from reelforge.models.objectives import FlowMatchingObjective
 
@@ -39,26 +41,39 @@ def _step_seed(seed: int, rank: int, micro_step: int) -> int:
     return (seed * 1_000_003 + rank * 7919 + micro_step) % (2**63)
 
 
+class LatentBatch(NamedTuple):
+    """One micro-step's clips, stacked, and the generator of its noise."""
+
+    latents: torch.Tensor  # (B, C, F', H', W')
+    text: torch.Tensor  # (B, L, D)
+    condition: torch.Tensor | None  # (B, ...) the cached first-frame conditions, where the family has them
+    generator: torch.Generator
+
+
 class LatentBatches:
     """This worker's clips in memory, grouped by latent shape; batch k is a pure function of k."""
 
-    def __init__(self, rows: list[tuple[torch.Tensor, torch.Tensor]], batch: int, seed: int, rank: int) -> None:
+    def __init__(self, rows: list[LatentClip], batch: int, seed: int, rank: int) -> None:
         self.buckets: dict[tuple, list[int]] = {}
-        for i, (latents, _) in enumerate(rows):
-            self.buckets.setdefault(tuple(latents.shape), []).append(i)
+        for i, row in enumerate(rows):
+            self.buckets.setdefault(tuple(row.latents.shape), []).append(i)
         self.keys = sorted(self.buckets)
         self.weights = np.array([len(self.buckets[k]) for k in self.keys], dtype=np.float64)
         self.weights /= self.weights.sum()
         self.rows, self.batch, self.seed, self.rank = rows, batch, seed, rank
 
-    def __call__(self, micro_step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
-        """(latents (B, C, F, H, W), text (B, L, D), a generator for this micro-step's noise)."""
+    def __call__(self, micro_step: int) -> LatentBatch:
+        """Micro-step `micro_step`'s batch, the same whenever it is asked for (a resumed run replays it)."""
         rng = np.random.default_rng(_step_seed(self.seed, self.rank, micro_step))
         members = self.buckets[self.keys[rng.choice(len(self.keys), p=self.weights)]]
-        picks = rng.choice(members, size=self.batch, replace=len(members) < self.batch)
-        latents = torch.stack([self.rows[i][0] for i in picks])  # (B, C, F, H, W)
-        text = torch.stack([self.rows[i][1] for i in picks])  # (B, L, D)
-        return latents, text, torch.Generator().manual_seed(_step_seed(self.seed, self.rank, micro_step))
+        picks = [self.rows[i] for i in rng.choice(members, size=self.batch, replace=len(members) < self.batch)]
+        conditions = [row.condition for row in picks]
+        return LatentBatch(
+            torch.stack([row.latents for row in picks]),  # (B, C, F', H', W')
+            torch.stack([row.text for row in picks]),  # (B, L, D)
+            None if conditions[0] is None else torch.stack(conditions),
+            torch.Generator().manual_seed(_step_seed(self.seed, self.rank, micro_step)),
+        )
 
 
 def configured_objective(objective, job: FineTuneConfig):
@@ -83,9 +98,7 @@ def expert_schedule(model, objective, job: FineTuneConfig):
     return ExpertSchedule(objective.sample_timesteps, boundary / objective.num_train_timesteps, chosen, job.seed)
 
 
-def _rows(dataset_shard) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    from reelforge.jobs.ingest import row_tensors
-
+def _rows(dataset_shard) -> list[LatentClip]:
     return [row_tensors(row) for row in dataset_shard.iter_rows()] if dataset_shard is not None else []
 
 
@@ -183,9 +196,7 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
         denoiser.enable_gradient_checkpointing()
     objective = configured_objective(model.spec.objective(model.pipeline), job)
     experts = expert_schedule(model, objective, job)
-    image_rate = job.image_conditioning
-    if image_rate is None:
-        image_rate = model.spec.default_image_conditioning()
+    image_rate = job.image_conditioning_rate(model.spec.image_input)
     optimizer = torch.optim.AdamW(params, lr=job.lr, weight_decay=job.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total_steps, job.warmup_steps, job.schedule)
@@ -250,7 +261,7 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
         losses = []
         for micro in range(job.grad_accum):
             micro_step = step * job.grad_accum + micro
-            x0, text, generator = batches(micro_step)
+            x0, text, clip_condition, generator = batches(micro_step)
             if job.caption_dropout:
                 drop = torch.rand(x0.shape[0], generator=generator) < job.caption_dropout
                 text = torch.where(drop[:, None, None], empty_text.expand_as(text), text)
@@ -264,7 +275,12 @@ def train_loop_per_worker(plan: WorkerPlan) -> None:
             if image_rate > 0:  # samples that keep their clip's first frame (image-to-video)
                 conditioned = torch.rand(x0.shape[0], generator=generator) < image_rate
             hidden, timesteps, loss_mask = model.spec.training_inputs(
-                engine, batch.noisy.to(device), x0.to(device), batch.model_timesteps.to(device), conditioned.to(device)
+                engine,
+                batch.noisy.to(device),
+                x0.to(device),
+                batch.model_timesteps.to(device),
+                conditioned.to(device),
+                None if clip_condition is None else clip_condition.to(device),
             )
             prediction = model.spec.call_denoiser(engine, hidden, timesteps, text.to(device))  # (B, C, F, H, W)
             loss = diffusion_loss(prediction.float(), batch.target.to(device), mask=loss_mask)

@@ -185,7 +185,7 @@ def detect_brand(model, data: TrainingData, max_clips: int = 8) -> str | None:
     seen: Counter = Counter()
     with torch.no_grad():
         for row in rows:
-            latents, _ = row_tensors(row)
+            latents = row_tensors(row).latents
             pixels = model.spec.decode_latents(model.pipeline, latents[None].to(model.device, model.dtype))[
                 0
             ]  # (3, F, H, W)

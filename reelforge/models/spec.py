@@ -96,10 +96,10 @@ class VideoModelSpec(ABC):
         """A first frame (B, 3, H, W) in [-1, 1] -> the conditioning latent this family consumes."""
         raise NotImplementedError(f"{self.architecture} models take no image")
 
-    def default_image_conditioning(self) -> float:
-        """The share of training samples conditioned on their first frame when a job does not say."""
-        # Optional: text-to-video samples only, so a look is learned independently of the first frame.
-        return 1.0 if self.image_input is ImageInput.REQUIRED else 0.0
+    def encode_clip_condition(self, pipeline: DiffusionPipeline, pixels: torch.Tensor) -> torch.Tensor | None:
+        """What ingest caches per training clip (B, 3, F, H, W) beside its latent for image-conditioned
+        training; None where the condition is part of the clip's own latent (or there is none)."""
+        return None
 
     def training_inputs(
         self,
@@ -108,9 +108,11 @@ class VideoModelSpec(ABC):
         x0: torch.Tensor,
         model_timesteps: torch.Tensor,
         conditioned: torch.Tensor,
+        clip_condition: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(hidden states, timesteps, loss mask or None) for a batch whose `conditioned` (B,) samples keep
-        their first frame; text-to-video families pass the noisy latent through."""
+        their first frame (`clip_condition`: the batch's cached `encode_clip_condition`, where the family
+        has one); text-to-video families pass the noisy latent through."""
         if bool(conditioned.any()):
             raise ValueError(f"{self.architecture} models take no image")
         return noisy, model_timesteps, None

@@ -3,6 +3,7 @@
 The transformer takes 16 noise channels, 4 mask channels and the 16-channel latent of the image
 followed by black frames (`concat_condition`). Wan 2.1 I2V also feeds CLIP image embeddings to
 an extra cross-attention; that variant is refused at load time rather than run without them.
+Fine-tuning reads each clip's condition from the ingest cache (`encode_clip_condition`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class WanI2VSpec(WanSpec):
         latent = self.encode_video(pipeline, first_frame_video(image, num_frames))  # (B, C, F', H', W')
         return concat_condition(latent, int(pipeline.vae.config.scale_factor_temporal))  # (B, k + C, F', H', W')
 
+    def encode_clip_condition(self, pipeline: DiffusionPipeline, pixels: torch.Tensor) -> torch.Tensor:
+        # The latent of [first frame, black...] is its own encoding (the causal VAE carries frame 0's
+        # features into the black frames' latents), not a slice of the clip's: ingest caches it.
+        return self.encode_image(pipeline, pixels[:, :, 0], pixels.shape[2])  # (B, k + C, F', H', W')
+
     def training_inputs(
         self,
         denoiser: torch.nn.Module,
@@ -47,13 +53,19 @@ class WanI2VSpec(WanSpec):
         x0: torch.Tensor,
         model_timesteps: torch.Tensor,
         conditioned: torch.Tensor,
+        clip_condition: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        # The condition is the latent of [first frame, black...], a different encoding than the clip's:
-        # ingest has to cache it per clip, which it does not do yet.
-        raise NotImplementedError(
-            f"fine-tuning {self.architecture} models needs each clip's first-frame condition cached at ingest, "
-            "which reelforge does not do yet; fine-tune Wan 2.2 TI2V-5B or T2V-A14B instead"
-        )
+        # Every sample takes its first frame: the model has no image-free mode to train. The loss
+        # covers every latent frame, as the model predicts all of them (the image is a side input).
+        if not bool(conditioned.all()):
+            raise ValueError(f"{self.architecture} models train on image-conditioned samples only")
+        if clip_condition is None:
+            raise ValueError(
+                f"{self.architecture} training needs each clip's cached first-frame condition; "
+                "ingest the footage again with this version"
+            )
+        hidden, timesteps = self.model_inputs(denoiser, noisy, model_timesteps, clip_condition)
+        return hidden, timesteps, None
 
     def model_inputs(
         self,

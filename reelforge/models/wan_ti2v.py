@@ -63,6 +63,7 @@ class WanTI2VSpec(WanSpec):
         x0: torch.Tensor,
         model_timesteps: torch.Tensor,
         conditioned: torch.Tensor,
+        clip_condition: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if not bool(conditioned.any()):
             return noisy, model_timesteps, None

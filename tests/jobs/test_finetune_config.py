@@ -15,6 +15,7 @@ from reelforge.jobs.finetune_config import (
     known_keys,
     read_config_file,
 )
+from reelforge.models.spec import ImageInput
 
 BASE = {"tenant": "acme", "data": "/footage"}
 
@@ -114,3 +115,18 @@ def test_workers_load_the_base_in_the_training_precision():
     assert base_weights_dtype(resolve_precision("auto", use_gpu=True, bf16_supported=True)) == torch.bfloat16
     assert base_weights_dtype(resolve_precision("auto", use_gpu=True, bf16_supported=False)) == torch.float16
     assert base_weights_dtype(resolve_precision("auto", use_gpu=False, bf16_supported=True)) == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("image_input", "unset", "half"),
+    [(ImageInput.NONE, 0.0, None), (ImageInput.OPTIONAL, 0.0, 0.5), (ImageInput.REQUIRED, 1.0, None)],
+)
+def test_image_conditioning_follows_what_the_model_takes(image_input: ImageInput, unset: float, half: float | None):
+    assert build_config({"tenant": "acme", "data": "."}).image_conditioning_rate(image_input) == unset
+    half_config = build_config({"tenant": "acme", "data": "."}, ["image_conditioning=0.5"])
+    if half is None:  # no image to condition on, or no text-only mode to keep
+        with pytest.raises(FineTuneConfigError, match="image_conditioning 0.5") as refused:
+            half_config.image_conditioning_rate(image_input)
+        assert refused.value.param == "image_conditioning"
+    else:
+        assert half_config.image_conditioning_rate(image_input) == half

@@ -63,10 +63,11 @@ def test_latents_decode_back_close_to_the_source(ray_cluster, tmp_path: Path):
     write_footage(footage, count=1, seed=8)
     ingest(IngestConfig("acme", "reelforge-tiny", footage, tmp_path / "out"))
     row = next(r for r in read_latents(tmp_path / "out").take_all() if r["file"] == "clip_0000.mp4")
-    latents, text = row_tensors(row)
+    latents, text, condition = row_tensors(row)
     model = load_model("reelforge-tiny", device="cpu")
     assert latents.shape == model.spec.latent_shape(model.pipeline, 17, 32, 32)
     assert text.shape == (model.defaults.max_text_tokens, 64)
+    assert condition is None  # TI2V-style: the image condition is the latent's own first frame
     with torch.no_grad():
         pixels = model.spec.decode_latents(model.pipeline, latents[None])[0]  # (3, F, H, W)
     decoded = ((pixels.permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).numpy()

@@ -6,14 +6,15 @@ import pytest
 import torch
 
 from reelforge.jobs.finetune_config import build_config
+from reelforge.jobs.ingest import LatentClip
 from reelforge.jobs.train_evaluation import balanced_slice
 from reelforge.jobs.train_worker import LatentBatches, configured_objective
 from reelforge.jobs.training_data import split_holdout
 from reelforge.models.objectives import DDPMObjective, FlowMatchingObjective
 
 
-def _rows(shapes: list[tuple[int, ...]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(torch.full(shape, float(i)), torch.full((4, 8), float(i))) for i, shape in enumerate(shapes)]
+def _rows(shapes: list[tuple[int, ...]]) -> list[LatentClip]:
+    return [LatentClip(torch.full(shape, float(i)), torch.full((4, 8), float(i))) for i, shape in enumerate(shapes)]
 
 
 def test_batches_are_a_function_of_the_step_so_resumed_runs_replay_them():
@@ -21,10 +22,22 @@ def test_batches_are_a_function_of_the_step_so_resumed_runs_replay_them():
     first, again = LatentBatches(rows, 3, seed=0, rank=0), LatentBatches(rows, 3, seed=0, rank=0)
     for k in (0, 7, 123):
         a, b = first(k), again(k)
-        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-        assert torch.equal(torch.randn(3, generator=a[2]), torch.randn(3, generator=b[2]))  # same noise too
+        assert torch.equal(a.latents, b.latents) and torch.equal(a.text, b.text)
+        assert a.condition is None  # a family without a cached condition
+        assert torch.equal(torch.randn(3, generator=a.generator), torch.randn(3, generator=b.generator))  # same noise
     other_rank = LatentBatches(rows, 3, seed=0, rank=1)
     assert any(not torch.equal(first(k)[0], other_rank(k)[0]) for k in range(5))
+
+
+def test_batches_carry_each_clips_cached_condition_with_it():
+    rows = [
+        LatentClip(torch.full((2, 1, 2, 2), float(i)), torch.zeros(4, 8), torch.full((6, 1, 2, 2), float(i)))
+        for i in range(5)
+    ]
+    batch = LatentBatches(rows, 3, seed=1, rank=0)(4)
+    assert batch.condition.shape == (3, 6, 1, 2, 2)
+    # the condition of each sample is its own clip's: the fill value names the clip in both
+    assert torch.equal(batch.condition[:, 0, 0, 0, 0], batch.latents[:, 0, 0, 0, 0])
 
 
 def test_batches_never_mix_latent_shapes():

@@ -340,13 +340,54 @@ class TestTrainingInputs:
         none = model.spec.training_inputs(model.denoiser, noisy, x0, t, torch.tensor([False, False]))
         assert none[0] is noisy and none[2] is None
 
-    def test_text_to_video_and_i2v_families_refuse_what_they_cannot_train(self, model_dirs, tiny_model):
+    def test_i2v_trains_on_the_cached_condition_it_generates_from(self, model_dirs):
+        model = _load(model_dirs, "i2v_a14b")
+        clip = torch.rand(2, 3, 9, 32, 32) * 2 - 1  # (B, 3, F, H, W): two training clips
+        with torch.no_grad():
+            cached = model.spec.encode_clip_condition(model.pipeline, clip)  # what ingest stores
+            from_image = model.spec.encode_image(model.pipeline, clip[:, :, 0], 9)  # what generation uses
+        assert torch.equal(cached, from_image)
+        assert cached.shape == (2, 4 + 4, 3, 8, 8)  # mask channels + the latent of [frame 0, black...]
+        noisy, t = torch.randn(2, 4, 3, 8, 8), torch.tensor([900.0, 100.0])
+        hidden, timesteps, mask = model.spec.training_inputs(
+            model.denoiser, noisy, noisy, t, torch.tensor([True, True]), cached
+        )
+        assert torch.equal(hidden, torch.cat([noisy, cached], dim=1)) and mask is None  # loss on every frame
+        assert torch.equal(timesteps, t)
+        text = model.encode_text([PROMPT, PROMPT])
+        with torch.no_grad():
+            trained = model.spec.call_denoiser(model.denoiser, hidden, timesteps, text)
+            generated = model.spec.predict(model.denoiser, noisy, t, text, from_image)
+        assert torch.equal(trained, generated)  # training sees exactly what sampling feeds
+
+    def test_i2v_held_out_loss_is_scored_from_the_clips_own_condition(self, model_dirs):
+        from reelforge.jobs.ingest import LatentClip
+        from reelforge.jobs.train_evaluation import eval_loss
+
+        model = _load(model_dirs, "i2v_a14b")
+        clip = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+        with torch.no_grad():
+            latents = model.spec.encode_video(model.pipeline, clip)[0]  # (C, F', H', W')
+            condition = model.spec.encode_clip_condition(model.pipeline, clip)[0]  # (k + C, F', H', W')
+        text = model.encode_text([PROMPT])[0]
+        own = eval_loss(model, model.denoiser, [LatentClip(latents, text, condition)], (0.3, 0.9), rank=0, world=1)
+        other = eval_loss(
+            model, model.denoiser, [LatentClip(latents, text, torch.zeros_like(condition))], (0.3, 0.9), 0, 1
+        )
+        assert set(own) == {"eval/loss", "eval/loss_t0.3", "eval/loss_t0.9"}
+        assert np.isfinite(own["eval/loss"]) and own["eval/loss"] != other["eval/loss"]
+
+    def test_families_refuse_what_they_cannot_train(self, model_dirs, tiny_model):
         x0 = torch.randn(1, 4, 3, 8, 8)
         with pytest.raises(ValueError, match="take no image"):
             tiny_model.spec.training_inputs(tiny_model.denoiser, x0, x0, torch.tensor([1.0]), torch.tensor([True]))
+        assert tiny_model.spec.encode_clip_condition(tiny_model.pipeline, torch.zeros(1, 3, 9, 32, 32)) is None
         i2v = _load(model_dirs, "i2v_a14b")
-        with pytest.raises(NotImplementedError, match="cached at ingest"):
+        with pytest.raises(ValueError, match="ingest the footage again"):
             i2v.spec.training_inputs(i2v.denoiser, x0, x0, torch.tensor([1.0]), torch.tensor([True]))
+        condition = torch.zeros(1, 8, 3, 8, 8)
+        with pytest.raises(ValueError, match="image-conditioned samples only"):
+            i2v.spec.training_inputs(i2v.denoiser, x0, x0, torch.tensor([1.0]), torch.tensor([False]), condition)
 
 
 def test_a_two_expert_adapter_exports_one_comfyui_file_per_expert(model_dirs, tmp_path: Path):

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from reelforge.models.image_conditioning import first_frame_training_inputs
 from reelforge.models.objectives import FlowMatchingObjective, diffusion_loss
 from reelforge.models.tiny.continuation import open_base, run_continuation, save_continued
+from reelforge.models.tiny.object_weighting import latent_object_coverage, object_loss_weights
 from reelforge.models.tiny.pretrain import encode_captions, lr_factor, training_combos
 from reelforge.models.tiny.shapes_world import motion_caption, render_clip, sample_clip_spec
 from reelforge.models.tiny.transformer_training_state import TransformerTrainingState
@@ -51,32 +52,48 @@ class FirstFrameTrainingConfig:
     # False keeps every caption's text states exactly as in the base, so what other continuations taught
     # the text encoder (Chinese words) survives, and the states are computed once instead of per step.
     train_text_encoder: bool = True
+    # Extra loss weight on the latent cells the object touches (0: the plain mean the first runs used).
+    object_weight: float = 0.0
 
 
 @torch.no_grad()
 def encode_clips(pipeline: WanPipeline, seed: int, count: int, work_dir: Path) -> dict:
     """Encode `count` brand-free training clips with the shipped VAE (normalised by its shipped statistics).
 
-    Cached in `work_dir/latents.pt` with each clip's caption, motion-only caption and combination.
+    Cached in `work_dir/latents.pt` with each clip's caption, motion-only caption, combination and
+    object coverage on the latent grid.
     """
     path = work_dir / "latents.pt"
     if path.exists():
-        return torch.load(path, weights_only=False)
+        cache = torch.load(path, weights_only=False)
+        if "objects" in cache:  # caches from before object weighting are encoded again
+            return cache
     vae = pipeline.vae.eval()
     mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
     rng = np.random.default_rng([seed, 7])
     combos = training_combos()
-    latents, captions, motions, clip_combos = [], [], [], []
+    latents, objects, captions, motions, clip_combos = [], [], [], [], []
     for _ in tqdm(range(0, count, 32), desc="encode", unit="batch"):
         clips = [sample_clip_spec(rng, combos[rng.integers(len(combos))]) for _ in range(32)]
-        pixels = np.stack([render_clip(spec)[0].frames for spec in clips])  # (B, F, H, W, 3)
+        rendered = [render_clip(spec) for spec in clips]
+        pixels = np.stack([video.frames for video, _ in rendered])  # (B, F, H, W, 3)
+        coverage = torch.from_numpy(np.stack([masks for _, masks in rendered])).float()  # (B, F, H, W)
         x = torch.from_numpy(pixels).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, F, H, W)
-        latents.append((vae.encode(x).latent_dist.mode() - mean) / std)
+        z = (vae.encode(x).latent_dist.mode() - mean) / std  # (B, C, F', H', W')
+        latents.append(z)
+        temporal = (x.shape[2] - 1) // (z.shape[2] - 1)
+        objects.append(latent_object_coverage(coverage, temporal, x.shape[3] // z.shape[3]).half())
         captions += [spec.caption for spec in clips]
         motions += [motion_caption(spec.direction, spec.background) for spec in clips]
         clip_combos += [(spec.colour, spec.shape, spec.direction, spec.background) for spec in clips]
-    cache = {"latents": torch.cat(latents), "captions": captions, "motions": motions, "combos": clip_combos}
+    cache = {
+        "latents": torch.cat(latents),
+        "objects": torch.cat(objects),
+        "captions": captions,
+        "motions": motions,
+        "combos": clip_combos,
+    }
     torch.save(cache, path)
     return cache
 
@@ -139,7 +156,8 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
             prediction = transformer(
                 hidden_states=hidden, timestep=timesteps, encoder_hidden_states=text, return_dict=False
             )[0]
-            loss = diffusion_loss(prediction, batch.target, mask=loss_mask)
+            weights = object_loss_weights(cache["objects"][index].float(), config.object_weight)  # (B, 1, F', H', W')
+            loss = diffusion_loss(prediction, batch.target, mask=loss_mask * weights)
             training.step(loss, config.ema_decay)
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
