@@ -188,7 +188,10 @@ def evaluate_model(
     device: Annotated[str | None, typer.Option(help="cpu, cuda ...")] = None,
     mode: Annotated[
         str,
-        typer.Option(help="t2v: prompt adherence and brand looks; i2v: identity from a first frame, motion from text."),
+        typer.Option(
+            help="t2v: prompt adherence and brand looks; i2v: identity from a first frame, motion from text; "
+            "vae: reconstruction alone (the ceiling of both)."
+        ),
     ] = "t2v",
     lang: Annotated[str, typer.Option(help="Prompt language: en or zh (the same held-out combinations).")] = "en",
 ) -> None:
@@ -196,15 +199,17 @@ def evaluate_model(
     from reelforge.models.loading import load_model
     from reelforge.models.lora import activate_adapter, load_adapter
     from reelforge.models.tiny.brand_looks import parse_brand
-    from reelforge.models.tiny.evaluation import EvalConfig, evaluate, evaluate_i2v
+    from reelforge.models.tiny.evaluation import EvalConfig, evaluate, evaluate_i2v, evaluate_vae
     from reelforge.models.tiny.shapes_world import LANGUAGES, all_combos
 
     if lang not in LANGUAGES:
         raise UserInputError(f"--lang must be one of {', '.join(LANGUAGES)}, got {lang!r}", param="lang")
-    if mode not in ("t2v", "i2v"):
-        raise UserInputError(f"--mode must be t2v or i2v, got {mode!r}", param="mode")
-    if mode == "i2v" and brand:
-        raise UserInputError("--brand measures text-to-video brand looks; leave it out with --mode i2v", param="brand")
+    if mode not in ("t2v", "i2v", "vae"):
+        raise UserInputError(f"--mode must be t2v, i2v or vae, got {mode!r}", param="mode")
+    if mode != "t2v" and brand:
+        raise UserInputError(
+            f"--brand measures text-to-video brand looks; leave it out with --mode {mode}", param="brand"
+        )
     look = parse_brand(brand) if brand else None
     if not 1 <= prompts <= len(all_combos()):
         raise UserInputError(f"--prompts must be between 1 and {len(all_combos())}, got {prompts}")
@@ -214,13 +219,17 @@ def evaluate_model(
         load_adapter(loaded, adapter, "evaluated")
         activate_adapter(loaded, "evaluated")
     eval_config = EvalConfig(prompts=prompts, steps=steps, guidance=guidance, lang=lang)
-    if mode == "i2v":
-        result = evaluate_i2v(loaded, eval_config, progress=not as_json)
-        keys = ("identity_acc", "direction_acc", "background_acc", "first_frame_psnr", "seconds_per_video")
+    if mode in ("i2v", "vae"):
+        if mode == "i2v":
+            result = evaluate_i2v(loaded, eval_config, progress=not as_json)
+            keys = ("identity_acc", "direction_acc", "background_acc", "first_frame_psnr", "seconds_per_video")
+        else:
+            result = evaluate_vae(loaded, eval_config, progress=not as_json)
+            keys = ("identity_acc", "shape_acc", "psnr")
         if as_json:
             stdout.print_json(json.dumps(result))
             return
-        table = Table(title=f"reelforge eval --mode i2v --lang {lang}: {result['model']} ({result['n']} videos)")
+        table = Table(title=f"reelforge eval --mode {mode} --lang {lang}: {result['model']} ({result['n']} videos)")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key in keys:

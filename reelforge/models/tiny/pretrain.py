@@ -122,6 +122,12 @@ def render_batch(rng: np.random.Generator, combos: list[Combo], n: int, brand_fr
     return x, obj, brd, captions
 
 
+def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """L1 + L2 of a reconstruction (B, 3, F, H, W), weighted per pixel (B, 1, F, H, W) and normalised by the weights."""
+    err = recon - x
+    return (weight * (err.abs() + err.pow(2))).mean() / weight.mean()
+
+
 def train_vae(config: PretrainConfig, vae: torch.nn.Module, work_dir: Path) -> None:
     """Stage 1: reconstruct full-length clips, weighting object and brand pixels up."""
     ckpt = work_dir / "vae.pt"
@@ -147,7 +153,7 @@ def train_vae(config: PretrainConfig, vae: torch.nn.Module, work_dir: Path) -> N
         recon = vae.decode(posterior.sample()).sample  # (B, 3, F, H, W)
         weight = 1.0 + config.object_weight * obj + config.brand_weight * brd  # (B, 1, F, H, W)
         err = recon - x
-        loss = (weight * (err.abs() + err.pow(2))).mean() / weight.mean() + config.kl_weight * posterior.kl().mean()
+        loss = reconstruction_loss(recon, x, weight) + config.kl_weight * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)

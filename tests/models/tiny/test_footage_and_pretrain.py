@@ -85,6 +85,26 @@ TINY_RUN = dict(
 )
 
 
+def test_vae_eval_tells_a_trained_vae_from_a_random_one(tiny_model_dir, monkeypatch, capsys):
+    import json
+
+    from reelforge.models.tiny.evaluation import evaluate_vae
+
+    shipped = evaluate_vae(load_model("reelforge-tiny", device="cpu"), EvalConfig(prompts=3))
+    assert shipped["n"] == 6 and shipped["mode"] == "vae"
+    assert shipped["psnr"] > 25 and shipped["identity_acc"] >= 0.5
+    code, out, err = run_cli(
+        ["eval", "-m", str(tiny_model_dir), "--mode", "vae", "--prompts", "3", "--json"], monkeypatch, capsys
+    )
+    assert code == 0, err
+    random_vae = json.loads(out)
+    assert random_vae["psnr"] < shipped["psnr"] - 10 and random_vae["identity_acc"] < shipped["identity_acc"]
+    code, _, err = run_cli(
+        ["eval", "-m", str(tiny_model_dir), "--mode", "vae", "--brand", "border:teal"], monkeypatch, capsys
+    )
+    assert code == 2 and "--brand" in err
+
+
 @pytest.mark.slow
 def test_pretrain_writes_a_loadable_pipeline_and_resumes(tmp_path: Path):
     model_config = TinyWanConfig.for_tests()
@@ -146,7 +166,7 @@ def test_first_frame_training_makes_an_image_to_video_model_and_resumes(tiny_mod
     from reelforge.models.tiny.first_frame_training import FirstFrameTrainingConfig, continue_training
     from reelforge.models.wan_ti2v import WanTI2VSpec
 
-    run = dict(steps=2, batch=2, latent_clips=32, checkpoint_every=1, warmup_steps=1, threads=1)
+    run = dict(steps=2, batch=2, latent_clips=32, checkpoint_every=1, warmup_steps=1, threads=1, object_weight=4.0)
     out = continue_training(FirstFrameTrainingConfig(**run), tiny_model_dir, tmp_path / "work", tmp_path / "out")
     model = load_model(str(out), device="cpu")
     assert isinstance(model.spec, WanTI2VSpec)  # saved with expand_timesteps: an optional first frame
