@@ -157,6 +157,11 @@ def hash_word(word: str) -> int:
     return sum((i + 1) * ord(c) for i, c in enumerate(word))
 
 
+def _header(model: VideoModel, mode: str, n: float, config: EvalConfig) -> dict:
+    """What every image-to-video and VAE result starts with: which model, mode and held-out jobs."""
+    return {"model": model.name, "mode": mode, "n": int(n), "prompts": config.prompts, "seeds": list(config.seeds)}
+
+
 def evaluate_i2v(model: VideoModel, config: EvalConfig = EvalConfig(), progress: bool = False) -> dict:
     """Image-to-video on held-out combinations: identity from the image, direction from the text, first frame kept."""
     counts = {"identity": 0.0, "direction": 0.0, "background": 0.0, "psnr": 0.0, "n": 0.0, "seconds": 0.0}
@@ -186,11 +191,7 @@ def evaluate_i2v(model: VideoModel, config: EvalConfig = EvalConfig(), progress:
             counts["n"] += 1
     n = max(counts["n"], 1)
     return {
-        "model": model.name,
-        "mode": "i2v",
-        "n": int(counts["n"]),
-        "prompts": config.prompts,
-        "seeds": list(config.seeds),
+        **_header(model, "i2v", counts["n"], config),
         "lang": config.lang,
         "identity_acc": counts["identity"] / n,
         "direction_acc": counts["direction"] / n,
@@ -225,11 +226,7 @@ def evaluate_vae(model: VideoModel, config: EvalConfig = EvalConfig(), progress:
             counts["n"] += 1
     n = max(counts["n"], 1)
     return {
-        "model": model.name,
-        "mode": "vae",
-        "n": int(counts["n"]),
-        "prompts": config.prompts,
-        "seeds": list(config.seeds),
+        **_header(model, "vae", counts["n"], config),
         "identity_acc": counts["identity"] / n,
         "shape_acc": counts["shape"] / n,
         "psnr": counts["psnr"] / n,
