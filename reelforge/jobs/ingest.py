@@ -210,6 +210,9 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         "max_clips_per_dataset": config.max_clips_per_dataset,
         "sampling": config.sampling.value,
         "max_text_tokens": d.max_text_tokens,
+        # Only where a condition is cached, so other families' existing shards keep their keys; shards
+        # written before conditions were cached are encoded again.
+        **({"clip_condition": True} if model.spec.caches_clip_condition else {}),
     }
     settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     shard_dir = config.out_dir / "shards"

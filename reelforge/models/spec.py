@@ -74,6 +74,8 @@ class VideoModelSpec(ABC):
     default_lora_targets: ClassVar[tuple[str, ...]]
     default_defaults: ClassVar[ModelDefaults]
     image_input: ClassVar[ImageInput] = ImageInput.NONE
+    # Whether ingest stores `encode_clip_condition` per clip (part of the ingest cache key).
+    caches_clip_condition: ClassVar[bool] = False
 
     @classmethod
     def matches(cls, model_index: dict) -> bool:

@@ -25,6 +25,7 @@ class WanI2VSpec(WanSpec):
     architecture = "wan-i2v"
     pipeline_class_names = ("WanImageToVideoPipeline",)
     image_input = ImageInput.REQUIRED
+    caches_clip_condition = True
     default_defaults = ModelDefaults(
         height=720, width=1280, num_frames=81, fps=16.0, steps=40, guidance=3.5, max_text_tokens=512
     )

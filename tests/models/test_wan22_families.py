@@ -383,6 +383,8 @@ class TestTrainingInputs:
             tiny_model.spec.training_inputs(tiny_model.denoiser, x0, x0, torch.tensor([1.0]), torch.tensor([True]))
         assert tiny_model.spec.encode_clip_condition(tiny_model.pipeline, torch.zeros(1, 3, 9, 32, 32)) is None
         i2v = _load(model_dirs, "i2v_a14b")
+        # the flag that keys the ingest cache says whether a condition is cached
+        assert (tiny_model.spec.caches_clip_condition, i2v.spec.caches_clip_condition) == (False, True)
         with pytest.raises(ValueError, match="ingest the footage again"):
             i2v.spec.training_inputs(i2v.denoiser, x0, x0, torch.tensor([1.0]), torch.tensor([True]))
         condition = torch.zeros(1, 8, 3, 8, 8)
