@@ -157,7 +157,8 @@ reelforge.models.tiny.decoder_training` then trained the decoder alone ({dt["ste
 {dt["lr"]}, the pretraining's L1+L2 loss with object pixels x{1 + dt["object_weight"]:g} and brand pixels x{1 + dt["brand_weight"]:g}, brand
 looks on {dt["brand_fraction"]:.0%} of its clips) to reconstruct clips from the frozen encoder's mode latents, {card.get("decoder_seconds", 0) / 60:.0f}
 minutes. The encoder, the latent space, the transformer and the text encoder are bit-identical,
-so cached latents and adapters trained before stay valid.
+so cached latents stay valid; a LoRA trained on the old decoder can still decode its brand colours
+differently (retrain adapters after a decoder change).
 """
 
 
