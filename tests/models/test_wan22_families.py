@@ -27,6 +27,7 @@ from reelforge.models.tiny.random_pipeline import TinyWanConfig, build_random_wa
 from reelforge.models.wan import WanSpec
 from reelforge.models.wan_i2v import WanI2VSpec
 from reelforge.models.wan_ti2v import WanTI2VSpec
+from reelforge.platform.serving.generation_limits import ModelCapabilities, capabilities_of, check_sampling
 
 PROMPT = "a red circle moving left on a white background"
 VARIANTS = {
@@ -188,6 +189,19 @@ class TestExperts:
             **kwargs,
         ).frames
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+    def test_served_capabilities_say_which_models_take_guidance_2(self, model_dirs):
+        """What the API checks `guidance_2` against comes from the loaded model: A14B has two experts."""
+        a14b, ti2v = (_load(model_dirs, name) for name in ("a14b", "ti2v"))
+        two, one = capabilities_of(a14b), capabilities_of(ti2v)
+        assert (two.experts, two.default_guidance_2) == (2, a14b.defaults.guidance_2)
+        assert one.experts == 1
+        check_sampling(two, guidance=4.0, guidance_2=2.0)
+        with pytest.raises(InvalidGenerationSettingsError) as info:
+            check_sampling(one, guidance=4.0, guidance_2=2.0)
+        assert info.value.param == "guidance_2"
+        # The ingress caches capabilities as dicts: the expert count survives the round trip.
+        assert ModelCapabilities.from_dict(two.to_dict()) == two
 
 
 def _timesteps(model: VideoModel, steps: int) -> list[float]:

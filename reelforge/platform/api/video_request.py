@@ -62,7 +62,7 @@ ShortText = Annotated[StrictStr, Field(max_length=MAX_FIELD_CHARS)]
 
 
 class VideoCreateRequest(BaseModel):
-    """The create fields: OpenAI's prompt/model/seconds/size plus our seed, steps, guidance.
+    """The create fields: OpenAI's prompt/model/seconds/size plus our seed, steps, guidance (and guidance_2).
 
     Every field is typed strictly and bounded in length here, before moderation, routing or the
     database see it: a boolean is not a number, and text must be valid Unicode without NUL bytes.
@@ -77,6 +77,8 @@ class VideoCreateRequest(BaseModel):
     seed: WholeNumber | None = None
     steps: WholeNumber | None = None
     guidance: RealNumber | None = None
+    # Two-expert models (Wan 2.2 A14B): the low-noise expert's scale, as diffusers' `guidance_scale_2`.
+    guidance_2: RealNumber | None = None
     negative_prompt: Annotated[StrictStr, Field(max_length=MAX_PROMPT_CHARS)] | None = None
 
     @field_validator("prompt", "model", "seconds", "size", "negative_prompt")

@@ -30,6 +30,8 @@ class ModelCapabilities:
     max_height: int
     default_size: str
     image_input: str = "none"  # none, optional or required: whether the model takes input_reference
+    experts: int = 1  # two: Wan 2.2 A14B's high- and low-noise experts, which take `guidance_2`
+    default_guidance_2: float | None = None  # the low-noise scale when a request leaves it out (None: `guidance`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +66,8 @@ def capabilities_of(model: VideoModel) -> ModelCapabilities:
         max_height=d.max_height,
         default_size=f"{d.width}x{d.height}",
         image_input=model.spec.image_input.value,
+        experts=len(model.spec.experts(model.pipeline)),
+        default_guidance_2=d.guidance_2,
     )
 
 
@@ -110,21 +114,40 @@ def check_prompt(prompt: str) -> str:
 
 
 def check_sampling(
-    steps: int | None, guidance: float | None, seed: int | None, negative_prompt: str | None = None
+    caps: ModelCapabilities,
+    *,
+    steps: int | None = None,
+    guidance: float | None = None,
+    guidance_2: float | None = None,
+    seed: int | None = None,
+    negative_prompt: str | None = None,
 ) -> None:
-    """Our own optional fields: steps, guidance and seed within the sampler's bounds, and a negative
-    prompt only where guidance uses it (at guidance 1 it would be silently ignored)."""
+    """Our own optional fields: steps, guidance(s) and seed within the sampler's bounds, `guidance_2` only
+    on a two-expert model, and a negative prompt only where guidance uses it (at scale 1 throughout it
+    would be silently ignored)."""
     if steps is not None and not 1 <= steps <= MAX_STEPS:
         raise InvalidGenerationSettingsError(f"steps {steps} must be between 1 and {MAX_STEPS}", param="steps")
-    if guidance is not None and not 0.0 <= guidance <= MAX_GUIDANCE:
+    for name, scale in (("guidance", guidance), ("guidance_2", guidance_2)):
+        if scale is not None and not 0.0 <= scale <= MAX_GUIDANCE:
+            raise InvalidGenerationSettingsError(f"{name} {scale} must be between 0 and {MAX_GUIDANCE:g}", param=name)
+    if guidance_2 is not None and caps.experts < 2:
         raise InvalidGenerationSettingsError(
-            f"guidance {guidance} must be between 0 and {MAX_GUIDANCE:g}", param="guidance"
+            f"guidance_2 is the low-noise expert's scale of a two-expert model (Wan 2.2 A14B); {caps.model} has "
+            "one transformer: use guidance",
+            param="guidance_2",
         )
     if seed is not None and not 0 <= seed < 2**31:
         raise InvalidGenerationSettingsError(f"seed {seed} must be between 0 and 2^31 - 1", param="seed")
     if negative_prompt and guidance is not None and not needs_unconditional(guidance):
-        raise InvalidGenerationSettingsError(
-            "negative_prompt has no effect at guidance 1 (the sampler then makes no unconditional pass); "
-            "leave guidance unset or raise it",
-            param="negative_prompt",
+        # A two-expert model's low-noise steps run at guidance_2 (or its default), not at `guidance`.
+        low_noise = (
+            guidance
+            if caps.experts < 2
+            else next((s for s in (guidance_2, caps.default_guidance_2) if s is not None), guidance)
         )
+        if not needs_unconditional(low_noise):
+            raise InvalidGenerationSettingsError(
+                "negative_prompt has no effect at guidance 1 (the sampler then makes no unconditional pass); "
+                "leave guidance unset or raise it",
+                param="negative_prompt",
+            )

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 
+import numpy as np
 from PIL import Image
 
 from reelforge.errors import ReelforgeError
@@ -52,6 +53,23 @@ def encode_thumbnail(video: Video) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(video.frames[video.num_frames // 2]).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+def job_settings(job: VideoJob, image: np.ndarray | None = None) -> GenerationSettings:
+    """The sampler's settings for a recorded job: every field the request fixed (None: the model's default)."""
+    return GenerationSettings(
+        image=image,
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        num_frames=job.num_frames,
+        height=job.height,
+        width=job.width,
+        steps=job.steps,
+        guidance=job.guidance,
+        guidance_2=job.guidance_2,
+        seed=job.seed,
+        fps=job.fps,
+    )
 
 
 class GenerationWorker:
@@ -219,19 +237,7 @@ class GenerationWorker:
         image = None
         if job.reference_sha256 is not None:
             image = frame_of_png(self.blobs.read_reference(job.tenant, job.id), job.reference_sha256)
-        settings = GenerationSettings(
-            image=image,
-            prompt=job.prompt,
-            negative_prompt=job.negative_prompt,
-            num_frames=job.num_frames,
-            height=job.height,
-            width=job.width,
-            steps=job.steps,
-            guidance=job.guidance,
-            seed=job.seed,
-            fps=job.fps,
-        )
-        return generate(self.model, settings, progress=progress)
+        return generate(self.model, job_settings(job, image), progress=progress)
 
     def _stamp_and_store(self, job: VideoJob, video: Video, adapter: LoadedAdapter | None) -> dict:
         """Label, watermark, encode and sign the video, and store it and its thumbnail under this attempt's fence."""

@@ -235,7 +235,14 @@ class VideoService:
         check_prompt(request.prompt)
         seconds = check_seconds(caps, request.seconds)
         width, height = check_size(caps, request.size)
-        check_sampling(request.steps, request.guidance, request.seed, request.negative_prompt)
+        check_sampling(
+            caps,
+            steps=request.steps,
+            guidance=request.guidance,
+            guidance_2=request.guidance_2,
+            seed=request.seed,
+            negative_prompt=request.negative_prompt,
+        )
         first_frame = fitted_reference(caps, reference, width, height, self.config.max_reference_bytes)
         job = VideoJob(
             tenant=tenant.name,
@@ -252,6 +259,7 @@ class VideoService:
             seed=0 if request.seed is None else request.seed,
             steps=request.steps,
             guidance=request.guidance,
+            guidance_2=request.guidance_2,
             reference_sha256=digest(first_frame) if first_frame is not None else None,
             **({"id": video_id} if video_id else {}),
         )
@@ -289,6 +297,7 @@ class VideoService:
             seed=source.seed,
             steps=source.steps,
             guidance=source.guidance,
+            guidance_2=source.guidance_2,
             reference_sha256=source.reference_sha256,
             remixed_from=source.id,
             **({"id": video_id} if video_id else {}),

@@ -62,6 +62,8 @@ class VideoJob(Base):
     seed: Mapped[int] = mapped_column(Integer)
     steps: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     guidance: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    # Two-expert models (Wan 2.2 A14B): the low-noise expert's scale (None: the model's default).
+    guidance_2: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
     negative_prompt: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     # Image-to-video: the digest of the fitted first frame stored beside the video (None: text-to-video).
     reference_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
