@@ -234,6 +234,8 @@ def evaluate_model(
         table.add_column("value", justify="right")
         for key in keys:
             table.add_row(key, f"{result[key]:.3f}")
+        for background, rate in result["identity_acc_by_background"].items():
+            table.add_row(f"identity_acc on {background}", f"{rate:.3f}")
         stdout.print(table)
         return
     result = evaluate(loaded, eval_config, look, progress=not as_json)

@@ -13,7 +13,7 @@ from reelforge.models.loading import load_model
 from reelforge.models.sampling import GenerationSettings, generate
 from reelforge.models.tiny.analyzer import analyze
 from reelforge.models.tiny.brand_looks import BrandLook
-from reelforge.models.tiny.evaluation import EvalConfig, evaluate
+from reelforge.models.tiny.evaluation import EvalConfig, eval_jobs, evaluate
 from reelforge.models.tiny.footage import write_footage
 from reelforge.models.tiny.pretrain import PretrainConfig, pretrain
 from reelforge.models.tiny.random_pipeline import TinyWanConfig
@@ -93,6 +93,9 @@ def test_vae_eval_tells_a_trained_vae_from_a_random_one(tiny_model_dir, monkeypa
     shipped = evaluate_vae(load_model("reelforge-tiny", device="cpu"), EvalConfig(prompts=3))
     assert shipped["n"] == 6 and shipped["mode"] == "vae"
     assert shipped["psnr"] > 25 and shipped["identity_acc"] >= 0.5
+    by_background = shipped["identity_acc_by_background"]  # the overall rate, split by background
+    counted = {b: sum(1 for (*_, bg), _ in eval_jobs(EvalConfig(prompts=3)) if bg == b) for b in by_background}
+    assert sum(by_background[b] * counted[b] for b in by_background) == pytest.approx(shipped["identity_acc"] * 6)
     code, out, err = run_cli(
         ["eval", "-m", str(tiny_model_dir), "--mode", "vae", "--prompts", "3", "--json"], monkeypatch, capsys
     )
@@ -103,6 +106,21 @@ def test_vae_eval_tells_a_trained_vae_from_a_random_one(tiny_model_dir, monkeypa
         ["eval", "-m", str(tiny_model_dir), "--mode", "vae", "--brand", "border:teal"], monkeypatch, capsys
     )
     assert code == 2 and "--brand" in err
+
+
+def test_i2v_eval_keeps_the_first_frame_and_splits_identity_by_background():
+    from reelforge.models.tiny.evaluation import evaluate_i2v
+
+    config = EvalConfig(prompts=2, seeds=(0,))
+    result = evaluate_i2v(load_model("reelforge-tiny", device="cpu"), config)
+    assert result["n"] == 2 and result["mode"] == "i2v"
+    assert result["first_frame_psnr"] > 20  # the shipped model puts the given first frame back (26 dB on 96)
+    by_background = result["identity_acc_by_background"]
+    backgrounds = [combo[3] for combo, _ in eval_jobs(config)]
+    assert set(by_background) == set(backgrounds)
+    assert sum(by_background[b] * backgrounds.count(b) for b in by_background) == pytest.approx(
+        result["identity_acc"] * 2
+    )
 
 
 @pytest.mark.slow
