@@ -11,6 +11,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from reelforge.errors import UnknownModelError
+from reelforge.models.base_fingerprint import base_fingerprint
 from reelforge.models.presets import ResolvedModel, read_model_dir_info, resolve_model
 from reelforge.models.spec import ModelDefaults, VideoModelSpec
 from reelforge.settings import Settings
@@ -41,6 +42,8 @@ class VideoModel:
     defaults: ModelDefaults
     device: torch.device
     dtype: torch.dtype
+    # `base_fingerprint` of the experts and VAE as loaded (None when loaded without the denoiser).
+    fingerprint: str | None = None
 
     @property
     def transformer(self) -> torch.nn.Module:
@@ -102,6 +105,9 @@ def load_model(
         "loading %s from %s (%s, %s on %s)", described.name, described.path, described.spec.architecture, dtype, device
     )
     pipeline = described.spec.load_pipeline(described.path, dtype, with_denoiser).to(device)
+    fingerprint = None
+    if with_denoiser:  # before any adapter is attached: what an adapter trained on this model records
+        fingerprint = base_fingerprint({**described.spec.experts(pipeline), "vae": pipeline.vae})
     return VideoModel(
         name=described.name,
         path=described.path,
@@ -110,4 +116,5 @@ def load_model(
         defaults=described.defaults,
         device=device,
         dtype=dtype,
+        fingerprint=fingerprint,
     )

@@ -94,6 +94,8 @@ class AdapterCard:
     extra: dict = field(default_factory=dict)
     # The pipeline components (experts) the adapter has weights for.
     experts: list[str] = field(default_factory=lambda: ["transformer"])
+    # `base_fingerprint` of the checkpoint it was trained on (None: an adapter from before it was recorded).
+    base_fingerprint: str | None = None
 
 
 def check_adapter_name(adapter_name: str) -> None:
@@ -201,6 +203,7 @@ def save_adapter(
         target_modules=metadata["target_modules"],
         extra=extra or {},
         experts=sorted(experts),
+        base_fingerprint=model.fingerprint,
     )
     (directory / ADAPTER_CARD_FILE).write_text(json.dumps(asdict(card), indent=2) + "\n")
     return directory
@@ -233,6 +236,26 @@ def _adapter_components(weights: Path) -> list[str]:
         return sorted({key.split(".", 1)[0] for key in handle.keys()})
 
 
+def check_base_fingerprint(model: VideoModel, card: AdapterCard | None, directory: Path) -> None:
+    """Refuse an adapter trained on another checkpoint: it would load, and draw another look."""
+    if card is None or model.fingerprint is None:
+        return
+    if card.base_fingerprint is None:
+        logger.warning(
+            "adapter %s records no base fingerprint (made before reelforge recorded one): cannot check that it "
+            "was trained on this checkpoint of %s",
+            directory,
+            model.name,
+        )
+        return
+    if card.base_fingerprint != model.fingerprint:
+        raise AdapterError(
+            f"adapter {directory} was trained on another checkpoint of {card.base_model} (base fingerprint "
+            f"{card.base_fingerprint[:12]}, this {model.name} is {model.fingerprint[:12]}): it would load, but "
+            "not draw the look it learned; fine-tune it again on this base"
+        )
+
+
 def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) -> None:
     """Load a diffusers-format LoRA from `directory` under `adapter_name` (not activated)."""
     directory = Path(directory)
@@ -261,6 +284,7 @@ def load_adapter(model: VideoModel, directory: str | Path, adapter_name: str) ->
         raise AdapterError(
             f"adapter {directory} has weights for {components or 'nothing'}; {model.name} has {sorted(experts)}"
         )
+    check_base_fingerprint(model, card, directory)
     try:
         with warnings.catch_warnings():
             # Several adapters on one transformer is the point of multiplexed serving, not a mistake.

@@ -19,7 +19,7 @@ from reelforge.jobs.finetune import run_finetune
 from reelforge.jobs.finetune_config import build_config
 from reelforge.jobs.run_tracking import experiment_name, tracking_client
 from reelforge.models.loading import load_model
-from reelforge.models.lora import LORA_WEIGHTS_FILE, activate_adapter, load_adapter
+from reelforge.models.lora import ADAPTER_CARD_FILE, LORA_WEIGHTS_FILE, activate_adapter, load_adapter
 from reelforge.models.tiny.brand_looks import BrandLook
 from reelforge.models.tiny.footage import write_footage
 from reelforge.settings import Settings
@@ -195,6 +195,11 @@ def test_sweep_runs_the_grid_and_compare_lists_every_run(zero2_run, monkeypatch,
     lora_b = [t for k, t in tensors.items() if "lora_B" in k]
     assert lora_b and all(t.numel() > 0 for t in lora_b)  # gathered: full shapes, not empty ZeRO-3 partitions
     assert max(t.abs().max().item() for t in lora_b) > 0
+    # The card's base fingerprint was taken before ZeRO-3 partitioned the base, so the served base matches it.
+    served = load_model("reelforge-tiny", device="cpu")
+    card = json.loads((Path(zero3["adapter_dir"]) / ADAPTER_CARD_FILE).read_text())
+    assert card["base_fingerprint"] == served.fingerprint
+    load_adapter(served, zero3["adapter_dir"], "zero3")
     # Each CLI run is metered as training usage, as API jobs are.
     from reelforge.platform.stores.usage import TRAINING, UsageMeter
 

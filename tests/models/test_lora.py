@@ -213,6 +213,9 @@ class TestBadInput:
         attach_lora(other, LoraConfig(rank=2))
         path = save_adapter(other, tmp_path / "big-adapter")
         base = _predict(tiny_model, probe)
+        with pytest.raises(AdapterError, match="another checkpoint"):  # its card names the base it fits
+            load_adapter(tiny_model, path, "big")
+        (path / ADAPTER_CARD_FILE).unlink()  # a plain diffusers LoRA from elsewhere: only the load can tell
         with pytest.raises(AdapterError, match="does not fit"):
             load_adapter(tiny_model, path, "big")
         assert loaded_adapters(tiny_model) == []
