@@ -77,12 +77,20 @@ class AdapterVersion:
 
 
 def register_adapter(
-    settings: Settings, name: str, source: str, run_id: str, tags: dict[str, str], description: str, sha256: str
+    settings: Settings,
+    name: str,
+    source: str,
+    run_id: str,
+    tags: dict[str, str],
+    description: str,
+    sha256: str,
+    base_fingerprint: str | None = None,
 ) -> AdapterVersion:
     """Add a version for the adapter at `source` (an artifact URI of `run_id`) and point `candidate` at it.
 
     `sha256` (the adapter's `adapter_sha256`) is recorded in the platform database, which serving
-    checks; the registry's tag of it is for people to read, and no check trusts it.
+    checks; the registry's tag of it is for people to read, and no check trusts it. So is
+    `base_fingerprint` (its card's), which the API checks against the served base.
     """
     from mlflow.exceptions import MlflowException
 
@@ -105,7 +113,9 @@ def register_adapter(
     version = client.create_model_version(name, source=source, run_id=run_id, tags=tags, description=description)
     # Recorded before the alias points at it: no version is ever servable without its digest.
     tenant = tags.get(f"{TAG_PREFIX}tenant", "")
-    AdapterDigestStore(settings.resolved_database_url).record(name, int(version.version), sha256, tenant, source)
+    AdapterDigestStore(settings.resolved_database_url).record(
+        name, int(version.version), sha256, tenant, source, base_fingerprint
+    )
     client.set_registered_model_alias(name, CANDIDATE, version.version)
     return _version(client, name, int(version.version))
 
@@ -226,7 +236,7 @@ def import_adapter(settings: Settings, tenant: str, suffix: str, base_model: str
     """
     from reelforge.jobs.ingest import TENANT_PATTERN
     from reelforge.jobs.run_tracking import tenant_experiment_id
-    from reelforge.models.lora import LORA_WEIGHTS_FILE
+    from reelforge.models.lora import LORA_WEIGHTS_FILE, read_adapter_card
 
     if not TENANT_PATTERN.match(tenant):
         raise UserInputError(f"tenant {tenant!r} is not a valid tenant name")
@@ -234,6 +244,7 @@ def import_adapter(settings: Settings, tenant: str, suffix: str, base_model: str
         raise UserInputError(f"adapter suffix {suffix!r} must be 1-40 characters of a-z, 0-9 and '-'")
     if not (directory / LORA_WEIGHTS_FILE).is_file():
         raise UserInputError(f"{directory} holds no {LORA_WEIGHTS_FILE}; expected a diffusers-format LoRA directory")
+    card = read_adapter_card(directory)  # an unreadable card is refused here, not when a request needs it
     base = Path(base_model).name
     fine_tuned = f"ft:{base}:{tenant}:{suffix}"
     client = tracking_client(settings)
@@ -264,4 +275,5 @@ def import_adapter(settings: Settings, tenant: str, suffix: str, base_model: str
         tags,
         f"imported from {directory}",
         adapter_sha256(directory),
+        card.base_fingerprint if card is not None else None,
     )

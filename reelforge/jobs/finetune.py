@@ -42,6 +42,7 @@ from reelforge.jobs.training_data import (
 )
 from reelforge.jobs.training_placement import ClusterShape, plan_training_placement
 from reelforge.models.loading import describe_model
+from reelforge.models.lora import read_adapter_card
 from reelforge.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -321,6 +322,7 @@ def run_finetune(
         tags=version_tags,
         description=f"{config.fine_tuned_model_id} from job {job_id} ({total_steps} steps on {data.train_clips} clips)",
         sha256=adapter_sha256(adapter_dir / ADAPTER_DIR),
+        base_fingerprint=read_adapter_card(adapter_dir / ADAPTER_DIR).base_fingerprint,  # our own card
     )
     client.set_tag(run_id, f"{TAG_PREFIX}registered_version", f"{name}/{version.version}")
     hooks.registered(name, version.version)

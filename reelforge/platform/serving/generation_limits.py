@@ -32,6 +32,7 @@ class ModelCapabilities:
     image_input: str = "none"  # none, optional or required: whether the model takes input_reference
     experts: int = 1  # two: Wan 2.2 A14B's high- and low-noise experts, which take `guidance_2`
     default_guidance_2: float | None = None  # the low-noise scale when a request leaves it out (None: `guidance`)
+    fingerprint: str | None = None  # the served checkpoint's `base_fingerprint`: which adapters fit it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +69,7 @@ def capabilities_of(model: VideoModel) -> ModelCapabilities:
         image_input=model.spec.image_input.value,
         experts=len(model.spec.experts(model.pipeline)),
         default_guidance_2=d.guidance_2,
+        fingerprint=model.fingerprint,
     )
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from reelforge.errors import (
+    AdapterError,
     NotFoundError,
     UnknownModelError,
     UserInputError,
@@ -38,6 +39,7 @@ from reelforge.platform.serving.generation_limits import (
     check_size,
 )
 from reelforge.platform.serving.moderation import PromptModerator, refuse
+from reelforge.platform.stores.adapter_digests import AdapterDigestStore
 from reelforge.platform.stores.audit_log import (
     VIDEO_DELETED,
     VIDEO_REFUSED,
@@ -88,6 +90,7 @@ class VideoService:
         self.blobs = BlobStore(self.settings.resolved_storage_url)
         self.meter = UsageMeter(url)
         self.audit = AuditLog(url)
+        self.adapter_digests = AdapterDigestStore(url)
         self._moderators: dict[str, PromptModerator] = {}
         self._alias_cache: dict[tuple[str, str], tuple[float, int | None]] = {}
         self._auth_cache: dict[str, tuple[float, Tenant]] = {}
@@ -136,6 +139,22 @@ class VideoService:
             with self._cache_lock:
                 self._alias_cache[(name, selector)] = (now, found)
         return found
+
+    def check_adapter_fits(self, route: ModelRoute, caps: ModelCapabilities) -> None:
+        """A fine-tuned model trained on another checkpoint than the one served is refused at the door
+        (it would load, and draw another look); versions registered before fingerprints pass."""
+        if route.adapter is None or caps.fingerprint is None:
+            return
+        name, _, version = route.adapter.rpartition("/")
+        record = self.adapter_digests.expected(name, int(version))
+        if record is None or record.base_fingerprint in (None, caps.fingerprint):
+            return
+        raise AdapterError(
+            f"model {route.model} was trained on another checkpoint of {route.base_model} than the one served "
+            f"(base fingerprint {record.base_fingerprint[:12]}, served {caps.fingerprint[:12]}); fine-tune it "
+            "again on the served base, or serve the checkpoint it was trained on",
+            param="model",
+        )
 
     def resolve_model(self, tenant: Tenant, model: str | None) -> ModelRoute:
         """Map a requested model id to base model, adapter version and deployment, or a 404 listing the choices."""
@@ -243,6 +262,7 @@ class VideoService:
             seed=request.seed,
             negative_prompt=request.negative_prompt,
         )
+        self.check_adapter_fits(route, caps)
         first_frame = fitted_reference(caps, reference, width, height, self.config.max_reference_bytes)
         job = VideoJob(
             tenant=tenant.name,
