@@ -271,16 +271,24 @@ def write_footage(folder: Path, clips: int = 4) -> Path:
     return folder
 
 
-def finetune_argv(work: Path, footage: Path, workers: int, zero_stage: int, precision: str) -> list[str]:
-    """`reelforge finetune` on the 1.3B for 3 steps with `workers` workers at ZeRO `zero_stage`."""
+def finetune_argv(
+    work: Path,
+    footage: Path,
+    workers: int,
+    zero_stage: int,
+    precision: str,
+    model: str = MODELS["1.3b"],
+    steps: int = 3,
+) -> list[str]:
+    """`reelforge finetune` of `model` (saved under `work`) for `steps` steps with `workers` workers at ZeRO `zero_stage`."""
     sets = {
         "precision": precision,
-        "steps": 3, "workers": workers, "deepspeed.zero_stage": zero_stage, "batch_per_worker": 1,
+        "steps": steps, "workers": workers, "deepspeed.zero_stage": zero_stage, "batch_per_worker": 1,
         "lora.rank": 16, "warmup_steps": 0, "holdout_fraction": 0.0, "validation_videos": 1,
         "world_eval_prompts": 0, "eval_every": 1000, "checkpoint_every": 1000,
     }  # fmt: skip
     argv = [sys.executable, "-m", "reelforge", "finetune", "--tenant", TENANT, "--data", str(footage)]
-    argv += ["-m", MODELS["1.3b"], "--model-path", str(work / MODELS["1.3b"]), "--json"]
+    argv += ["-m", model, "--model-path", str(work / model), "--json"]
     return argv + [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
 
 

@@ -248,3 +248,13 @@ def test_corrupt_video_exits_2_naming_the_file(content: bytes, tmp_path, monkeyp
     code, _, err = run_cli(["world", "analyze", str(bad)], monkeypatch, capsys)
     assert code == 2
     assert f"cannot read video {bad}" in err and "Traceback" not in err
+
+
+def test_finetune_summary_says_which_metrics_were_not_measured():
+    """A run without eval prompts or held-out clips says so instead of printing "nan"."""
+    from reelforge.cli.finetune import _measured
+
+    metrics = {"eval_adherence": 0.8125, "eval_loss": float("nan")}
+    assert _measured(metrics, "eval_adherence", "adherence {:.3f}", "no adherence") == "adherence 0.812"
+    assert _measured(metrics, "eval_loss", "eval loss {:.4f}", "no eval loss") == "no eval loss"
+    assert _measured({}, "eval_adherence", "adherence {:.3f}", "no adherence") == "no adherence"

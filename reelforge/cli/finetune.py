@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -44,6 +45,12 @@ def _meter_training(settings: Settings, tenant: str, result: FineTuneResult) -> 
             0,
         )
     )
+
+
+def _measured(metrics: dict[str, float], key: str, shown: str, missing: str) -> str:
+    """One metric for the summary line, or why it was not measured (absent or NaN) rather than "nan"."""
+    value = metrics.get(key)
+    return shown.format(value) if value is not None and math.isfinite(value) else missing
 
 
 @app.command()
@@ -116,10 +123,11 @@ def finetune(
             if "eval_brand_rate" in metrics
             else "no look metric (the footage carries no look the analyzer knows)"
         )
+        adherence = _measured(metrics, "eval_adherence", "adherence {:.3f}", "adherence not measured (no eval prompts)")
+        eval_loss = _measured(metrics, "eval_loss", "eval loss {:.4f}", "eval loss not measured (no held-out clips)")
         stderr.print(
             f"{result.fine_tuned_model}: registered {result.registered_model} version {result.version} (alias candidate), "
-            f"run {result.run_id}, {result.seconds:.0f}s; {look}, "
-            f"adherence {metrics.get('eval_adherence', float('nan')):.3f}, eval loss {metrics.get('eval_loss', float('nan')):.4f}"
+            f"run {result.run_id}, {result.seconds:.0f}s; {look}, {adherence}, {eval_loss}"
         )
     if as_json:
         stdout.print_json(
