@@ -92,6 +92,25 @@ class PeakMemory:
         return round(self.peak / 1e9, 2)
 
 
+def chosen_stages(parser: argparse.ArgumentParser, text: str, known: tuple[str, ...]) -> list[str]:
+    """The comma-separated `--stages`, in order; an unknown one is a usage error naming the known."""
+    stages = [s for s in text.split(",") if s]
+    unknown = sorted(set(stages) - set(known))
+    if unknown:
+        parser.error(f"unknown stages {unknown}; known: {', '.join(known)}")
+    return stages
+
+
+def stage_env(work: Path) -> dict[str, str]:
+    """The environment every stage runs in: its own REELFORGE_HOME under `work`, unbuffered output."""
+    return {
+        **os.environ,
+        "REELFORGE_HOME": str(work / "home"),
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
 def run_stage(argv: list[str], env: dict[str, str], log: Path, timeout: float = 1800) -> dict:
     """Run one stage's command, sampling its tree's memory; its stdout (or last line of it) is its JSON result."""
     started = time.perf_counter()
@@ -325,17 +344,9 @@ def main(argv: list[str] | None = None) -> dict:
         }[args.in_process]
         print(json.dumps(run()))
         return {}
-    stages = [s for s in args.stages.split(",") if s]
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        parser.error(f"unknown stages {unknown}; known: {', '.join(STAGES)}")
+    stages = chosen_stages(parser, args.stages, STAGES)
     work.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "REELFORGE_HOME": str(work / "home"),
-        "PYTHONUNBUFFERED": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+    env = stage_env(work)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     footage = write_footage(work / "footage")
     me = [sys.executable, "-m", "bench.true_size", "--work-dir", str(work)]

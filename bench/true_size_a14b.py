@@ -23,12 +23,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from bench.report import save_result
-from bench.true_size import TEXT_LAYERS, finetune_argv, run_stage, summarize_finetune, write_footage
+from bench.true_size import (
+    TEXT_LAYERS,
+    chosen_stages,
+    finetune_argv,
+    run_stage,
+    stage_env,
+    summarize_finetune,
+    write_footage,
+)
 
 STAGES = ("build", "generate", "finetune_zero3_2w")
 MODEL = "wan2.2-i2v-a14b"
@@ -147,17 +154,9 @@ def main(argv: list[str] | None = None) -> dict:
         result = build_model(work, args.layers) if args.in_process == "build" else generate_i2v(work)
         print(json.dumps(result))
         return {}
-    stages = [s for s in args.stages.split(",") if s]
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        parser.error(f"unknown stages {unknown}; known: {', '.join(STAGES)}")
+    stages = chosen_stages(parser, args.stages, STAGES)
     work.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "REELFORGE_HOME": str(work / "home"),
-        "PYTHONUNBUFFERED": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+    env = stage_env(work)
     results = {"layers_per_expert": args.layers}
     footage = write_footage(work / "footage")
     me = [sys.executable, "-m", "bench.true_size_a14b", "--work-dir", str(work), "--layers", str(args.layers)]
