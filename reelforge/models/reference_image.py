@@ -6,6 +6,10 @@ The rule, as documented for `input_reference` and `reelforge generate --image`:
   40 megapixels (checked from the header, before any pixel is decoded).
 * EXIF orientation is applied (phone photos stand up), transparency is laid on white (product
   cut-outs), and the image is converted to RGB.
+* Colour is managed: an embedded ICC profile (Display P3 from iPhones, Adobe RGB from cameras, a
+  CMYK print profile) is converted to sRGB, the space the models were trained in, so a brand's
+  red stays that red. An image without a profile is taken as sRGB; an unreadable profile is
+  ignored with a warning, as browsers do.
 * Its aspect ratio must be within 2x of the video's: fitting then crops at most half of either side.
 * Each side must be at least half the video's corresponding side (at most 2x upscaling) and at
   least 16 pixels.
@@ -16,16 +20,20 @@ The rule, as documented for `input_reference` and `reelforge generate --image`:
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from reelforge.errors import InvalidReferenceImageError
 
 # MPO is how PIL reads many phone cameras' JPEGs (a JPEG with a second, preview frame).
 FORMATS = ("PNG", "JPEG", "MPO", "WEBP")
+
+logger = logging.getLogger(__name__)
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 @dataclass(frozen=True)
@@ -78,11 +86,28 @@ def read_reference_image(data: bytes, width: int, height: int, rules: ReferenceI
         raise InvalidReferenceImageError(f"input_reference could not be decoded: {exc}") from exc
     w, h = image.size
     _check_shape(w, h, width, height, rules)
+    icc = image.info.get("icc_profile")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB")
+        image = Image.alpha_composite(background, rgba)  # white is white in any RGB profile
+    return to_srgb(image, icc)
+
+
+def to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """`image` as RGB in sRGB: converted from its ICC profile `icc` when it has a readable one."""
+    if image.mode not in ("RGB", "CMYK", "L"):
+        image = image.convert("RGB")  # palette and 16-bit modes: the profile describes their RGB or grey values
+    if not icc:
+        return image.convert("RGB")
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(
+            image, source, _SRGB, renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        logger.warning("input image's ICC profile could not be applied (%s); taking its colours as sRGB", exc)
+        return image.convert("RGB")
 
 
 def _check_shape(w: int, h: int, width: int, height: int, rules: ReferenceImageRules) -> None:

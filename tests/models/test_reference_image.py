@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from reelforge.errors import InvalidReferenceImageError
 from reelforge.models.reference_image import ReferenceImageRules, fit_to_size, read_reference_image, reference_frame
@@ -90,3 +91,38 @@ def test_reference_frame_is_ready_for_the_sampler():
     frame = reference_frame(_encode(_solid(48, 48, (10, 20, 30)), "WEBP", lossless=True), 32, 32)
     assert frame.shape == (32, 32, 3)
     assert tuple(frame[16, 16]) == (10, 20, 30)
+
+
+def _swapped_primaries_profile() -> bytes:
+    """sRGB's ICC profile with the red and green colorants swapped: its (255, 0, 0) is sRGB's green."""
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", data[128:132])[0]
+    entries = {bytes(data[132 + 12 * i : 136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    red, green = entries[b"rXYZ"], entries[b"gXYZ"]
+    # Each tag-table entry is signature, offset, size: swapping the offsets swaps the colorants.
+    data[red + 4 : red + 12], data[green + 4 : green + 12] = data[green + 4 : green + 12], data[red + 4 : red + 12]
+    return bytes(data)
+
+
+def test_an_embedded_colour_profile_is_converted_to_srgb():
+    icc = _swapped_primaries_profile()
+    tagged = _encode(_solid(32, 32, (255, 0, 0)), "PNG", icc_profile=icc)
+    red, green, blue = np.asarray(read_reference_image(tagged, 32, 32))[16, 16].astype(int)
+    assert green > 200 and red < 60 and blue < 60  # the profile's "red" is sRGB green
+    # The same pixels as JPEG, and with transparency, go through the same conversion.
+    jpeg = np.asarray(read_reference_image(_encode(_solid(32, 32, (255, 0, 0)), "JPEG", icc_profile=icc), 32, 32))
+    assert jpeg[16, 16, 1] > 200 and jpeg[16, 16, 0] < 60
+    rgba = _encode(_solid(32, 32, (255, 0, 0, 255), mode="RGBA"), "PNG", icc_profile=icc)
+    assert np.asarray(read_reference_image(rgba, 32, 32))[16, 16, 1] > 200
+    # An sRGB-tagged image keeps its colours.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    kept = np.asarray(read_reference_image(_encode(_solid(32, 32, (200, 30, 30)), icc_profile=srgb), 32, 32))
+    assert np.abs(kept[16, 16].astype(int) - (200, 30, 30)).max() <= 2
+
+
+def test_an_unreadable_colour_profile_is_ignored_with_a_warning(caplog):
+    data = _encode(_solid(32, 32, (200, 30, 30)), "PNG", icc_profile=b"not a profile" * 10)
+    with caplog.at_level("WARNING"):
+        image = read_reference_image(data, 32, 32)
+    assert tuple(np.asarray(image)[16, 16]) == (200, 30, 30)
+    assert "ICC profile could not be applied" in caplog.text
