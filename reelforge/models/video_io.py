@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from PIL import Image
 
 from reelforge.errors import VideoDecodeError
@@ -127,6 +128,8 @@ def write_mp4(video: Video, path: str | Path, crf: int = 18, metadata: dict[str,
 
     yuv420p needs even sides, so an odd width or height is padded by repeating the last row/column.
     `metadata` becomes container tags under their own keys (e.g. the `AIGC` label), kept in `moov`.
+    Colour is BT.709, limited range, and tagged so: an untagged file leaves the matrix to the player,
+    and players guess BT.709 for HD and BT.601 for SD, which shifts saturated (brand) colours.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,8 +144,13 @@ def write_mp4(video: Video, path: str | Path, crf: int = 18, metadata: dict[str,
         stream.height = frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "preset": "medium"}
+        stream.codec_context.colorspace = Colorspace.ITU709
+        stream.codec_context.color_primaries = ColorPrimaries.BT709
+        stream.codec_context.color_trc = ColorTrc.BT709
+        stream.codec_context.color_range = ColorRange.MPEG
         for array in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+            frame = rgb.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

@@ -60,6 +60,25 @@ def test_written_mp4_is_h264(tmp_path: Path):
         assert stream.codec_context.pix_fmt == "yuv420p"
 
 
+def test_written_mp4_is_tagged_bt709_and_its_colours_read_back(tmp_path: Path):
+    """Players pick the YUV matrix from the tags; untagged, they guess (BT.709 for HD, BT.601 for SD)."""
+    frames = np.zeros((4, 32, 64, 3), np.uint8)
+    frames[:, :, :32] = (220, 40, 40)  # saturated colours, where the two matrices differ most
+    frames[:, :, 32:] = (40, 180, 60)
+    path = write_mp4(Video(frames, 8.0), tmp_path / "a.mp4")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tags = stream.codec_context
+        assert (tags.colorspace, tags.color_primaries, tags.color_trc, tags.color_range) == (1, 1, 1, 1)
+        frame = next(container.decode(stream))
+        as_bt709 = frame.reformat(format="rgb24", src_colorspace="ITU709", src_color_range="MPEG").to_ndarray()
+        as_bt601 = frame.reformat(format="rgb24", src_colorspace="ITU601", src_color_range="MPEG").to_ndarray()
+    assert np.abs(as_bt709[16, 8].astype(int) - (220, 40, 40)).max() <= 4
+    assert np.abs(as_bt709[16, 56].astype(int) - (40, 180, 60)).max() <= 4
+    assert np.abs(as_bt601[16, 8].astype(int) - (220, 40, 40)).max() > 10  # so the matrix really is BT.709
+    assert np.abs(read_video(path).frames[0, 16, 8].astype(int) - (220, 40, 40)).max() <= 4
+
+
 @pytest.mark.parametrize(
     ("suffix", "codec"), [(".mov", "libx264"), (".mkv", "libx264"), (".webm", "libvpx-vp9"), (".mp4", "mpeg4")]
 )
