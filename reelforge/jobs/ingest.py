@@ -89,9 +89,12 @@ class IngestConfig:
             raise UserInputError(f"sampling {self.sampling!r} is not one of {choices}") from None
 
 
-def _video_key(sha256: str, caption: str, settings_hash: str, windows: list[dict]) -> str:
+def _video_key(sha256: str, caption: str, settings_hash: str, windows: list[dict], hdr: str | None = None) -> str:
     plan = json.dumps(windows, sort_keys=True)
-    return hashlib.sha256(f"{sha256}\0{caption}\0{settings_hash}\0{plan}".encode()).hexdigest()[:32]
+    # HDR footage is keyed by its tone mapping too, so shards decoded before it existed (washed out)
+    # are encoded again; SDR footage keeps its keys.
+    decode = f"\0hdr-{hdr}-bt2408" if hdr else ""
+    return hashlib.sha256(f"{sha256}\0{caption}\0{settings_hash}\0{plan}{decode}".encode()).hexdigest()[:32]
 
 
 class ClipEncoder:
@@ -243,7 +246,8 @@ def ingest(config: IngestConfig, model_path: str | None = None) -> dict:
         video["windows"] = [
             {"start_s": w.start_s, "num_frames": w.num_frames, "fps": w.fps, "shot": w.shot} for w in windows
         ]
-        video["key"] = _video_key(video["sha256"], video["caption"], settings_hash, video["windows"])
+        hdr = video["probe"].get("hdr_transfer")
+        video["key"] = _video_key(video["sha256"], video["caption"], settings_hash, video["windows"], hdr)
         items.append(video)
     todo = [item for item in items if item["windows"] and not (shard_dir / f"{item['key']}.parquet").exists()]
     if todo:

@@ -13,10 +13,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.reformatter import ColorTrc
 
 from reelforge.models.video_io import VideoDecodeError, open_container
 
 VFR_TOLERANCE = 0.01  # relative gap between average and nominal frame rate that marks variable frame rate
+HDR_TRANSFERS = {ColorTrc.SMPTE2084: "pq", ColorTrc.ARIB_STD_B67: "hlg"}  # FFmpeg's color_trc: HDR10, HLG
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class VideoProbe:
     bit_depth: int
     has_audio: bool
     file_bytes: int
+    hdr_transfer: str | None = None  # "pq" or "hlg" for HDR footage (tone-mapped to SDR when decoded)
 
     @property
     def display_width(self) -> int:
@@ -61,6 +64,7 @@ class VideoProbe:
             "frames": self.frame_count,
             "pix_fmt": self.pix_fmt,
             "bit_depth": self.bit_depth,
+            "hdr": self.hdr_transfer,
         }
 
 
@@ -116,4 +120,5 @@ def probe_video(path: str | Path) -> VideoProbe:
             bit_depth=max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8),
             has_audio=bool(container.streams.audio),
             file_bytes=size,
+            hdr_transfer=HDR_TRANSFERS.get(first.color_trc),
         )

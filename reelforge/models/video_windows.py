@@ -5,6 +5,7 @@ the window shows, straight to the bucket's size (FFmpeg's scaler resizes and tur
 input into 8-bit RGB in one step). Memory is O(window frames x bucket pixels) whatever the source's
 length or resolution. Frames are chosen by timestamp, so variable frame rate is resampled the way
 a player shows it, and the container's display rotation is applied, so phone footage is upright.
+HDR footage (PQ or HLG) is scaled at 16 bits and tone-mapped to SDR BT.709 (`hdr_to_sdr`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from reelforge.models.hdr_to_sdr import hdr_to_sdr
 from reelforge.models.video_io import VideoDecodeError
 from reelforge.models.video_probe import VideoProbe
 
@@ -33,12 +35,18 @@ class _FrameConverter:
         self.stored_size = (cover_h, cover_w) if self.quarter_turns % 2 else (cover_w, cover_h)
         # Area filtering when shrinking avoids aliasing; bicubic when growing.
         self.interpolation = "AREA" if scale < 1 else "BICUBIC"
+        self.hdr_transfer = probe.hdr_transfer
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         stored_w, stored_h = self.stored_size
-        rgb = frame.reformat(
-            width=stored_w, height=stored_h, format="rgb24", interpolation=self.interpolation
-        ).to_ndarray()  # (stored_h, stored_w, 3)
+        # The scaler takes the YUV matrix and range from the frame's tags (BT.709, BT.2020, full range).
+        scaled = frame.reformat(
+            width=stored_w,
+            height=stored_h,
+            format="rgb48le" if self.hdr_transfer else "rgb24",
+            interpolation=self.interpolation,
+        ).to_ndarray()  # (stored_h, stored_w, 3) uint16 for HDR, else uint8
+        rgb = hdr_to_sdr(scaled, self.hdr_transfer) if self.hdr_transfer else scaled  # (stored_h, stored_w, 3) uint8
         upright = np.rot90(rgb, k=self.quarter_turns) if self.quarter_turns else rgb  # counter-clockwise turns
         top = (upright.shape[0] - self.height) // 2
         left = (upright.shape[1] - self.width) // 2

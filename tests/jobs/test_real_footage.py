@@ -3,7 +3,8 @@ times, a phone clip stored sideways with rotation metadata, and a variable-frame
 
 Shots are found within one frame of each cut, every clip window lies inside one shot and its frames
 all come from that shot, clips come from the whole duration, the rotated clip comes out upright,
-and the VFR clip is resampled to the model's fps by timestamp.
+the VFR clip is resampled to the model's fps by timestamp, and HDR clips (10-bit HEVC, BT.2020,
+PQ or HLG, as phones record) come out in the SDR colours they show.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from reelforge.jobs.clip_sampling import SamplingStrategy, plan_windows
 from reelforge.jobs.shot_detection import detect_shots
+from reelforge.models.hdr_to_sdr import BT2020_TO_BT709, REFERENCE_WHITE_NITS, nits_to_pq
 from reelforge.models.video_probe import probe_video
 from reelforge.models.video_windows import decode_window
 
@@ -122,6 +124,47 @@ def test_variable_frame_rate_is_resampled_by_timestamp(tmp_path):
     clip = decode_window(path, probe, 0.0, 12, 8.0, (64, 48))
     shown = [max(i for i, pts in enumerate(pts_ms) if pts <= k * 125) for k in range(12)]  # what a player shows
     assert [round((frame.mean() - 10) / 8) for frame in clip] == shown
+
+
+def write_hdr_clip(path: Path, rgb16: np.ndarray, transfer: int, frames: int = 8) -> Path:
+    """10-bit HEVC, BT.2020, tagged with `transfer` (FFmpeg's color_trc), of one (H, W, 3) uint16 RGB frame."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(
+            "libx265", rate=8, options={"preset": "ultrafast", "x265-params": "log-level=0:lossless=1"}
+        )
+        stream.width, stream.height, stream.pix_fmt = rgb16.shape[1], rgb16.shape[0], "yuv420p10le"
+        context = stream.codec_context
+        context.colorspace, context.color_primaries, context.color_trc, context.color_range = 9, 9, transfer, 1
+        source = av.VideoFrame.from_ndarray(rgb16, format="rgb48le")
+        for i in range(frames):
+            frame = source.reformat(format="yuv420p10le", dst_colorspace="BT2020", dst_color_range="MPEG")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_hdr_phone_footage_comes_out_in_its_sdr_colours(tmp_path):
+    """A PQ clip made from known SDR colours decodes back to them; read as SDR it would be washed out."""
+    sdr = np.array([(200, 40, 40), (40, 160, 60), (50, 60, 190), (128, 128, 128)], np.float32)  # below the knee
+    linear_bt2020 = ((sdr / 255) ** 2.4) @ np.linalg.inv(BT2020_TO_BT709).T  # (4, 3)
+    pq = nits_to_pq(np.maximum(linear_bt2020, 0) * REFERENCE_WHITE_NITS)  # (4, 3) code values
+    rgb16 = np.repeat(np.round(pq * 65535).astype(np.uint16), 16, axis=0).reshape(4, 16, 3)  # 4 stripes
+    rgb16 = np.ascontiguousarray(np.repeat(rgb16, 16, axis=1).reshape(64, 16, 3).transpose(1, 0, 2))  # (16, 64, 3)
+    path = write_hdr_clip(tmp_path / "hdr10.mp4", rgb16, transfer=16)
+    probe = probe_video(path)
+    assert (probe.hdr_transfer, probe.bit_depth, probe.to_dict()["hdr"]) == ("pq", 10, "pq")
+    clip = decode_window(path, probe, 0.0, 4, 8.0, (64, 16))
+    stripes = clip[:, 4:12].reshape(4, 8, 4, 16, 3)[:, :, :, 4:12].mean(axis=(0, 1, 3))  # (4, 3) stripe centres
+    assert np.abs(stripes - sdr).max() < 8, stripes.round()
+
+    grey = np.full((16, 64, 3), round(0.75 * 65535), np.uint16)  # HLG reference white (BT.2408)
+    path = write_hdr_clip(tmp_path / "hlg.mp4", grey, transfer=18)
+    probe = probe_video(path)
+    assert probe.hdr_transfer == "hlg"
+    assert abs(decode_window(path, probe, 0.0, 4, 8.0, (64, 16)).mean() - 245) < 6  # white, not 75% grey
 
 
 @pytest.mark.parametrize(
