@@ -90,14 +90,17 @@ def test_vae_eval_tells_a_trained_vae_from_a_random_one(tiny_model_dir, monkeypa
 
     from reelforge.models.tiny.evaluation import evaluate_vae
 
-    shipped = evaluate_vae(load_model("reelforge-tiny", device="cpu"), EvalConfig(prompts=3))
-    assert shipped["n"] == 6 and shipped["mode"] == "vae"
-    assert shipped["psnr"] > 25 and shipped["identity_acc"] >= 0.5
+    # 16 clips over all three backgrounds: the gray ones sit near the analyzer's shape boundary, so
+    # a few flip with the MP4 encoder's rounding; the shipped VAE reads 0.78-0.80 of all 96.
+    shipped = evaluate_vae(load_model("reelforge-tiny", device="cpu"), EvalConfig(prompts=8))
+    assert shipped["n"] == 16 and shipped["mode"] == "vae"
+    assert shipped["psnr"] > 25 and shipped["identity_acc"] >= 0.6
     by_background = shipped["identity_acc_by_background"]  # the overall rate, split by background
-    counted = {b: sum(1 for (*_, bg), _ in eval_jobs(EvalConfig(prompts=3)) if bg == b) for b in by_background}
-    assert sum(by_background[b] * counted[b] for b in by_background) == pytest.approx(shipped["identity_acc"] * 6)
+    assert set(by_background) == {"black", "gray", "white"}
+    counted = {b: sum(1 for (*_, bg), _ in eval_jobs(EvalConfig(prompts=8)) if bg == b) for b in by_background}
+    assert sum(by_background[b] * counted[b] for b in by_background) == pytest.approx(shipped["identity_acc"] * 16)
     code, out, err = run_cli(
-        ["eval", "-m", str(tiny_model_dir), "--mode", "vae", "--prompts", "3", "--json"], monkeypatch, capsys
+        ["eval", "-m", str(tiny_model_dir), "--mode", "vae", "--prompts", "8", "--json"], monkeypatch, capsys
     )
     assert code == 0, err
     random_vae = json.loads(out)
