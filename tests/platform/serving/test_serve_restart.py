@@ -69,7 +69,9 @@ def test_restart_with_jobs_in_flight_finishes_them_all(tmp_path: Path):
     jobs = VideoJobStore(f"sqlite:///{home / 'reelforge.db'}")
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", headers=headers, timeout=60) as http:
-        ids = [http.post("/videos", json={"prompt": PROMPT, "steps": 120, "seed": i}).json()["id"] for i in range(4)]
+        # About 25 s of work on one generator: SIGTERM lets Serve drain for a while, and with less
+        # queued (4 x 120 steps) every job could finish inside the drain, leaving nothing in flight.
+        ids = [http.post("/videos", json={"prompt": PROMPT, "steps": 200, "seed": i}).json()["id"] for i in range(8)]
         wait_for_condition(lambda: jobs.peek(ids[0]).status == "in_progress", timeout=120, retry_interval_ms=100)
     assert stop_server(server) == 0
     interrupted = [v for v in ids if jobs.peek(v).status != "completed"]
