@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import WanPipeline
+from diffusers import AutoencoderKLWan, WanPipeline
 from tqdm import tqdm
 
 from reelforge.models.tiny.continuation import open_base, run_continuation, save_continued
@@ -46,6 +46,22 @@ class DecoderTrainingConfig:
     brand_fraction: float = 0.5  # brand looks must still decode after the run
     checkpoint_every: int = 100
     threads: int = 2
+    # Channels of the decoder's widest-resolution stage (0: keep the base's decoder and continue it).
+    # A wider decoder starts from random weights; the encoder, and so the latent space, stays.
+    decoder_base_dim: int = 0
+
+
+def with_wider_decoder(vae: AutoencoderKLWan, decoder_base_dim: int) -> AutoencoderKLWan:
+    """A copy of `vae` whose decoder has `decoder_base_dim` base channels: same encoder, new random decoder."""
+    config = {**vae.config, "decoder_base_dim": decoder_base_dim}
+    wider = AutoencoderKLWan.from_config(config)
+    kept = {k: v for k, v in vae.state_dict().items() if not k.startswith("decoder.")}
+    missing, unexpected = wider.load_state_dict(kept, strict=False)
+    if unexpected or any(not k.startswith("decoder.") for k in missing):
+        raise ValueError(
+            f"a wider decoder must keep every other VAE weight; missing {missing}, unexpected {unexpected}"
+        )
+    return wider.to(dtype=next(vae.parameters()).dtype)
 
 
 def decoder_parameters(vae: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -96,6 +112,8 @@ def train_decoder(config: DecoderTrainingConfig, pipeline: WanPipeline, work_dir
 def continue_training(config: DecoderTrainingConfig, base_dir: Path, work_dir: Path, out_dir: Path) -> Path:
     """Load the model at `base_dir`, sharpen its VAE decoder, write the whole pipeline to `out_dir`."""
     pipeline, card, defaults = open_base(config, base_dir, work_dir)
+    if config.decoder_base_dim:
+        pipeline.vae = with_wider_decoder(pipeline.vae, config.decoder_base_dim)
     started = time.perf_counter()
     train_decoder(config, pipeline, work_dir)
     return save_continued(pipeline, out_dir, defaults, card, "decoder_training", config, started)

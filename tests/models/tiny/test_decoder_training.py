@@ -40,3 +40,21 @@ def test_only_the_decoder_trains_and_the_run_is_recorded_and_resumes(tiny_model_
     assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["step"] == 2
     continue_training(DecoderTrainingConfig(**{**run, "steps": 3}), tiny_model_dir, tmp_path / "work", tmp_path / "o2")
     assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["step"] == 3
+
+
+def test_a_wider_decoder_keeps_the_latent_space_and_decodes_at_the_same_shape(tiny_model_dir: Path, tmp_path: Path):
+    base = load_model(str(tiny_model_dir), device="cpu")
+    run = dict(steps=1, batch=2, checkpoint_every=1, warmup_steps=1, threads=1, decoder_base_dim=16)
+    out = continue_training(DecoderTrainingConfig(**run), tiny_model_dir, tmp_path / "work", tmp_path / "out")
+    tuned = load_model(str(out), device="cpu")
+
+    assert tuned.pipeline.vae.config.decoder_base_dim == 16
+    assert tuned.pipeline.vae.decoder.conv_out.in_channels == 16  # the widest-resolution stage, widened
+    assert base.pipeline.vae.decoder.conv_out.in_channels != 16
+    x = torch.rand(1, 3, 5, 32, 32) * 2 - 1  # (B, 3, F, H, W)
+    with torch.no_grad():
+        z_base = base.pipeline.vae.encode(x).latent_dist.mode()
+        z_tuned = tuned.pipeline.vae.encode(x).latent_dist.mode()
+        decoded = tuned.pipeline.vae.decode(z_tuned).sample
+    assert torch.equal(z_base, z_tuned), "the encoder (the latent space the transformer learned) changed"
+    assert decoded.shape == x.shape
