@@ -39,6 +39,11 @@ class Settings:
     # Local diffusers directories given per preset, keyed by `model_path_env_var(preset)`.
     model_paths: dict[str, Path] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Ray workers run in their own working directory: a relative home would put their MLflow
+        # store and blobs somewhere else than the driver's (a run "not found" mid-fine-tune).
+        object.__setattr__(self, "home", Path(self.home).expanduser().absolute())
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Build settings from `REELFORGE_*` (and `MLFLOW_TRACKING_URI`) environment variables."""

@@ -16,6 +16,13 @@ def test_defaults_live_under_home(tmp_path: Path):
     assert s.models_dir == tmp_path / "models"
 
 
+def test_a_relative_home_is_made_absolute_so_ray_workers_find_the_same_stores(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings(home=Path("runs/home"))
+    assert s.home == tmp_path / "runs" / "home"
+    assert s.resolved_mlflow_tracking_uri == f"sqlite:///{tmp_path / 'runs' / 'home' / 'mlflow.db'}"
+
+
 def test_environment_overrides(tmp_path: Path):
     s = Settings.from_env(
         {
