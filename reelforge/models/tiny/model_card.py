@@ -14,6 +14,7 @@ from pathlib import Path
 from reelforge.models.tiny.chinese_caption_training import ChineseCaptionTrainingConfig
 from reelforge.models.tiny.decoder_training import DecoderTrainingConfig
 from reelforge.models.tiny.first_frame_training import FirstFrameTrainingConfig
+from reelforge.models.tiny.random_pipeline import TinyWanConfig
 from reelforge.models.tiny.shapes_world import (
     BACKGROUNDS,
     COLOURS,
@@ -147,13 +148,19 @@ def _decoder_section(card: dict) -> str:
     dt = card.get("decoder_training")
     if dt is None:
         return ""
+    width = dt.get("decoder_base_dim") or 0
+    what = (
+        f"a new decoder of {width} base channels, {width / TinyWanConfig.reelforge_tiny().vae_base_dim:g}x the encoder's, from random weights"
+        if width
+        else "the decoder alone"
+    )
     return f"""
 ## A sharper decoder
 
 The pretrained VAE rounded squares' and triangles' corners: decoded through it, the analyzer read
 only 0.781 of the held-out clips' colour and shape right (1.000 on the rendered clips), which capped
 text-to-video `shape_acc` and image-to-video `identity_acc` near 0.78. `python -m
-reelforge.models.tiny.decoder_training` then trained the decoder alone ({dt["steps"]} steps, batch {dt["batch"]}, AdamW lr
+reelforge.models.tiny.decoder_training` then trained {what} ({dt["steps"]} steps, batch {dt["batch"]}, AdamW lr
 {dt["lr"]}, the pretraining's L1+L2 loss with object pixels x{1 + dt["object_weight"]:g} and brand pixels x{1 + dt["brand_weight"]:g}, brand
 looks on {dt["brand_fraction"]:.0%} of its clips) to reconstruct clips from the frozen encoder's mode latents, {card.get("decoder_seconds", 0) / 60:.0f}
 minutes. The encoder, the latent space, the transformer and the text encoder are bit-identical,
