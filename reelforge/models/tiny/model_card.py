@@ -89,7 +89,7 @@ motion-only prompt, seeds {i2v["seeds"]}, through an MP4 round trip):
 | metric | value |
 |---|---|
 | identity_acc (colour and shape of the image kept) | {i2v["identity_acc"]:.3f} |
-| direction_acc (the prompt's direction) | {i2v["direction_acc"]:.3f} |
+{_background_rows(i2v)}| direction_acc (the prompt's direction) | {i2v["direction_acc"]:.3f} |
 | background_acc | {i2v["background_acc"]:.3f} |
 | first_frame_psnr (dB, against the conditioning image) | {i2v["first_frame_psnr"]:.1f} |
 | seconds_per_video | {i2v["seconds_per_video"]:.3f} |
@@ -133,39 +133,69 @@ trains the transformer freezes the text encoder (`train_text_encoder=false`) so 
     return text
 
 
+def _background_rows(result: dict) -> str:
+    """One table row per background's `identity_acc`, where the result has them."""
+    parts = result.get("identity_acc_by_background") or {}
+    return "".join(f"| identity_acc on {k} | {v:.3f} |\n" for k, v in parts.items())
+
+
+def _by_background(result: dict) -> str:
+    """`identity_acc` per background in words, where the result has it."""
+    parts = result.get("identity_acc_by_background") or {}
+    return "; by background " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()) if parts else ""
+
+
 def _vae_line(vae: dict | float) -> str:
     """The VAE's own measurement: `reelforge eval --mode vae` results, or a PSNR measured by hand."""
     if not isinstance(vae, dict):
         return f"VAE reconstruction of held-out clips: PSNR {vae:.1f} dB (mean over 16 clips)."
     return f"""`reelforge eval --mode vae` (the VAE alone on the {vae["n"]} held-out image-to-video clips): PSNR
 {vae["psnr"]:.1f} dB; after encode, decode and an MP4 round trip the analyzer reads colour and shape right on
-{vae["identity_acc"]:.3f} of them (shape {vae["shape_acc"]:.3f}). Every video is decoded by this VAE, so this caps every
+{vae["identity_acc"]:.3f} of them (shape {vae["shape_acc"]:.3f}){_by_background(vae)}. Every video is decoded by this VAE, so this caps every
 shape metric below, whatever the transformer does."""
 
 
-def _decoder_section(card: dict) -> str:
-    """How the decoder was sharpened (decoder_training.py), if it was."""
-    dt = card.get("decoder_training")
-    if dt is None:
-        return ""
-    width = dt.get("decoder_base_dim") or 0
+def _decoder_run(config: dict, seconds: float) -> str:
+    """One decoder_training run in words: what trained, on which loss, for how long."""
+    width = config.get("decoder_base_dim") or 0
     what = (
         f"a new decoder of {width} base channels, {width / TinyWanConfig.reelforge_tiny().vae_base_dim:g}x the encoder's, from random weights"
         if width
-        else "the decoder alone"
+        else "the decoder further, from its weights"
     )
+    outline = (
+        f", pixels within {config['edge_band']} px of the object's outline +{config['edge_weight']:g}"
+        if config.get("edge_weight")
+        else ""
+    )
+    return (
+        f"{what} ({config['steps']} steps, batch {config['batch']}, AdamW lr {config['lr']}, the pretraining's L1+L2 loss "
+        f"with object pixels x{1 + config['object_weight']:g} and brand pixels x{1 + config['brand_weight']:g}{outline}, "
+        f"brand looks on {config['brand_fraction']:.0%} of its clips; {seconds / 60:.0f} minutes)"
+    )
+
+
+def _decoder_section(card: dict) -> str:
+    """How the decoder was sharpened (decoder_training.py), run by run, if it was."""
+    runs = [run for run in card.get("continuations", []) if run["script"] == "decoder_training"]
+    if not runs:
+        return ""
+    steps = "\n".join(f"{i}. {_decoder_run(run['config'], run['seconds'])}." for i, run in enumerate(runs, start=1))
     return f"""
 ## A sharper decoder
 
 The pretrained VAE rounded squares' and triangles' corners: decoded through it, the analyzer read
 only 0.781 of the held-out clips' colour and shape right (1.000 on the rendered clips), which capped
-text-to-video `shape_acc` and image-to-video `identity_acc` near 0.78. `python -m
-reelforge.models.tiny.decoder_training` then trained {what} ({dt["steps"]} steps, batch {dt["batch"]}, AdamW lr
-{dt["lr"]}, the pretraining's L1+L2 loss with object pixels x{1 + dt["object_weight"]:g} and brand pixels x{1 + dt["brand_weight"]:g}, brand
-looks on {dt["brand_fraction"]:.0%} of its clips) to reconstruct clips from the frozen encoder's mode latents, {card.get("decoder_seconds", 0) / 60:.0f}
-minutes. The encoder, the latent space, the transformer and the text encoder are bit-identical,
-so cached latents stay valid; a LoRA trained on the old decoder can still decode its brand colours
-differently (retrain adapters after a decoder change).
+text-to-video `shape_acc` and image-to-video `identity_acc` near 0.78. On the mid-grey background
+nothing clips a decoder's blur and dark halo the way 0 and 255 do on black and white, so shapes
+there stayed blobs longest. `python -m reelforge.models.tiny.decoder_training` trained, in turn:
+
+{steps}
+
+Each reconstructs clips from the frozen encoder's mode latents. The encoder, the latent space,
+the transformer and the text encoder are bit-identical, so cached latents stay valid; a LoRA
+trained on an old decoder can still decode its brand colours differently (retrain adapters after
+a decoder change).
 """
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 import torch
 
 from reelforge.models.loading import load_model
-from reelforge.models.tiny.decoder_training import DecoderTrainingConfig, continue_training, decoder_parameters
+from reelforge.models.tiny.decoder_training import (
+    DecoderTrainingConfig,
+    continue_training,
+    decoder_parameters,
+    outline_band,
+)
 from reelforge.models.tiny.random_pipeline import MODEL_CARD_CONFIG
 
 
@@ -58,3 +63,13 @@ def test_a_wider_decoder_keeps_the_latent_space_and_decodes_at_the_same_shape(ti
         decoded = tuned.pipeline.vae.decode(z_tuned).sample
     assert torch.equal(z_base, z_tuned), "the encoder (the latent space the transformer learned) changed"
     assert decoded.shape == x.shape
+
+
+def test_the_outline_band_rings_the_edge_on_both_sides_and_skips_the_interior():
+    coverage = torch.zeros(1, 1, 1, 12, 12)  # (B, 1, F, H, W): a 4x4 square at rows/cols 4..7
+    coverage[..., 4:8, 4:8] = 1.0
+    band = outline_band(coverage, 1)[0, 0, 0]  # (H, W)
+    assert band[3, 3] == 1 and band[4, 4] == 1, "one pixel outside and one inside the corner"
+    assert band[5, 5] == 0, "the interior beyond the band"
+    assert band[2, 2] == 0 and band[0].sum() == 0, "the background beyond the band"
+    assert band.sum() == 6 * 6 - 2 * 2

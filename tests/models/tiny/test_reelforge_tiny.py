@@ -35,6 +35,9 @@ def test_model_card_records_how_the_weights_were_made():
         assert needle in text, needle
     card = json.loads((PACKAGED_TINY_DIR / "reelforge.json").read_text())
     assert card["weights"] == "pretrained" and card["pretrain_config"]["seed"] == 0
+    decoder_section = text.split("## A sharper decoder")[1].split("\n## ")[0]
+    for run in (r for r in card["continuations"] if r["script"] == "decoder_training"):
+        assert f"({run['config']['steps']} steps" in decoder_section, "every decoder run is described"
 
 
 @torch.no_grad()
