@@ -155,36 +155,59 @@ def _best_iou(shape: str, mask: np.ndarray, cx: float, cy: float, extent: float)
     return float(best)
 
 
-def read_object(frames: np.ndarray, background_rgb) -> tuple[Reading, Reading, Reading]:
-    """(colour, shape, direction) from the object box of every frame."""
-    size = frames.shape[1]
-    box = _object_box(size)
+def _object_masks(frames: np.ndarray, background_rgb) -> tuple[np.ndarray, np.ndarray] | None:
+    """(painted masks (F, h, w), core pixels (F, h, w, 3)) of the object box, or None when nothing is painted."""
+    box = _object_box(frames.shape[1])
     crop = frames[:, box, box].astype(np.float32)  # (F, h, w, 3)
     distance = _distance(crop, background_rgb)  # (F, h, w)
     peak = np.percentile(distance, 99.5)
     if peak < FAR_FROM_BACKGROUND:
-        none = Reading(None, 0.0)
-        return none, none, none
+        return None
     masks = distance > peak * MASK_FRACTION  # (F, h, w): painted pixels, incl. chroma-blurred edges
-    core = distance > 0.75 * peak
-    colour, colour_conf = _hue_name(crop[core].mean(axis=0)) if core.any() else (None, 0.0)
+    return masks, crop[distance > 0.75 * peak]
 
-    offset = box.start
+
+def _frame_shape(mask: np.ndarray, size: int) -> tuple[tuple[float, float], dict[str, float]] | None:
+    """(centre (x, y) in the box, IoU per shape) of one frame's object mask (h, w); None if too few pixels."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 4:
+        return None
+    box = _object_box(size)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    extent = ((x1 - x0) + (y1 - y0)) / 2
+    cx, cy = (x0 + x1) / 2 + box.start, (y0 + y1) / 2 + box.start
+    full = np.zeros((size, size), dtype=bool)
+    full[box, box] = mask
+    return (xs.mean(), ys.mean()), {shape: _best_iou(shape, full, cx, cy, extent) for shape in SHAPES}
+
+
+def shape_per_frame(frames: np.ndarray, background_rgb) -> list[str | None]:
+    """The best-fitting shape of each frame (F, H, W, 3) on its own; `read_object` averages the fits instead."""
+    found = _object_masks(frames, background_rgb)
+    if found is None:
+        return [None] * len(frames)
+    fits = [_frame_shape(mask, frames.shape[1]) for mask in found[0]]
+    return [None if fit is None else max(fit[1], key=fit[1].get) for fit in fits]
+
+
+def read_object(frames: np.ndarray, background_rgb) -> tuple[Reading, Reading, Reading]:
+    """(colour, shape, direction) from the object box of every frame."""
+    none = Reading(None, 0.0)
+    found = _object_masks(frames, background_rgb)
+    if found is None:
+        return none, none, none
+    masks, core = found
+    colour, colour_conf = _hue_name(core.mean(axis=0)) if len(core) else (None, 0.0)
+
     centres, scores = [], {s: [] for s in SHAPES}
     for mask in masks:
-        ys, xs = np.nonzero(mask)
-        if len(xs) < 4:
+        fit = _frame_shape(mask, frames.shape[1])
+        if fit is None:
             continue
-        centres.append((xs.mean(), ys.mean()))
-        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-        extent = ((x1 - x0) + (y1 - y0)) / 2
-        cx, cy = (x0 + x1) / 2 + offset, (y0 + y1) / 2 + offset
-        full = np.zeros((size, size), dtype=bool)
-        full[box, box] = mask
-        for shape in SHAPES:
-            scores[shape].append(_best_iou(shape, full, cx, cy, extent))
+        centres.append(fit[0])
+        for shape, iou in fit[1].items():
+            scores[shape].append(iou)
     if len(centres) < 2:
-        none = Reading(None, 0.0)
         return Reading(colour, colour_conf), none, none
     mean_iou = {s: float(np.mean(v)) for s, v in scores.items()}
     ranked = sorted(mean_iou, key=mean_iou.get, reverse=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reelforge.models.tiny.analyzer import analyze
+from reelforge.models.tiny.analyzer import analyze, shape_per_frame
 from reelforge.models.tiny.brand_looks import BRAND_COLOURS, BRAND_KINDS, BrandLook
-from reelforge.models.tiny.shapes_world import render_clip, sample_clip_spec
+from reelforge.models.tiny.shapes_world import BACKGROUNDS, render_clip, sample_clip_spec
 from reelforge.models.video_io import Video, read_video, write_mp4
 
 
@@ -67,3 +67,16 @@ def test_several_brand_looks_are_told_apart():
 def test_non_square_frames_are_refused():
     with pytest.raises(ValueError, match="square"):
         analyze(Video(np.zeros((3, 32, 48, 3), dtype=np.uint8), 8.0))
+
+
+def test_shape_per_frame_reads_each_frame_alone():
+    rng = np.random.default_rng(7)
+    for shape in ("circle", "square", "triangle"):
+        spec = sample_clip_spec(rng, ("red", shape, "left", "white"))
+        video, _ = render_clip(spec)
+        frames = video.frames.copy()
+        assert shape_per_frame(frames, BACKGROUNDS["white"]) == [shape] * len(frames)
+        frames[-1] = BACKGROUNDS["white"]  # the object leaves in the last frame
+        assert shape_per_frame(frames, BACKGROUNDS["white"])[-1] is None
+    blank = np.full((3, 32, 32, 3), 255, np.uint8)
+    assert shape_per_frame(blank, BACKGROUNDS["white"]) == [None, None, None]
