@@ -49,7 +49,8 @@ def resume_from_clip(model: VideoModel, settings: GenerationSettings, clip: Vide
     s = resolve_settings(model, settings)
     scheduler = copy.deepcopy(model.pipeline.scheduler)
     scheduler.set_timesteps(s.steps, device=model.device)
-    start = int(torch.nonzero(scheduler.sigmas[:-1] <= strength)[0]) if strength < 1 else 0
+    below = torch.nonzero(scheduler.sigmas[:-1] <= strength).flatten()  # sampler levels at or below `strength`
+    start = int(below[0]) if len(below) else len(scheduler.timesteps) - 1  # below every level: the last step only
     pixels = torch.from_numpy(clip.frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, 3, F, H, W)
     clean = model.spec.encode_video(model.pipeline, pixels.to(model.device)).float()  # (1, C, F', H', W')
     sigma = float(scheduler.sigmas[start])
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strengths", type=float, nargs="*", default=[0.3, 0.6], help="noise levels to resume from")
     parser.add_argument("--out", type=Path, default=Path("bench-output/i2v_identity_gap.json"))
     args = parser.parse_args(argv)
+    bad = [s for s in args.strengths if not 0 < s <= 1]
+    if bad:
+        parser.error(f"--strengths must lie in (0, 1]; got {bad}")
     save_result(run(args.model, args.prompts, args.strengths), args.out)
 
 
