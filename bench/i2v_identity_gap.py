@@ -45,7 +45,10 @@ from reelforge.models.video_io import Video, read_video, write_mp4
 
 @torch.no_grad()
 def resume_from_clip(model: VideoModel, settings: GenerationSettings, clip: Video, strength: float) -> Video:
-    """Denoise the clip's own latents noised to the first sampler level at or below `strength` (SDEdit)."""
+    """Denoise the clip's own latents noised to the first sampler level at or below `strength` (SDEdit).
+
+    `sampling.denoise` from a later start: one expert, one guidance scale, as reelforge-tiny has.
+    """
     s = resolve_settings(model, settings)
     scheduler = copy.deepcopy(model.pipeline.scheduler)
     scheduler.set_timesteps(s.steps, device=model.device)
@@ -102,8 +105,8 @@ def _shape_by_frame(videos: list[tuple[Combo, Video]]) -> dict[str, list[float]]
 def run(model_name: str, prompts: int, strengths: list[float]) -> dict:
     """Generate every variant on the held-out jobs and score it."""
     model = load_model(model_name)
-    if not model.spec.image_input:
-        raise SystemExit(f"{model_name} takes no first frame: this bench needs an image-to-video model")
+    if not model.spec.image_input or model.spec.boundary(model.pipeline) is not None:
+        raise SystemExit(f"{model_name}: this bench needs a one-expert image-to-video model (reelforge-tiny)")
     jobs = eval_jobs(EvalConfig(prompts=prompts))
     variants: dict[str, list[tuple[Combo, Video]]] = {}
     with tempfile.TemporaryDirectory() as tmp:

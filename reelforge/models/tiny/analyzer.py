@@ -156,7 +156,7 @@ def _best_iou(shape: str, mask: np.ndarray, cx: float, cy: float, extent: float)
 
 
 def _object_masks(frames: np.ndarray, background_rgb) -> tuple[np.ndarray, np.ndarray] | None:
-    """(painted masks (F, h, w), core pixels (F, h, w, 3)) of the object box, or None when nothing is painted."""
+    """(painted masks (F, h, w), core object pixels (N, 3)) of the object box, or None when nothing is painted."""
     box = _object_box(frames.shape[1])
     crop = frames[:, box, box].astype(np.float32)  # (F, h, w, 3)
     distance = _distance(crop, background_rgb)  # (F, h, w)
