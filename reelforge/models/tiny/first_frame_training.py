@@ -54,6 +54,9 @@ class FirstFrameTrainingConfig:
     train_text_encoder: bool = True
     # Extra loss weight on the latent cells the object touches (0: the plain mean the first runs used).
     object_weight: float = 0.0
+    # True draws the transformer's weights afresh (seeded): image conditioning is then learned from
+    # the first step rather than added to a model that learned colour and shape from text alone.
+    from_scratch: bool = False
 
 
 @torch.no_grad()
@@ -102,6 +105,9 @@ def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, 
     """Continue training transformer and text encoder on mixed text- and image-to-video batches."""
     ckpt = work_dir / "first_frame.pt"
     transformer, text_encoder, tokenizer = pipeline.transformer, pipeline.text_encoder, pipeline.tokenizer
+    if config.from_scratch:
+        torch.manual_seed(config.seed + 1)
+        transformer.load_state_dict(type(transformer).from_config(transformer.config).state_dict())
     training = TransformerTrainingState(transformer, text_encoder if config.train_text_encoder else None, config.lr)
     start = training.resume(ckpt)
     if start:

@@ -200,3 +200,27 @@ def test_first_frame_training_makes_an_image_to_video_model_and_resumes(tiny_mod
         FirstFrameTrainingConfig(**{**run, "steps": 3}), tiny_model_dir, tmp_path / "work", tmp_path / "o2"
     )
     assert torch.load(tmp_path / "work" / "first_frame.pt", weights_only=False)["step"] == 3
+
+
+def test_first_frame_training_from_scratch_draws_seeded_fresh_weights(tiny_model_dir: Path, tmp_path: Path):
+    from safetensors.torch import load_file
+
+    from reelforge.models.tiny.first_frame_training import FirstFrameTrainingConfig, continue_training
+
+    # Seed 3: the fixture's own random transformer is drawn from seed 0 + 1, as this draw would be at seed 0.
+    run = dict(seed=3, steps=0, batch=2, latent_clips=8, warmup_steps=1, threads=1, from_scratch=True)
+
+    def transformer_weights(out: Path) -> dict[str, torch.Tensor]:
+        (file,) = (out / "transformer").glob("*.safetensors")
+        return load_file(file)
+
+    base = transformer_weights(tiny_model_dir)
+    first = transformer_weights(
+        continue_training(FirstFrameTrainingConfig(**run), tiny_model_dir, tmp_path / "w1", tmp_path / "o1")
+    )
+    second = transformer_weights(
+        continue_training(FirstFrameTrainingConfig(**run), tiny_model_dir, tmp_path / "w2", tmp_path / "o2")
+    )
+    assert first.keys() == base.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)  # seeded: the same fresh draw every run
+    assert not all(torch.equal(first[k], base[k]) for k in first)  # and not the base's weights
