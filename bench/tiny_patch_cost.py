@@ -5,8 +5,8 @@
 docs/models.md leaves one idea for image-to-video identity untried: a 1x1 patch, so a moving
 object's outline spans several tokens instead of lying inside one or two. It means pretraining the
 transformer again. This measures the price: the shipped transformer's config with each patch size,
-random weights, one training step (forward, backward, AdamW) on a batch of the shipped latent shape
-(16 x 5 x 8 x 8: 80 tokens with 2x2, 320 with 1x1). The two alternate for `--rounds` rounds and the
+random weights, one training step (forward, backward, AdamW) on a batch of the shipped latent shape,
+read off the model's defaults and VAE (16 x 5 x 8 x 8 today: 80 tokens with 2x2, 320 with 1x1). The two alternate for `--rounds` rounds and the
 first round is left out as warm-up, so drift on a shared machine falls on both; the ratio is median
 over median.
 """
@@ -14,6 +14,7 @@ over median.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -49,11 +50,19 @@ def run(rounds: int, steps: int, batch_size: int, threads: int) -> dict:
         torch.manual_seed(0)
         model = WanTransformer3DModel.from_config({**config, "patch_size": list(patch)})
         trainers[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4))
-    channels = config["in_channels"]
+    defaults = json.loads((PACKAGED_TINY_DIR / "reelforge.json").read_text())["defaults"]
+    vae = json.loads((PACKAGED_TINY_DIR / "vae" / "config.json").read_text())
+    spatial, temporal = vae["scale_factor_spatial"], vae["scale_factor_temporal"]
+    latent_shape = (
+        config["in_channels"],
+        (defaults["num_frames"] - 1) // temporal + 1,
+        defaults["height"] // spatial,
+        defaults["width"] // spatial,
+    )
     batch = (
-        torch.randn(batch_size, channels, 5, 8, 8),  # (B, C, F', H', W'): 17 frames of 32x32 through the VAE
+        torch.randn(batch_size, *latent_shape),  # (B, C, F', H', W')
         torch.rand(batch_size) * 1000,  # (B,)
-        torch.randn(batch_size, 16, config["text_dim"]),  # (B, L, D)
+        torch.randn(batch_size, defaults["max_text_tokens"], config["text_dim"]),  # (B, L, D)
     )
     times: dict[str, list[float]] = {name: [] for name in trainers}
     for round_index in range(rounds + 1):
@@ -66,6 +75,7 @@ def run(rounds: int, steps: int, batch_size: int, threads: int) -> dict:
         "bench": "tiny_patch_cost",
         "batch": batch_size,
         "threads": threads,
+        "latent_shape": list(latent_shape),
         "seconds_per_step": {name: round(value, 4) for name, value in medians.items()},
         "rounds": {name: [round(v, 4) for v in values] for name, values in times.items()},
         "ratio_1x1_over_2x2": round(medians["1x1"] / medians["2x2 (shipped)"], 2),
