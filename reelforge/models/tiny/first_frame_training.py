@@ -27,6 +27,7 @@ from reelforge.models.objectives import FlowMatchingObjective, diffusion_loss
 from reelforge.models.tiny.continuation import open_base, run_continuation, save_continued
 from reelforge.models.tiny.object_weighting import latent_object_coverage, object_loss_weights
 from reelforge.models.tiny.pretrain import encode_captions, lr_factor, training_combos
+from reelforge.models.tiny.repatch import repatch_transformer
 from reelforge.models.tiny.shapes_world import motion_caption, render_clip, sample_clip_spec
 from reelforge.models.tiny.transformer_training_state import TransformerTrainingState
 
@@ -57,6 +58,9 @@ class FirstFrameTrainingConfig:
     # True draws the transformer's weights afresh (seeded): image conditioning is then learned from
     # the first step rather than added to a model that learned colour and shape from text alone.
     from_scratch: bool = False
+    # A spatial transformer patch other than the base's (0 keeps it): 1 puts a 10-pixel object across
+    # several tokens instead of one or two, warm-started from the base's blocks (see `repatch.py`).
+    spatial_patch: int = 0
 
 
 @torch.no_grad()
@@ -104,6 +108,8 @@ def encode_clips(pipeline: WanPipeline, seed: int, count: int, work_dir: Path) -
 def train(config: FirstFrameTrainingConfig, pipeline: WanPipeline, cache: dict, work_dir: Path, max_tokens: int):
     """Continue training transformer and text encoder on mixed text- and image-to-video batches."""
     ckpt = work_dir / "first_frame.pt"
+    if config.spatial_patch:
+        pipeline.transformer = repatch_transformer(pipeline.transformer, config.spatial_patch)
     transformer, text_encoder, tokenizer = pipeline.transformer, pipeline.text_encoder, pipeline.tokenizer
     if config.from_scratch:
         torch.manual_seed(config.seed + 1)
