@@ -59,9 +59,10 @@ def test_every_block_carries_over_and_the_grid_has_four_times_the_tokens():
     assert blocks and all(torch.equal(old[name], new[name]) for name in blocks)
     latent = torch.randn(1, 4, 3, 4, 4)  # (B, C, F, H, W)
     with torch.no_grad():
-        assert resized.patch_embedding(latent).flatten(2).shape[-1] == 4 * transformer.patch_embedding(
-            latent
-        ).flatten(2).shape[-1]
+        assert (
+            resized.patch_embedding(latent).flatten(2).shape[-1]
+            == 4 * transformer.patch_embedding(latent).flatten(2).shape[-1]
+        )
         out = resized(hidden_states=latent, timestep=torch.tensor([500]), encoder_hidden_states=torch.randn(1, 3, 8))
     assert out.sample.shape == latent.shape
     assert repatch_transformer(transformer, 2) is transformer  # the same patch: nothing to do
