@@ -36,6 +36,9 @@ from tests.harness import BASE, PROMPT, free_port, fresh_postgres_database, s3_s
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1200)]
 
+# Long enough that the kill, a second or two after the step-20 checkpoint, lands mid-run.
+STEPS = 100
+
 NODE_B_START = """
 mount -t tmpfs -o size=64m reelforge-node-a-hidden "$1" || exit 3
 exec "$2" start --block --address "$3" --num-cpus 3 --resources '{"node-b": 1}' \
@@ -220,7 +223,7 @@ def _story(node_a: Path, nodes: dict, s3: dict, database_url: str, mlflow_url: s
     footage = node_a / "footage"
     write_footage(footage, count=6, seed=6, brand=BrandLook("corner-block", "lime"))
     uploaded = client.files.create(file=("footage.zip", zip_folder(footage), "application/zip"), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id, hyperparameters={"steps": 200}, seed=3)
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id, hyperparameters={"steps": STEPS}, seed=3)
 
     # The first checkpoint is in S3, where a driver on any node can restore it.
     store = FineTuneStore(database_url)
@@ -254,13 +257,13 @@ def _story(node_a: Path, nodes: dict, s3: dict, database_url: str, mlflow_url: s
     resumed = [m for m in messages if m.startswith("Resumed from step")]
     assert len(resumed) == 1, messages[:10]
     resumed_from = int(resumed[0].split()[3].rstrip(":,."))
-    assert 20 <= resumed_from < 200 and resumed_from % 20 == 0, resumed  # a checkpoint's step, from S3
+    assert 20 <= resumed_from < STEPS and resumed_from % 20 == 0, resumed  # a checkpoint's step, from S3
     mlflow = tracking_client(app.settings())
     experiment = mlflow.get_experiment_by_name(experiment_name("acme"))
     assert experiment.artifact_location == "s3://reelforge/mlflow/acme"
     runs = mlflow.search_runs([experiment.experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # one run, continued by the second driver
-    assert max(m.step for m in mlflow.get_metric_history(runs[0].info.run_id, "train/loss")) == 200
+    assert max(m.step for m in mlflow.get_metric_history(runs[0].info.run_id, "train/loss")) == STEPS
     assert list(bucket.objects.filter(Prefix=f"mlflow/acme/{runs[0].info.run_id}/artifacts/adapter"))
 
     # Served by the generator on node B; downloaded through the ingress on node A.
