@@ -223,7 +223,9 @@ def _story(node_a: Path, nodes: dict, s3: dict, database_url: str, mlflow_url: s
     footage = node_a / "footage"
     write_footage(footage, count=6, seed=6, brand=BrandLook("corner-block", "lime"))
     uploaded = client.files.create(file=("footage.zip", zip_folder(footage), "application/zip"), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id, hyperparameters={"steps": STEPS}, seed=3)
+    job = client.fine_tuning.jobs.create(
+        model=BASE, training_file=uploaded.id, hyperparameters={"steps": STEPS}, seed=3
+    )
 
     # The first checkpoint is in S3, where a driver on any node can restore it.
     store = FineTuneStore(database_url)
