@@ -127,7 +127,7 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
 
     # Generate with the result: the versioned id and (auto-promoted) the plain one both carry the look.
     # The recipe's brand rate is 0.917, not 1 (the prompt's red can bleed into the bar), and which seeds
-    # miss differs with the CPU's float kernels: every video must show the lower third, at least half
+    # miss differs from run to run (float sums on 2 cores): every video must show the lower third, at least half
     # of them orange. The base model draws no lower third, so this fails if the adapter is not applied.
     looks = []
     plain = "ft:reelforge-tiny:brandco:brand"
@@ -143,11 +143,11 @@ def test_openai_client_fine_tunes_and_generates_with_the_result(ft_platform, key
     assert sum("lower-third:orange" in found for found in looks) >= 2, looks
 
     # Training usage is recorded when the Ray Job has ended (the driver exits after marking the job
-    # succeeded), which on a loaded machine can be after the two generations above.
+    # succeeded), which on a loaded machine can be after the generations above.
     wait_for_condition(lambda: "training" in client.get("/usage", cast_to=object)["totals"], timeout=120)
     usage = client.get("/usage", cast_to=object)
     assert usage["totals"]["training"]["jobs"] == 1 and usage["totals"]["training"]["seconds"] > 0
-    assert usage["totals"]["generation"]["jobs"] == 2
+    assert usage["totals"]["generation"]["jobs"] == len(looks)
 
 
 def test_cancel_stops_the_ray_job_and_registers_nothing(ft_platform, keys, footage_zip):
