@@ -66,7 +66,10 @@ CLUSTER_FIXTURES = {"ray_cluster", "serve_port", "api_platform"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs a Ray cluster, so `make test-fast` (`-m "not cluster"`) leaves it out."""
+    """Mark every test that needs a Ray cluster, so `make test-fast` (`-m "not cluster"`) leaves it out;
+    and run the tests that start their own cluster first, while the suite's shared one is not up yet:
+    otherwise each stops and restarts it, or runs beside its idle Serve apps on two cores."""
     for item in items:
         if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.cluster)
+    items.sort(key=lambda item: item.get_closest_marker("own_cluster") is None)  # stable: order kept otherwise

@@ -64,6 +64,7 @@ def jobs_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             start_test_ray(tmp_path / "ray-home")
 
 
+@pytest.mark.own_cluster
 def test_submitted_finetune_runs_on_the_cluster_and_is_followed(jobs_cluster, tmp_path: Path, monkeypatch, capsys):
     address, home = jobs_cluster
     footage = tmp_path / "footage"

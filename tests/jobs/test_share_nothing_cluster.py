@@ -34,7 +34,13 @@ from reelforge.models.tiny.footage import write_footage
 from reelforge.settings import Settings
 from tests.harness import BASE, PROMPT, free_port, fresh_postgres_database, s3_server, start_test_ray, zip_folder
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1200)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.e2e,
+    pytest.mark.cluster,
+    pytest.mark.own_cluster,
+    pytest.mark.timeout(1200),
+]
 
 # Long enough that the kill, a second or two after the step-20 checkpoint, lands mid-run.
 STEPS = 100

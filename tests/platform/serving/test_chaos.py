@@ -15,7 +15,7 @@ import pytest
 from reelforge.platform.stores.video_jobs import VideoJobStore
 from tests.chaos_drill import DrillConfig, exactly_once_problems, run_drill
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.cluster]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.cluster, pytest.mark.own_cluster]
 
 
 def test_every_accepted_video_completes_exactly_once_through_kills(tmp_path, postgres_url):

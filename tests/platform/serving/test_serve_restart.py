@@ -20,7 +20,7 @@ from reelforge.platform.daemon import is_running
 from reelforge.platform.stores.video_jobs import VideoJobStore
 from tests.harness import PROMPT, free_port, start_server, stop_server
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.cluster]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.cluster, pytest.mark.own_cluster]
 
 
 def reelforge(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
