@@ -1,10 +1,20 @@
 """The same stores on the local PostgreSQL server (the cluster's database): a fresh database per
-test, so concurrent claims, rate windows and key lookups are checked on a real server, not SQLite."""
+test, so concurrent claims, rate windows, key lookups and Idempotency-Key takeovers are checked on a
+real server, not SQLite."""
 
 from __future__ import annotations
 
 import threading
+import time
 
+from sqlalchemy import update
+
+from reelforge.platform.stores.idempotency_keys import (
+    IdempotencyConflictError,
+    IdempotencyStore,
+    IdempotentRequest,
+    KeyHold,
+)
 from reelforge.platform.stores.rate_windows import RequestRateLimiter
 from reelforge.platform.stores.tenants import TenantStore
 from reelforge.platform.stores.video_jobs import VideoJob, VideoJobStore
@@ -61,3 +71,27 @@ def test_keys_and_rate_windows_on_postgres(postgres_url):
     for t in threads:
         t.join()
     assert sorted(results) == [1, 2, 3, 4, 5, 6]  # no lost counts under concurrent replicas
+
+
+def test_of_concurrent_retries_of_a_silent_key_one_takes_it_over(postgres_url):
+    store = IdempotencyStore(postgres_url)
+    dead = store.begin("acme", "videos.create", "crashed", "same", lease_s=10)
+    assert store.renew(dead)
+    with store._session.begin() as session:  # its server died 20 s ago: no renewal since
+        session.execute(update(IdempotentRequest).values(renewed_at=time.time() - 20))
+    outcomes = []
+
+    def retry() -> None:
+        try:
+            outcomes.append(store.begin("acme", "videos.create", "crashed", "same", lease_s=10))
+        except IdempotencyConflictError:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=retry) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    holds = [o for o in outcomes if isinstance(o, KeyHold)]
+    assert len(holds) == 1 and outcomes.count("409") == 5, outcomes  # the compare-and-set lets one through
+    assert store.renew(holds[0]) and not store.renew(dead)
