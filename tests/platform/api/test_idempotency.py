@@ -165,7 +165,7 @@ def test_run_once_renews_its_hold_while_the_request_runs(tmp_path):
 
     async def slow_create() -> _Made:
         deadline = time.monotonic() + 10
-        while _row(store, "slow").renewed_at is None:  # runs past several renewal periods
+        while _row(store, "slow").renewed_at is None:  # runs until its hold has been renewed once
             assert time.monotonic() < deadline, "the hold was never renewed"
             await asyncio.sleep(0.02)
         return _Made(id="made")
